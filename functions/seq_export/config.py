@@ -1,0 +1,101 @@
+"""Typed settings, read once per container from the environment.
+
+The local runner and the Lambda read the same variables, so a misconfiguration shows up the
+same way everywhere: at start, as one ``ConfigError`` naming the variable.
+AWS endpoints are deliberately absent: boto3 reads ``AWS_ENDPOINT_URL`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from seq_export.errors import ConfigError
+
+DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
+DEFAULT_PREFIX = "seq/subuser_scores"
+#: 16 answers of 202 with delays 300, 600, 900, 900, ... cover about 3.5 hours of SendGrid
+#: still computing the day, long past the usual readiness, yet short enough to page someone
+#: on the same morning.
+DEFAULT_MAX_NOT_READY_ATTEMPTS = 16
+DEFAULT_NOT_READY_DELAY_SECONDS = 300
+SQS_MAX_DELAY_SECONDS = 900
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    api_base_url: str
+    api_key_secret_id: str
+    scores_bucket: str
+    scores_prefix: str
+    latest_scores_table: str
+    retry_queue_url: str
+    dead_letter_queue_url: str
+    max_not_ready_attempts: int = DEFAULT_MAX_NOT_READY_ATTEMPTS
+    not_ready_delay_seconds: int = DEFAULT_NOT_READY_DELAY_SECONDS
+    page_size: int = MAX_PAGE_SIZE
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            api_base_url=_url(env, "SEQ_API_BASE_URL", DEFAULT_API_BASE_URL).rstrip("/"),
+            api_key_secret_id=_required(env, "SEQ_API_KEY_SECRET_ID"),
+            scores_bucket=_required(env, "SCORES_BUCKET"),
+            scores_prefix=_prefix(env, "SCORES_PREFIX", DEFAULT_PREFIX),
+            latest_scores_table=_required(env, "LATEST_SCORES_TABLE"),
+            retry_queue_url=_url(env, "RETRY_QUEUE_URL", None),
+            dead_letter_queue_url=_url(env, "DEAD_LETTER_QUEUE_URL", None),
+            max_not_ready_attempts=_int(env, "MAX_NOT_READY_ATTEMPTS", DEFAULT_MAX_NOT_READY_ATTEMPTS, 1, 1000),
+            not_ready_delay_seconds=_int(
+                env, "NOT_READY_DELAY_SECONDS", DEFAULT_NOT_READY_DELAY_SECONDS, 0, SQS_MAX_DELAY_SECONDS
+            ),
+            page_size=_int(env, "SEQ_PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+        )
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _raw(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str:
+    value = _raw(env, name) or default
+    if value is None:
+        raise ConfigError(f"{name} is required but not set")
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (_raw(env, name) or default).strip("/")
+    if not value or "//" in value:
+        raise ConfigError(f"{name} must be a non-empty S3 key prefix without empty segments, got {value!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer between {low} and {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value

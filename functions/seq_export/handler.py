@@ -1,0 +1,183 @@
+"""Lambda entry point: parse the event, build dependencies once per container, call the domain.
+
+Accepted events (samples in ``events/``):
+
+* scheduled: EventBridge Scheduler input ``{"scheduled_time": "<aws.scheduler.scheduled-time>"}``
+  or a classic EventBridge "Scheduled Event" (its ``time``): exports the UTC day before;
+* SQS: records whose body is a retry message ``{"date": ..., "attempt": n}`` (partial batch
+  failures, so one bad record does not fail the others);
+* direct: ``{"date": "YYYY-MM-DD"}`` returns a summary; ``{"from": ..., "to": ...}`` enqueues
+  one message per day (a backfill).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from seq_export.api_key import ApiKeySource
+from seq_export.config import Settings
+from seq_export.errors import InvalidEventError, SeqExportError
+from seq_export.exporter import Exporter, ExportResult
+from seq_export.latest_store import LatestStore
+from seq_export.models import RetryMessage, day_before, parse_day
+from seq_export.observability import MetricName, logger, metrics, tracer
+from seq_export.retry_scheduler import RetryScheduler
+from seq_export.s3_sink import S3Sink
+from seq_export.seq_client import SeqClient
+
+#: SendGrid keeps 90 days of scores; older dates answer 400.
+RETENTION_DAYS = 90
+ACCEPTED_EVENTS = (
+    'expected one of: {"scheduled_time": "<ISO-8601>"} (EventBridge Scheduler), an EventBridge '
+    '"Scheduled Event", an SQS event of retry messages {"date": "YYYY-MM-DD", "attempt": n}, '
+    '{"date": "YYYY-MM-DD"}, or {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}'
+)
+AWS_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=16,
+)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: Settings
+    exporter: Exporter
+    scheduler: RetryScheduler
+
+
+def build_dependencies(
+    settings: Settings | None = None,
+    *,
+    session: boto3.session.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Dependencies:
+    """Wire adapters to clients; tests and the local runner pass their own session or sleep."""
+    settings = settings or Settings.from_env()
+    session = session or boto3.session.Session()
+    scheduler = RetryScheduler(
+        session.client("sqs", config=AWS_CONFIG),
+        settings.retry_queue_url,
+        settings.dead_letter_queue_url,
+        first_delay=settings.not_ready_delay_seconds,
+    )
+    api_key = ApiKeySource(session.client("secretsmanager", config=AWS_CONFIG), settings.api_key_secret_id)
+    exporter = Exporter(
+        SeqClient(settings.api_base_url, api_key, page_size=settings.page_size, sleep=sleep),
+        S3Sink(session.client("s3", config=AWS_CONFIG), settings.scores_bucket, settings.scores_prefix),
+        LatestStore(session.client("dynamodb", config=AWS_CONFIG), settings.latest_scores_table, sleep=sleep),
+        scheduler,
+        max_not_ready_attempts=settings.max_not_ready_attempts,
+    )
+    return Dependencies(settings=settings, exporter=exporter, scheduler=scheduler)
+
+
+_dependencies: Dependencies | None = None
+
+
+def dependencies() -> Dependencies:
+    """Built on first use and kept for the container's life (clients, HTTP session, secret cache)."""
+    global _dependencies
+    if _dependencies is None:
+        _dependencies = build_dependencies()
+    return _dependencies
+
+
+def use_dependencies(deps: Dependencies | None) -> None:
+    """Replace the container's dependencies (tests, local runner); None rebuilds from the env."""
+    global _dependencies
+    _dependencies = deps
+
+
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def _export(day: str, attempt: int) -> ExportResult:
+    try:
+        result = dependencies().exporter.export_day(day, attempt=attempt)
+    except SeqExportError as exc:
+        metrics.add_metric(name=MetricName.EXPORT_FAILED, unit=MetricUnit.Count, value=1)
+        logger.error("Export failed", date=day, attempt=attempt, error=type(exc).__name__, reason=str(exc))
+        raise
+    _record_metrics(result)
+    return result
+
+
+def _record_metrics(result: ExportResult) -> None:
+    if result.status == "exported":
+        metrics.add_metric(name=MetricName.RECORDS_EXPORTED, unit=MetricUnit.Count, value=result.records)
+        metrics.add_metric(name=MetricName.PAGES_FETCHED, unit=MetricUnit.Count, value=result.pages)
+        metrics.add_metric(name=MetricName.INELIGIBLE_SUBUSERS, unit=MetricUnit.Count, value=result.ineligible)
+        metrics.add_metric(name=MetricName.LATEST_SCORES_WRITTEN, unit=MetricUnit.Count, value=result.latest_written)
+    elif result.status == "not_ready":
+        metrics.add_metric(name=MetricName.NOT_READY_RESCHEDULED, unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name=MetricName.GAVE_UP, unit=MetricUnit.Count, value=1)
+
+
+def _retry_record(record: SQSRecord) -> None:
+    message = RetryMessage.from_json(record.body)
+    _export(message.date, message.attempt)
+
+
+def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
+    oldest = today - timedelta(days=RETENTION_DAYS)
+    newest = today - timedelta(days=1)
+    if first > last:
+        raise InvalidEventError(f"backfill 'from' {first} is after 'to' {last}")
+    if first < oldest:
+        raise InvalidEventError(
+            f"backfill 'from' {first} is older than SendGrid's {RETENTION_DAYS}-day window ({oldest})"
+        )
+    if last > newest:
+        raise InvalidEventError(f"backfill 'to' {last} is not a finished UTC day; the newest allowed is {newest}")
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    dependencies().scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="backfill") for day in days])
+    logger.info("Backfill enqueued", first=first.isoformat(), last=last.isoformat(), days=len(days))
+    return {"status": "enqueued", "from": first.isoformat(), "to": last.isoformat(), "days": len(days)}
+
+
+def route(event: Any, context: LambdaContext | None, today: date | None = None) -> dict[str, Any]:
+    """Dispatch one event to the domain; raises ``InvalidEventError`` naming the accepted shapes."""
+    if not isinstance(event, dict):
+        raise InvalidEventError(f"event must be a JSON object; {ACCEPTED_EVENTS}")
+    records = event.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    ):
+        response = process_partial_response(
+            event=event, record_handler=_retry_record, processor=processor, context=context
+        )
+        return dict(response)
+    if "scheduled_time" in event:
+        return _export(day_before(event["scheduled_time"], what="scheduled_time").isoformat(), 1).summary()
+    if event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events":
+        return _export(day_before(event.get("time", ""), what="Scheduled Event 'time'").isoformat(), 1).summary()
+    if "date" in event and set(event) <= {"date", "attempt"}:
+        message = RetryMessage.from_dict(event)
+        return _export(message.date, message.attempt).summary()
+    if set(event) == {"from", "to"}:
+        today = today or datetime.now(UTC).date()
+        return _backfill(parse_day(event["from"], what="from"), parse_day(event["to"], what="to"), today)
+    raise InvalidEventError(f"unrecognised event with keys {sorted(event)[:10]}; {ACCEPTED_EVENTS}")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return route(event, context)

@@ -1,0 +1,260 @@
+"""DynamoDB adapter: the latest-score table (one item per subuser, newest day wins).
+
+Why two write paths. The contract says an older day never overwrites a newer one, and that
+must hold while several days export at once (backfills). BatchWriteItem is the cheap way to
+write (25 puts a call, 1 write unit per small item) but it cannot carry a condition; a
+conditional UpdateItem can, at one call per subuser. So:
+
+* **Batch path** (the daily run): a day that is the newest the table has seen claims a lease
+  on a control item (``user_id = "#seq-export#control"``) with one conditional UpdateItem:
+  ``newest_date <= day`` and no live lease. While it holds the lease no newer day can be
+  written by anyone else, so unconditional batch puts of this day are correct.
+* **Conditional path** (older days, or the same day while another run holds the lease): one
+  UpdateItem per scored subuser with ``attribute_not_exists(date) OR date <= :day``. A newer
+  item refuses the write; the refusal is counted, not an error.
+* A *newer* day that finds an *older* day holding the lease waits (bounded), because its
+  conditional writes could be overwritten by the holder's unconditional puts. If the lease
+  outlives the wait it raises ``LatestStoreBusyError`` and the day is retried later.
+
+The lease lasts longer than any Lambda invocation can (15 minutes), so a crashed holder
+blocks newer days for at most that long. Ineligible records (no score) are never written:
+a day without a score must not erase a known one.
+
+Retries: botocore's standard mode retries throttled calls; ``UnprocessedItems`` (which botocore
+does not retry) are retried here with exponential backoff and jitter, at most
+``max_batch_attempts`` times per batch.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from seq_export.errors import LatestStoreBusyError, StorageError, describe_aws_error
+from seq_export.models import METRIC_NAMES, ScoreRecord
+from seq_export.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CONTROL_KEY = "#seq-export#control"
+BATCH_LIMIT = 25  # BatchWriteItem's hard limit on AWS (moto accepts more)
+LEASE_SECONDS = 960  # > the 900 s Lambda maximum, so an expired lease has no live holder
+
+
+@dataclass
+class WriteCounts:
+    written: int = 0
+    kept_newer: int = 0
+
+
+def chunks(items: Sequence[Any], size: int = BATCH_LIMIT) -> list[Sequence[Any]]:
+    if size < 1:
+        raise ValueError("chunk size must be positive")
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def to_item(record: ScoreRecord, updated_at: str) -> dict[str, Any]:
+    """DynamoDB attribute values built from the numbers' own text, so nothing is rounded."""
+    item: dict[str, Any] = {
+        "user_id": {"S": record.user_id},
+        "date": {"S": record.date},
+        "updated_at": {"S": updated_at},
+    }
+    if record.username is not None:
+        item["username"] = {"S": record.username}
+    if record.score is not None:
+        item["score"] = {"N": str(record.score)}
+    if record.metrics is not None:
+        item["metrics"] = {"M": {name: {"N": str(record.metrics[name])} for name in METRIC_NAMES}}
+    return item
+
+
+class LatestStore:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        *,
+        workers: int = 8,
+        max_batch_attempts: int = 8,
+        lease_wait_seconds: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._workers = workers
+        self._max_batch_attempts = max_batch_attempts
+        self._lease_wait_seconds = lease_wait_seconds
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+
+    def open_day(self, day: str, updated_at: str) -> DayWriter:
+        return DayWriter(self, day, updated_at)
+
+    # -- lease -----------------------------------------------------------------------------
+    def _claim(self, day: str, owner: str) -> bool:
+        """True if this run may batch-write ``day``; False if it must write conditionally."""
+        deadline = self._clock() + self._lease_wait_seconds
+        pause = 0.5
+        while True:
+            now = int(self._clock())
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"user_id": {"S": CONTROL_KEY}},
+                    UpdateExpression="SET newest_date = :d, lease_owner = :o, lease_until = :u",
+                    ConditionExpression=(
+                        "(attribute_not_exists(newest_date) OR newest_date <= :d) "
+                        "AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                    ),
+                    ExpressionAttributeValues={
+                        ":d": {"S": day},
+                        ":o": {"S": owner},
+                        ":u": {"N": str(now + LEASE_SECONDS)},
+                        ":now": {"N": str(now)},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise StorageError(
+                        f"DynamoDB {self._table}: claiming the write lease failed: {describe_aws_error(exc)}"
+                    ) from None
+                response: Any = exc.response
+                held: dict[str, Any] = response.get("Item") or {}
+            except BotoCoreError as exc:
+                raise StorageError(f"DynamoDB {self._table}: claiming the write lease failed: {exc}") from None
+            else:
+                return True
+            newest = str(held.get("newest_date", {}).get("S", ""))
+            if newest >= day:
+                return False  # an equal or newer day is known: conditional writes are safe
+            if self._clock() >= deadline:
+                raise LatestStoreBusyError(
+                    f"DynamoDB {self._table}: an export of {newest} still holds the write lease; {day} will be retried"
+                )
+            logger.info("Waiting for an older day's write lease", date=day, lease_date=newest)
+            self._sleep(pause * (0.5 + self._jitter()))
+            pause = min(pause * 2, 10.0)
+
+    def _release(self, owner: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"user_id": {"S": CONTROL_KEY}},
+                UpdateExpression="REMOVE lease_owner, lease_until",
+                ConditionExpression="lease_owner = :o",
+                ExpressionAttributeValues={":o": {"S": owner}},
+            )
+        except (ClientError, BotoCoreError) as exc:  # the lease expires on its own
+            logger.warning("Could not release the write lease", problem=describe_aws_error(exc))
+
+    # -- writes ----------------------------------------------------------------------------
+    def _batch_put(self, records: Sequence[ScoreRecord], updated_at: str) -> int:
+        for chunk in chunks(records):
+            pending: list[Any] = [{"PutRequest": {"Item": to_item(r, updated_at)}} for r in chunk]
+            for attempt in range(1, self._max_batch_attempts + 1):
+                try:
+                    answer = self._client.batch_write_item(RequestItems={self._table: pending})
+                except (ClientError, BotoCoreError) as exc:
+                    raise StorageError(
+                        f"DynamoDB BatchWriteItem on {self._table} failed: {describe_aws_error(exc)}"
+                    ) from None
+                pending = answer.get("UnprocessedItems", {}).get(self._table, [])
+                if not pending:
+                    break
+                if attempt == self._max_batch_attempts:
+                    raise StorageError(
+                        f"DynamoDB {self._table}: {len(pending)} items still unprocessed after {attempt} tries"
+                    )
+                self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
+        return len(records)
+
+    def _conditional_put(self, record: ScoreRecord, day: str, updated_at: str) -> bool:
+        values: dict[str, Any] = {":d": {"S": day}, ":u": {"S": updated_at}}
+        sets = ["#d = :d", "updated_at = :u"]
+        removes = []
+        item = to_item(record, updated_at)
+        for name in ("username", "score", "metrics"):
+            value = item.get(name)
+            if value is None:
+                removes.append(name)
+            else:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"user_id": {"S": record.user_id}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(#d) OR #d <= :d",
+                ExpressionAttributeNames={"#d": "date"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(
+                f"DynamoDB UpdateItem on {self._table} for user_id {record.user_id} failed: {describe_aws_error(exc)}"
+            ) from None
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB UpdateItem on {self._table} failed: {exc}") from None
+        return True
+
+    def _conditional_puts(self, records: Sequence[ScoreRecord], day: str, updated_at: str) -> WriteCounts:
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            results = list(pool.map(lambda r: self._conditional_put(r, day, updated_at), records))
+        written = sum(results)
+        return WriteCounts(written=written, kept_newer=len(results) - written)
+
+
+class DayWriter:
+    """Writes one day's scored records page by page; a context manager that frees the lease."""
+
+    def __init__(self, store: LatestStore, day: str, updated_at: str) -> None:
+        self._store = store
+        self._day = day
+        self._updated_at = updated_at
+        self._owner = f"{day}/{uuid.uuid4()}"
+        self._mode: str | None = None
+        self.counts = WriteCounts()
+
+    @property
+    def mode(self) -> str | None:
+        """``"batch"`` or ``"conditional"`` once the first scored record was written."""
+        return self._mode
+
+    def write(self, records: Sequence[ScoreRecord]) -> None:
+        scored = [r for r in records if r.score is not None]
+        if not scored:
+            return
+        if self._mode is None:
+            self._mode = "batch" if self._store._claim(self._day, self._owner) else "conditional"
+        if self._mode == "batch":
+            self.counts.written += self._store._batch_put(scored, self._updated_at)
+        else:
+            counts = self._store._conditional_puts(scored, self._day, self._updated_at)
+            self.counts.written += counts.written
+            self.counts.kept_newer += counts.kept_newer
+
+    def close(self) -> None:
+        if self._mode == "batch":
+            self._store._release(self._owner)
+
+    def __enter__(self) -> DayWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

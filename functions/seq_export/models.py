@@ -1,0 +1,200 @@
+"""Records and messages, with the validation that guards the data contract.
+
+Numbers are kept exactly as SendGrid sent them: JSON is parsed with ``parse_float=Decimal``,
+and lines and DynamoDB values are written from the same text, so ``3.75`` never becomes
+``3.7499999``. Serialisation is hand-written for the fixed schema because ``json`` cannot emit
+a ``Decimal`` without going through ``float``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from seq_export.errors import InvalidEventError, InvalidRecordError, SeqProtocolError
+
+Number = int | Decimal
+
+METRIC_NAMES: tuple[str, ...] = (
+    "engagement_recency",
+    "open_rate",
+    "bounce_classification",
+    "bounce_rate",
+    "spam_rate",
+)
+#: Every line of the S3 object has exactly these keys, in this order (DESIGN.md).
+RECORD_KEYS: tuple[str, ...] = ("date", "user_id", "username", "score", "metrics", "exported_at")
+SCORE_MIN = 1
+SCORE_MAX = 5
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def loads_exact(text: str | bytes) -> Any:
+    """Parse JSON keeping fractional numbers as ``Decimal`` and refusing NaN/Infinity."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def parse_day(value: object, *, what: str = "date") -> date:
+    """Parse a strict ``YYYY-MM-DD`` string (no other ISO forms), naming ``what`` on failure."""
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        raise InvalidEventError(f"{what} must be a string YYYY-MM-DD, got {value!r}")
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise InvalidEventError(f"{what} is not a calendar date: {value!r}") from None
+
+
+def day_before(moment: str, *, what: str) -> date:
+    """The UTC day before an ISO-8601 instant: the day a scheduled run at ``moment`` exports."""
+    try:
+        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        raise InvalidEventError(f"{what} must be an ISO-8601 timestamp, got {moment!r}") from None
+    if parsed.tzinfo is None:
+        raise InvalidEventError(f"{what} must carry a UTC offset (for example 'Z'), got {moment!r}")
+    return parsed.astimezone(UTC).date() - timedelta(days=1)
+
+
+def _json_number(value: Number) -> str:
+    return str(value)
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRecord:
+    """One subuser's score for one day; ``score`` and ``metrics`` are None when ineligible."""
+
+    date: str
+    user_id: str
+    username: str | None
+    score: Number | None
+    metrics: dict[str, Number] | None
+
+    @property
+    def eligible(self) -> bool:
+        return self.score is not None or self.metrics is not None
+
+    def to_json_line(self, exported_at: str) -> str:
+        if self.metrics is None:
+            metrics = "null"
+        else:
+            metrics = "{" + ", ".join(f'"{k}": {_json_number(self.metrics[k])}' for k in METRIC_NAMES) + "}"
+        score = "null" if self.score is None else _json_number(self.score)
+        return (
+            f'{{"date": "{self.date}", "user_id": {_json_str(self.user_id)}, '
+            f'"username": {_json_str(self.username)}, "score": {score}, '
+            f'"metrics": {metrics}, "exported_at": "{exported_at}"}}\n'
+        )
+
+
+def _check_number(value: object, *, field: str, where: str) -> Number:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise InvalidRecordError(f"{where}: {field} must be a number, got {value!r}")
+    if not SCORE_MIN <= value <= SCORE_MAX:
+        raise InvalidRecordError(f"{where}: {field} must be within {SCORE_MIN}..{SCORE_MAX}, got {value}")
+    return value
+
+
+def validate_record(raw: object, *, day: str, where: str) -> ScoreRecord:
+    """Check one API record against the spec; ``where`` (page and position) goes into errors.
+
+    Extra fields are tolerated and not exported, so SendGrid adding a field never breaks a
+    day, while a field changing meaning (out of range, wrong type, other date) stops it.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidRecordError(f"{where}: a record must be a JSON object, got {type(raw).__name__}")
+    user_id = raw.get("user_id")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not user_id:
+        raise InvalidRecordError(f"{where}: user_id must be a non-empty string, got {user_id!r}")
+    where = f"{where} (user_id {user_id})"
+    username = raw.get("username")
+    if username is not None and not isinstance(username, str):
+        raise InvalidRecordError(f"{where}: username must be a string, got {username!r}")
+    record_date = raw.get("date")
+    if record_date is not None and record_date != day:
+        raise InvalidRecordError(f"{where}: date is {record_date!r} but {day} was requested")
+    score_raw = raw.get("score")
+    score = None if score_raw is None else _check_number(score_raw, field="score", where=where)
+    metrics_raw = raw.get("metrics")
+    metrics: dict[str, Number] | None = None
+    if metrics_raw is not None:
+        if not isinstance(metrics_raw, dict):
+            raise InvalidRecordError(f"{where}: metrics must be an object, got {metrics_raw!r}")
+        missing = [name for name in METRIC_NAMES if name not in metrics_raw]
+        if missing:
+            raise InvalidRecordError(f"{where}: metrics lacks {', '.join(missing)}")
+        metrics = {
+            name: _check_number(metrics_raw[name], field=f"metrics.{name}", where=where) for name in METRIC_NAMES
+        }
+    return ScoreRecord(date=day, user_id=user_id, username=username, score=score, metrics=metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One 200 answer: its raw records and the cursor for the next page (None on the last)."""
+
+    number: int
+    records: list[Any]
+    next_after_key: str | None
+
+
+def parse_page(body: Any, *, number: int) -> Page:
+    """Check the envelope of a 200 answer (``result`` list, optional ``_metadata``)."""
+    where = f"page {number}"
+    if not isinstance(body, dict):
+        raise SeqProtocolError(f"{where}: expected a JSON object, got {type(body).__name__}")
+    result = body.get("result")
+    if not isinstance(result, list):
+        raise SeqProtocolError(f"{where}: 'result' must be a list, got {type(result).__name__}")
+    metadata = body.get("_metadata") or {}
+    next_params = metadata.get("next_params") if isinstance(metadata, dict) else None
+    after_key = next_params.get("after_key") if isinstance(next_params, dict) else None
+    if isinstance(after_key, bool) or (after_key is not None and not isinstance(after_key, str | int)):
+        raise SeqProtocolError(f"{where}: _metadata.next_params.after_key must be a string, got {after_key!r}")
+    cursor = None if after_key in (None, "") else str(after_key)
+    return Page(number=number, records=result, next_after_key=cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryMessage:
+    """Body of a message on the retry queue: export ``date``, this being try number ``attempt``."""
+
+    date: str
+    attempt: int
+    reason: str = "not_ready"
+
+    def to_json(self) -> str:
+        return json.dumps({"date": self.date, "attempt": self.attempt, "reason": self.reason})
+
+    @classmethod
+    def from_json(cls, body: str) -> RetryMessage:
+        try:
+            data = json.loads(body)
+        except (TypeError, ValueError):
+            raise InvalidEventError(f"retry message body is not JSON: {body[:200]!r}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: object) -> RetryMessage:
+        if not isinstance(data, dict):
+            raise InvalidEventError('retry message must be a JSON object {"date": "YYYY-MM-DD", "attempt": n}')
+        day = parse_day(data.get("date"), what="retry message date").isoformat()
+        attempt = data.get("attempt", 1)
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise InvalidEventError(f"retry message attempt must be a positive integer, got {attempt!r}")
+        reason = data.get("reason", "not_ready")
+        return cls(date=day, attempt=attempt, reason=str(reason))

@@ -1,0 +1,73 @@
+"""SQS adapter: delayed re-runs of a day (202 answers, backfills) and the explicit give-up.
+
+A 202 can last hours, far longer than a Lambda should wait, so a not-ready day becomes a
+message with ``DelaySeconds`` that the same function consumes later. The delay doubles per
+attempt from ``first_delay`` and is capped at SQS's 900-second maximum. Giving up sends the
+message to the dead-letter queue directly, so the operator sees it at once (with the reason)
+rather than after ``maxReceiveCount`` redeliveries that would only ask SendGrid again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from seq_export.config import SQS_MAX_DELAY_SECONDS
+from seq_export.errors import StorageError, describe_aws_error
+from seq_export.models import RetryMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+SEND_BATCH_LIMIT = 10  # SendMessageBatch's limit
+
+
+class RetryScheduler:
+    def __init__(self, client: SQSClient, queue_url: str, dead_letter_queue_url: str, *, first_delay: int) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._dead_letter_queue_url = dead_letter_queue_url
+        self._first_delay = first_delay
+
+    def delay_for(self, attempt: int) -> int:
+        """Delay before try number ``attempt`` (2, 3, ...): first_delay, doubled each time, capped."""
+        if attempt <= 1:
+            return 0
+        return int(min(SQS_MAX_DELAY_SECONDS, self._first_delay * 2 ** min(attempt - 2, 20)))
+
+    def schedule(self, message: RetryMessage) -> int:
+        delay = self.delay_for(message.attempt)
+        self._send(self._queue_url, message, delay)
+        return delay
+
+    def give_up(self, message: RetryMessage) -> None:
+        self._send(self._dead_letter_queue_url, message, 0)
+
+    def enqueue(self, messages: Sequence[RetryMessage]) -> None:
+        """Send many messages (one per day of a backfill), ten per call, each with no delay."""
+        for start in range(0, len(messages), SEND_BATCH_LIMIT):
+            batch = messages[start : start + SEND_BATCH_LIMIT]
+            try:
+                answer = self._client.send_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "MessageBody": m.to_json()} for i, m in enumerate(batch)],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(
+                    f"SQS SendMessageBatch to {self._queue_url} failed: {describe_aws_error(exc)}"
+                ) from None
+            failed = answer.get("Failed", [])
+            if failed:
+                days = ", ".join(batch[int(f["Id"])].date for f in failed)
+                reason = failed[0].get("Message", failed[0].get("Code"))
+                raise StorageError(f"SQS refused messages for {days}: {reason}")
+
+    def _send(self, queue_url: str, message: RetryMessage, delay: int) -> None:
+        try:
+            self._client.send_message(QueueUrl=queue_url, MessageBody=message.to_json(), DelaySeconds=delay)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(
+                f"SQS SendMessage to {queue_url} for {message.date} failed: {describe_aws_error(exc)}"
+            ) from None

@@ -1,0 +1,229 @@
+"""SendGrid Engagement Quality HTTP client: the only module that speaks HTTP to SendGrid.
+
+Retries for SendGrid live here and nowhere else, bounded by ``max_attempts`` tries per page:
+
+* 429: wait until ``X-RateLimit-Reset`` (epoch seconds; ``Retry-After`` as a fallback), parsed
+  defensively and capped at ``max_rate_limit_wait`` seconds, then try again;
+* 5xx, timeouts and connection errors: exponential backoff with full jitter;
+* 202 (scores not computed yet) is *not* retried here: it can last hours, so the exporter
+  re-schedules the day through SQS instead of holding a Lambda open;
+* 400/401/403/404 are never retried: a clear error names the cause.
+
+The API key comes from a callable (Powertools Parameters, cached), is sent only in the
+``Authorization`` header and never appears in an error or log line.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+
+from seq_export import __version__
+from seq_export.errors import (
+    ScoresNotReady,
+    SeqApiError,
+    SeqAuthError,
+    SeqBadRequestError,
+    SeqNotFoundError,
+    SeqProtocolError,
+    SeqUnavailableError,
+)
+from seq_export.models import Page, loads_exact, parse_page
+from seq_export.observability import logger
+
+SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
+USER_AGENT = f"seq-export/{__version__} python-requests/{requests.__version__}"
+#: 10,000 pages is 10 million subusers: past that a cursor that keeps moving is a bug, not data.
+MAX_PAGES = 10_000
+
+
+class SeqClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Callable[[], str],
+        *,
+        session: requests.Session | None = None,
+        page_size: int = 1000,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        max_rate_limit_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._session = session or requests.Session()
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._page_size = page_size
+        self._timeout = (connect_timeout, read_timeout)
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_rate_limit_wait = max_rate_limit_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+
+    def iter_pages(self, day: str, *, after_key: str | None = None, first_page: int = 1) -> Iterator[Page]:
+        """Yield every page of ``day`` in cursor order, starting after ``after_key`` if given.
+
+        Raises ``ScoresNotReady`` on 202 and ``SeqProtocolError`` if the cursor repeats,
+        so a misbehaving API can neither loop us forever nor make us write a page twice.
+        """
+        seen_cursors: set[str] = set() if after_key is None else {after_key}
+        number = first_page
+        while True:
+            if number - first_page >= MAX_PAGES:
+                raise SeqProtocolError(f"{day}: more than {MAX_PAGES} pages; the cursor never ended")
+            params: dict[str, str | int] = {"date": day, "limit": self._page_size}
+            if after_key is not None:
+                params["after_key"] = after_key
+            page = parse_page(self._get(SUBUSER_SCORES_PATH, params, where=f"{day} page {number}"), number=number)
+            yield page
+            cursor = page.next_after_key
+            if cursor is None:
+                return
+            if cursor in seen_cursors:
+                raise SeqProtocolError(
+                    f"{day} page {number}: the cursor did not advance (after_key {cursor!r} was already used)"
+                )
+            seen_cursors.add(cursor)
+            after_key = cursor
+            number += 1
+
+    def _get(self, path: str, params: dict[str, str | int], *, where: str) -> Any:
+        url = self._base_url + path
+        for attempt in range(1, self._max_attempts + 1):
+            last = attempt == self._max_attempts
+            try:
+                response = self._session.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {self._api_key()}"},
+                    timeout=self._timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = f"{type(exc).__name__}"
+                if last:
+                    raise SeqUnavailableError(f"{where}: no answer after {attempt} tries ({problem})") from None
+                self._back_off(attempt, where, problem)
+                continue
+            status = response.status_code
+            if status == 200:
+                try:
+                    return loads_exact(response.content)
+                except ValueError as exc:
+                    raise SeqProtocolError(
+                        f"{where}: 200 answer is not valid JSON ({exc}); "
+                        f"content-type {response.headers.get('Content-Type')!r}, "
+                        f"{len(response.content)} bytes starting {response.content[:120]!r}"
+                    ) from None
+            if status == 202:
+                raise ScoresNotReady(f"{where}: SendGrid answered 202, scores are still being computed")
+            if status == 429:
+                if last:
+                    raise SeqUnavailableError(f"{where}: still rate limited (429) after {attempt} tries", status=429)
+                self._wait_for_rate_limit(response, attempt, where)
+                continue
+            if status >= 500:
+                if last:
+                    raise SeqUnavailableError(
+                        f"{where}: SendGrid answered {status} {_error_text(response)} after {attempt} tries",
+                        status=status,
+                    )
+                self._back_off(attempt, where, f"HTTP {status}")
+                continue
+            raise _client_error(status, response, where)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _back_off(self, attempt: int, where: str, problem: str) -> None:
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
+        delay = ceiling * self._jitter()
+        logger.warning("SendGrid call failed, retrying", where=where, problem=problem, attempt=attempt, delay=delay)
+        self._sleep(delay)
+
+    def _wait_for_rate_limit(self, response: requests.Response, attempt: int, where: str) -> None:
+        delay = _rate_limit_delay(response.headers, self._clock())
+        if delay is None:
+            delay = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
+        delay = min(delay, self._max_rate_limit_wait)
+        logger.warning(
+            "SendGrid rate limit hit, waiting",
+            where=where,
+            attempt=attempt,
+            delay=delay,
+            rate_limit_limit=response.headers.get("X-RateLimit-Limit"),
+            rate_limit_remaining=response.headers.get("X-RateLimit-Remaining"),
+        )
+        self._sleep(delay)
+
+
+def _rate_limit_delay(headers: Any, now: float) -> float | None:
+    """Seconds to wait from ``X-RateLimit-Reset`` (epoch) or ``Retry-After``; None if unusable."""
+    for name, absolute in (("X-RateLimit-Reset", True), ("Retry-After", False)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            continue
+        delay = value - now if absolute else value
+        # a reset already past still deserves a short pause; clocks on both sides drift
+        return max(delay, 0.0) + 0.25
+    return None
+
+
+def _error_text(response: requests.Response) -> str:
+    """SendGrid's ``errors[].field`` and ``message`` as one line, or a short body excerpt."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        parts = []
+        for error in body["errors"]:
+            if isinstance(error, dict):
+                field = error.get("field")
+                message = error.get("message", "")
+                parts.append(f"{field}: {message}" if field else str(message))
+        if parts:
+            return "(" + "; ".join(parts) + ")"
+    text = response.text.strip()
+    return f"({text[:200]})" if text else f"({response.reason or 'no body'})"
+
+
+def _client_error(status: int, response: requests.Response, where: str) -> SeqApiError:
+    detail = _error_text(response)
+    if status == 400:
+        return SeqBadRequestError(f"{where}: SendGrid rejected the request (400) {detail}", status=status)
+    if status == 401:
+        return SeqAuthError(
+            f"{where}: SendGrid answered 401 Unauthorized {detail}: the API key in Secrets Manager is "
+            "missing, wrong or revoked",
+            status=status,
+        )
+    if status == 403:
+        return SeqAuthError(
+            f"{where}: SendGrid answered 403 Forbidden {detail}: the API key lacks access to Engagement "
+            "Quality scores, or the account is not a parent/reseller account",
+            status=status,
+        )
+    if status == 404:
+        return SeqNotFoundError(
+            f"{where}: SendGrid answered 404 Not Found {detail}: check SEQ_API_BASE_URL (global or EU)",
+            status=status,
+        )
+    return SeqApiError(f"{where}: unexpected answer {status} {detail}", status=status)

@@ -1,0 +1,237 @@
+"""A local SendGrid Engagement Quality API that follows the official spec (seq_openapi_v3.yaml).
+
+It serves ``GET /v3/engagementquality/subusers/scores`` over real HTTP on 127.0.0.1 with:
+bearer auth (401), parameter checks and the 90-day window (400), cursor pagination
+(``after_key`` in, ``_metadata.next_params.after_key`` out, absent on the last page), ineligible
+subusers (no ``score``/``metrics``), ``X-RateLimit-*`` headers on every answer, and scripted
+trouble: 202 answers before a day is ready, and per-page faults (429, 5xx, odd bodies, a stuck
+cursor, a repeated page). Scores are a pure function of (date, user_id), so tests can compare
+an export with ``expected_records``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
+METRIC_NAMES = ("engagement_recency", "open_rate", "bounce_classification", "bounce_rate", "spam_rate")
+FIRST_USER_ID = 100_001
+RATE_LIMIT = 600
+
+
+@dataclass
+class Fault:
+    """Answer page ``page`` (1-based) of any date ``times`` times with this instead of the data."""
+
+    page: int
+    status: int = 500
+    times: int = 1
+    body: str | None = None
+    rate_headers: bool = True
+    kind: str = "status"  # "status" | "stuck_cursor" | "repeat_users"
+
+
+@dataclass
+class Scenario:
+    subusers: int = 2_500
+    ineligible_every: int = 7  # every n-th subuser has no score; 0 for none
+    not_ready: int = 0  # 202 answers per date before its first page is served
+    not_ready_body: bool = True  # SendGrid sends a message body with 202; the spec has none
+    last_cursor: str = "absent"  # "absent" or "null": how the last page says it is the last
+    faults: list[Fault] = field(default_factory=list)
+    today: date | None = None  # the simulator's "today" for the 90-day window; None = real UTC day
+
+
+def _digest(day: str, user_id: int) -> bytes:
+    return hashlib.sha256(f"{day}:{user_id}".encode()).digest()
+
+
+def subuser_record(day: str, index: int, scenario: Scenario) -> dict[str, Any]:
+    user_id = FIRST_USER_ID + index
+    record: dict[str, Any] = {"user_id": str(user_id), "username": f"subuser-{user_id}", "date": day}
+    if scenario.ineligible_every and (index + 1) % scenario.ineligible_every == 0:
+        return record
+    digest = _digest(day, user_id)
+    record["score"] = 1 + digest[0] % 5
+    record["metrics"] = {name: 1 + digest[i + 1] % 5 for i, name in enumerate(METRIC_NAMES)}
+    return record
+
+
+def expected_records(day: str, scenario: Scenario) -> list[dict[str, Any]]:
+    """The simulator's truth for a day: what a correct export must contain, in order."""
+    return [subuser_record(day, i, scenario) for i in range(scenario.subusers)]
+
+
+class SeqSimulator:
+    def __init__(self, api_key: str, scenario: Scenario | None = None) -> None:
+        self.api_key = api_key
+        self.scenario = scenario or Scenario()
+        self.requests: list[dict[str, Any]] = []
+        self._not_ready_left: dict[str, int] = {}
+        self._faults_used: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> str:
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def reset(self, scenario: Scenario | None = None) -> None:
+        with self._lock:
+            self.scenario = scenario or Scenario()
+            self.requests.clear()
+            self._not_ready_left.clear()
+            self._faults_used.clear()
+
+    def __enter__(self) -> SeqSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._answer(request)
+        with self._lock:
+            self.requests.append(
+                {
+                    "path": request.path,
+                    "params": dict(request.args),
+                    "status": response.status_code,
+                    "user_agent": request.headers.get("User-Agent", ""),
+                }
+            )
+        return response(environ, start_response)
+
+    def _today(self) -> date:
+        return self.scenario.today or datetime.now(UTC).date()
+
+    def _json(self, status: int, body: Any, *, rate_headers: bool = True) -> Response:
+        response = Response(json.dumps(body), status=status, content_type="application/json")
+        if rate_headers:
+            self._add_rate_headers(response)
+        return response
+
+    def _add_rate_headers(self, response: Response) -> None:
+        response.headers["X-RateLimit-Limit"] = str(RATE_LIMIT)
+        response.headers["X-RateLimit-Remaining"] = "0" if response.status_code == 429 else str(RATE_LIMIT - 1)
+        response.headers["X-RateLimit-Reset"] = str(int(time.time()) + 1)
+
+    @staticmethod
+    def _errors(field_name: str | None, message: str) -> dict[str, Any]:
+        return {"errors": [{"field": field_name, "message": message}]}
+
+    def _answer(self, request: Request) -> Response:
+        if request.method != "GET" or request.path != SUBUSER_SCORES_PATH:
+            return self._json(404, self._errors(None, "resource not found"))
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._json(401, self._errors(None, "authorization required"))
+        day_text = request.args.get("date")
+        if not day_text:
+            return self._json(400, self._errors("date", 'failed to parse request: "date" must be provided'))
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            day = None
+        if day is None or len(day_text) != 10:
+            return self._json(400, self._errors("date", 'failed to parse request: "date" invalid'))
+        if day > self._today():
+            return self._json(400, self._errors("date", 'failed to parse request: "date" cannot be in the future'))
+        if day < self._today() - timedelta(days=90):
+            return self._json(
+                400, self._errors("date", 'failed to parse request: "date" cannot be more than 90 days in the past')
+            )
+        try:
+            limit = int(request.args.get("limit", "1000"))
+        except ValueError:
+            return self._json(400, self._errors("limit", 'failed to parse request: "limit" invalid'))
+        if not 0 < limit <= 1000:
+            return self._json(400, self._errors("limit", 'failed to parse request: "limit" must be a positive integer'))
+        after_raw = request.args.get("after_key")
+        try:
+            after_key = int(after_raw) if after_raw is not None else None
+        except ValueError:
+            return self._json(400, self._errors("after_key", 'failed to parse request: "after_key" invalid'))
+
+        with self._lock:
+            if after_key is None:
+                left = self._not_ready_left.setdefault(day_text, self.scenario.not_ready)
+                if left > 0:
+                    self._not_ready_left[day_text] = left - 1
+                    message = "We are processing the score for this date range. Please try again later."
+                    response = Response(
+                        json.dumps({"message": message}) if self.scenario.not_ready_body else b"",
+                        status=202,
+                        content_type="application/json",
+                    )
+                    self._add_rate_headers(response)
+                    return response
+            start = 0 if after_key is None else max(0, after_key - FIRST_USER_ID + 1)
+            page_number = start // limit + 1 if limit else 1
+            fault = self._take_fault(page_number)
+        if fault is not None and fault.kind == "status":
+            return self._fault_response(fault)
+        end = min(start + limit, self.scenario.subusers)
+        records = [subuser_record(day_text, i, self.scenario) for i in range(start, end)]
+        cursor: str | None = str(FIRST_USER_ID + end - 1) if end < self.scenario.subusers else None
+        if fault is not None and fault.kind == "stuck_cursor":
+            cursor = after_raw or str(FIRST_USER_ID + end - 1)
+        if fault is not None and fault.kind == "repeat_users" and start >= limit:
+            records = [subuser_record(day_text, i, self.scenario) for i in range(start - limit, start)]
+        page: dict[str, Any] = {"result": records}
+        if cursor is not None:
+            page["_metadata"] = {"next_params": {"after_key": cursor}}
+        elif self.scenario.last_cursor == "null":
+            page["_metadata"] = {"next_params": {"after_key": None}}
+        return self._json(200, page)
+
+    def _take_fault(self, page: int) -> Fault | None:
+        for index, fault in enumerate(self.scenario.faults):
+            if fault.page == page and self._faults_used.get(index, 0) < fault.times:
+                self._faults_used[index] = self._faults_used.get(index, 0) + 1
+                return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> Response:
+        if fault.body is not None:
+            body = fault.body
+        elif fault.status == 429:
+            body = json.dumps(self._errors(None, "too many requests"))
+        elif fault.status >= 500:
+            body = json.dumps(self._errors(None, "internal server error"))
+        else:
+            body = json.dumps(self._errors(None, f"simulated {fault.status}"))
+        response = Response(body, status=fault.status, content_type="application/json")
+        if fault.rate_headers:
+            self._add_rate_headers(response)
+        return response
+
+    def pages_served(self) -> int:
+        return sum(1 for r in self.requests if r["status"] == 200)

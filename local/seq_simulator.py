@@ -146,7 +146,8 @@ class SeqSimulator:
 
     @staticmethod
     def _errors(field_name: str | None, message: str) -> dict[str, Any]:
-        return {"errors": [{"field": field_name, "message": message}]}
+        """The spec's SeqError: ``field`` only when there is one (the spec types it as a string)."""
+        return {"errors": [{"message": message} if field_name is None else {"field": field_name, "message": message}]}
 
     def _answer(self, request: Request) -> Response:
         if request.method != "GET" or request.path != SUBUSER_SCORES_PATH:
@@ -222,8 +223,8 @@ class SeqSimulator:
     def _fault_response(self, fault: Fault) -> Response:
         if fault.body is not None:
             body = fault.body
-        elif fault.status == 429:
-            body = json.dumps(self._errors(None, "too many requests"))
+        elif fault.status == 429:  # not in the spec; SendGrid sends this body, with a null field
+            body = json.dumps({"errors": [{"field": None, "message": "too many requests"}]})
         elif fault.status >= 500:
             body = json.dumps(self._errors(None, "internal server error"))
         else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from local.stack import (
 )
 from seq_export import handler
 from seq_export.config import Settings
-from seq_export.observability import metrics
+from seq_export.observability import logger, metrics
 
 # Unit tests must never reach real AWS by accident: fake credentials, no endpoint.
 for _key, _value in AWS_TEST_ENV.items():
@@ -41,6 +43,18 @@ def _clean_powertools() -> Iterator[None]:
     metrics.clear_metrics()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     handler.use_dependencies(None)
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Every line the function logs, formatted exactly as Lambda would ship it (JSON)."""
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    target = logging.getLogger(logger.name)
+    target.addHandler(capture)
+    yield stream
+    target.removeHandler(capture)
 
 
 @pytest.fixture(scope="session")

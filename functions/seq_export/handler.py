@@ -145,6 +145,7 @@ def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
         raise InvalidEventError(f"backfill 'to' {last} is not a finished UTC day; the newest allowed is {newest}")
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
     dependencies().scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="backfill") for day in days])
+    metrics.add_metric(name=MetricName.BACKFILL_DAYS_ENQUEUED, unit=MetricUnit.Count, value=len(days))
     logger.info("Backfill enqueued", first=first.isoformat(), last=last.isoformat(), days=len(days))
     return {"status": "enqueued", "from": first.isoformat(), "to": last.isoformat(), "days": len(days)}
 
@@ -180,4 +181,9 @@ def route(event: Any, context: LambdaContext | None, today: date | None = None) 
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return route(event, context)
+    try:
+        return route(event, context)
+    except InvalidEventError as exc:
+        metrics.add_metric(name=MetricName.INVALID_EVENTS, unit=MetricUnit.Count, value=1)
+        logger.error("Invalid event", reason=str(exc))
+        raise

@@ -28,3 +28,5 @@ class MetricName:
     NOT_READY_RESCHEDULED = "NotReadyRescheduled"
     GAVE_UP = "GaveUp"
     EXPORT_FAILED = "ExportFailed"
+    INVALID_EVENTS = "InvalidEvents"
+    BACKFILL_DAYS_ENQUEUED = "BackfillDaysEnqueued"

@@ -1,0 +1,113 @@
+"""Every event shape the function accepts, from the samples in events/, through the handler."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.seq_simulator import Scenario
+from seq_export.errors import InvalidEventError
+from tests.conftest import Stack
+from tests.integration.test_export_day import days_ago
+
+pytestmark = pytest.mark.integration
+EVENTS = Path(__file__).parents[2] / "events"
+
+
+def sample(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_scheduler_input_exports_the_utc_day_before_the_scheduled_time(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=50))
+    event = sample("scheduled.json")
+    event["scheduled_time"] = f"{days_ago(3)}T00:05:00Z"
+
+    summary = stack.invoke(event)
+
+    assert summary["date"] == days_ago(4)  # not the wall clock's yesterday
+    assert stack.keys() == [stack.key(days_ago(4))]
+
+
+def test_scheduler_time_with_an_offset_is_read_in_utc(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=5))
+    # 23:30 at -02:00 is 01:30 UTC the next day
+    summary = stack.invoke({"scheduled_time": f"{days_ago(4)}T23:30:00-02:00"})
+
+    assert summary["date"] == days_ago(4)
+
+
+def test_classic_eventbridge_scheduled_event_uses_its_time(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=50))
+    event = sample("eventbridge-scheduled.json")
+    event["time"] = f"{days_ago(2)}T06:00:00Z"
+
+    assert stack.invoke(event)["date"] == days_ago(3)
+
+
+def test_direct_date_returns_the_summary(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=1_200))
+    event = sample("direct-date.json") | {"date": days_ago(1)}
+
+    summary = stack.invoke(event)
+
+    assert {"status", "date", "pages", "records", "s3_key"} <= set(summary)
+    assert (summary["status"], summary["pages"], summary["records"]) == ("exported", 2, 1_200)
+
+
+def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=30))
+    event = sample("sqs-retry.json")
+    event["Records"][0]["body"] = json.dumps({"date": days_ago(6), "attempt": 2})
+
+    assert stack.invoke(event) == {"batchItemFailures": []}
+    assert len(stack.lines(days_ago(6))) == 30
+
+
+def test_one_bad_sqs_record_does_not_fail_the_others(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=30))
+    good = sample("sqs-retry.json")["Records"][0] | {"messageId": "good", "body": json.dumps({"date": days_ago(1)})}
+    bad = good | {"messageId": "bad", "body": '{"date": "yesterday"}'}
+
+    response = stack.invoke({"Records": [bad, good]})
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert len(stack.lines(days_ago(1))) == 30
+
+
+def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
+    event = sample("backfill.json") | {"from": days_ago(12), "to": days_ago(1)}
+
+    summary = stack.invoke(event)
+
+    assert summary == {"status": "enqueued", "from": days_ago(12), "to": days_ago(1), "days": 12}
+    bodies = []
+    while True:
+        batch = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10)
+        if not batch.get("Messages"):
+            break
+        bodies += [json.loads(m["Body"]) for m in batch["Messages"]]
+    assert sorted(b["date"] for b in bodies) == [days_ago(n) for n in range(12, 0, -1)]
+    assert {b["attempt"] for b in bodies} == {1}
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (sample("invalid.json"), "unrecognised event with keys \\['day'\\]; expected one of"),
+        ({"date": "2026-02-30"}, "is not a calendar date"),
+        ({"date": "20261101"}, "must be a string YYYY-MM-DD"),
+        ({"scheduled_time": "tomorrow"}, "scheduled_time must be an ISO-8601 timestamp"),
+        ({"scheduled_time": "2026-11-01T06:00:00"}, "must carry a UTC offset"),
+        ({"from": "2026-11-05", "to": "2026-11-01"}, "is after 'to'"),
+        ([1, 2], "event must be a JSON object"),
+    ],
+)
+def test_invalid_events_are_rejected_naming_what_was_expected(stack: Stack, event: Any, message: str) -> None:
+    with pytest.raises(InvalidEventError, match=message):
+        stack.invoke(event)
+
+    assert stack.simulator.requests == []

@@ -1,0 +1,85 @@
+"""202 answers: delayed re-schedule through SQS, completion from the SQS event, give-up."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from local.seq_simulator import Scenario
+from tests.conftest import Stack
+from tests.integration.test_export_day import days_ago
+
+pytestmark = pytest.mark.integration
+
+
+def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(subusers=1_500, not_ready=1))
+
+    first = stack.invoke({"date": day})
+
+    assert first["status"] == "not_ready"
+    assert first["next_attempt"] == 2
+    assert first["next_attempt_delay_seconds"] == 1
+    assert stack.queue_counts() == {"visible": 0, "delayed": 1}
+    assert stack.keys() == []
+
+    response = stack.deliver(wait_seconds=10)  # long poll: returns when the delay has passed
+
+    assert response == {"batchItemFailures": []}
+    assert len(stack.lines(day)) == 1_500
+    assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    assert [r["status"] for r in stack.simulator.requests] == [202, 200, 200]
+
+
+def test_the_retry_message_carries_date_and_next_attempt(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.configure(NOT_READY_DELAY_SECONDS="0")
+    stack.simulator.reset(Scenario(subusers=10, not_ready=5))
+
+    stack.invoke({"date": day})
+
+    messages = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, WaitTimeSeconds=1)["Messages"]
+    assert [m["Body"] for m in messages] == [f'{{"date": "{day}", "attempt": 2, "reason": "not_ready"}}']
+
+
+def test_202_without_a_body_is_still_not_ready(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=10, not_ready=1, not_ready_body=False))
+
+    assert stack.invoke({"date": days_ago(1)})["status"] == "not_ready"
+
+
+def test_gives_up_after_the_limit_into_the_dead_letter_queue(
+    stack: Stack, capsys: pytest.CaptureFixture[str], log_output: io.StringIO
+) -> None:
+    day = days_ago(1)
+    stack.configure(NOT_READY_DELAY_SECONDS="0", MAX_NOT_READY_ATTEMPTS="3")
+    stack.simulator.reset(Scenario(subusers=10, not_ready=100))
+
+    assert stack.invoke({"date": day})["status"] == "not_ready"
+    assert stack.deliver(wait_seconds=5) == {"batchItemFailures": []}  # attempt 2: 202 again
+    assert stack.deliver(wait_seconds=5) == {"batchItemFailures": []}  # attempt 3: gives up
+
+    assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    assert stack.dlq_bodies() == [{"date": day, "attempt": 3, "reason": "gave_up_not_ready"}]
+    assert stack.keys() == []
+    assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
+    assert capsys.readouterr().out.count('"GaveUp":[1.0]') == 1
+    gave_up = [json.loads(line) for line in log_output.getvalue().splitlines() if "Gave up" in line]
+    assert len(gave_up) == 1
+    assert gave_up[0]["level"] == "ERROR"
+    assert gave_up[0]["date"] == day
+
+
+def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.configure(MAX_NOT_READY_ATTEMPTS="1")
+    stack.simulator.reset(Scenario(subusers=10, not_ready=100))
+
+    summary = stack.invoke({"date": day})
+
+    assert summary["status"] == "gave_up"
+    assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    assert stack.dlq_bodies() == [{"date": day, "attempt": 1, "reason": "gave_up_not_ready"}]

@@ -119,10 +119,10 @@ def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: fl
         return 1
     records = [json.loads(line) for line in body.splitlines()]
     scored = [r for r in records if r["score"] is not None]
-    pages = sum(1 for r in simulator.requests if r["status"] == 200 and r["params"].get("date") == day)
+    served = sum(1 for r in simulator.requests if r["status"] == 200 and r["params"].get("date") == day)
     print(
         f"\nexported      {day}: {len(records)} records ({len(records) - len(scored)} ineligible) "
-        f"from {pages} pages; {len(simulator.requests)} SendGrid requests in all"
+        f"from {served} pages; {len(simulator.requests)} SendGrid requests in all"
     )
     print(f"S3 object     s3://{resources.bucket}/{key} ({len(body.encode())} bytes)")
     print(f"first line    {body.splitlines()[0] if records else '(empty day)'}")
@@ -130,9 +130,10 @@ def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: fl
         sample = scored[0]["user_id"]
         dynamodb = boto3.client("dynamodb")
         item = dynamodb.get_item(TableName=resources.table, Key={"user_id": {"S": sample}})["Item"]
-        count = dynamodb.scan(TableName=resources.table, Select="COUNT", FilterExpression="attribute_exists(score)")[
-            "Count"
-        ]
+        scan = dynamodb.get_paginator("scan").paginate(
+            TableName=resources.table, Select="COUNT", FilterExpression="attribute_exists(score)"
+        )
+        count = sum(page["Count"] for page in scan)
         print(f"DynamoDB      {count} subusers with a latest score; lookup user_id {sample}:")
         print(f"              {json.dumps(item, sort_keys=True)}")
     print(f"took          {seconds:.2f} s")

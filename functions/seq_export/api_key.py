@@ -52,5 +52,7 @@ def parse_api_key(value: object, secret_id: str) -> str:
         key = data.get("api_key") if isinstance(data, dict) else None
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(f'secret {secret_id!r} is JSON without a non-empty "api_key" string')
-        return key.strip()
+        text = key.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ConfigError(f"secret {secret_id!r} holds whitespace or control characters inside the key")
     return text

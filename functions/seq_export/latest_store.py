@@ -10,7 +10,7 @@ conditional UpdateItem can, at one call per subuser. So:
   ``newest_date <= day`` and no live lease. While it holds the lease no newer day can be
   written by anyone else, so unconditional batch puts of this day are correct.
 * **Conditional path** (older days, or the same day while another run holds the lease): one
-  UpdateItem per scored subuser with ``attribute_not_exists(date) OR date <= :day``. A newer
+  UpdateItem per scored subuser with ``attribute_not_exists(date) OR date <= :date``. A newer
   item refuses the write; the refusal is counted, not an error.
 * A *newer* day that finds an *older* day holding the lease waits (bounded), because its
   conditional writes could be overwritten by the holder's unconditional puts. If the lease
@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 CONTROL_KEY = "#seq-export#control"
 BATCH_LIMIT = 25  # BatchWriteItem's hard limit on AWS (moto accepts more)
 LEASE_SECONDS = 960  # > the 900 s Lambda maximum, so an expired lease has no live holder
+
+
+#: Attributes of a subuser's item besides its key, as ``to_item`` writes them.
+ATTRIBUTES = ("date", "updated_at", "username", "score", "metrics")
 
 
 @dataclass
@@ -181,26 +185,21 @@ class LatestStore:
                 self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
         return len(records)
 
-    def _conditional_put(self, record: ScoreRecord, day: str, updated_at: str) -> bool:
-        values: dict[str, Any] = {":d": {"S": day}, ":u": {"S": updated_at}}
-        sets = ["#d = :d", "updated_at = :u"]
-        removes = []
+    def _conditional_put(self, record: ScoreRecord, updated_at: str) -> bool:
+        # every name goes through a placeholder: "date" and "metrics" are DynamoDB reserved words
         item = to_item(record, updated_at)
-        for name in ("username", "score", "metrics"):
-            value = item.get(name)
-            if value is None:
-                removes.append(name)
-            else:
-                sets.append(f"{name} = :{name}")
-                values[f":{name}"] = value
+        names = {f"#{name}": name for name in ATTRIBUTES}
+        values = {f":{name}": item[name] for name in ATTRIBUTES if name in item}
+        sets = [f"#{name} = :{name}" for name in ATTRIBUTES if name in item]
+        removes = [f"#{name}" for name in ATTRIBUTES if name not in item]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"user_id": {"S": record.user_id}},
                 UpdateExpression=expression,
-                ConditionExpression="attribute_not_exists(#d) OR #d <= :d",
-                ExpressionAttributeNames={"#d": "date"},
+                ConditionExpression="attribute_not_exists(#date) OR #date <= :date",
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
@@ -213,9 +212,9 @@ class LatestStore:
             raise StorageError(f"DynamoDB UpdateItem on {self._table} failed: {exc}") from None
         return True
 
-    def _conditional_puts(self, records: Sequence[ScoreRecord], day: str, updated_at: str) -> WriteCounts:
+    def _conditional_puts(self, records: Sequence[ScoreRecord], updated_at: str) -> WriteCounts:
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            results = list(pool.map(lambda r: self._conditional_put(r, day, updated_at), records))
+            results = list(pool.map(lambda r: self._conditional_put(r, updated_at), records))
         written = sum(results)
         return WriteCounts(written=written, kept_newer=len(results) - written)
 
@@ -237,7 +236,7 @@ class DayWriter:
         return self._mode
 
     def write(self, records: Sequence[ScoreRecord]) -> None:
-        scored = [r for r in records if r.score is not None]
+        scored = [r for r in records if r.eligible]
         if not scored:
             return
         if self._mode is None:
@@ -245,7 +244,7 @@ class DayWriter:
         if self._mode == "batch":
             self.counts.written += self._store._batch_put(scored, self._updated_at)
         else:
-            counts = self._store._conditional_puts(scored, self._day, self._updated_at)
+            counts = self._store._conditional_puts(scored, self._updated_at)
             self.counts.written += counts.written
             self.counts.kept_newer += counts.kept_newer
 

@@ -84,7 +84,8 @@ class ScoreRecord:
 
     @property
     def eligible(self) -> bool:
-        return self.score is not None or self.metrics is not None
+        """Has a score; only these reach the latest-score table (no score never erases one)."""
+        return self.score is not None
 
     def to_json_line(self, exported_at: str) -> str:
         if self.metrics is None:
@@ -152,9 +153,9 @@ class Page:
     next_after_key: str | None
 
 
-def parse_page(body: Any, *, number: int) -> Page:
+def parse_page(body: Any, *, number: int, where: str | None = None) -> Page:
     """Check the envelope of a 200 answer (``result`` list, optional ``_metadata``)."""
-    where = f"page {number}"
+    where = where or f"page {number}"
     if not isinstance(body, dict):
         raise SeqProtocolError(f"{where}: expected a JSON object, got {type(body).__name__}")
     result = body.get("result")

@@ -88,7 +88,8 @@ class SeqClient:
             params: dict[str, str | int] = {"date": day, "limit": self._page_size}
             if after_key is not None:
                 params["after_key"] = after_key
-            page = parse_page(self._get(SUBUSER_SCORES_PATH, params, where=f"{day} page {number}"), number=number)
+            where = f"{day} page {number}"
+            page = parse_page(self._get(SUBUSER_SCORES_PATH, params, where=where), number=number, where=where)
             yield page
             cursor = page.next_after_key
             if cursor is None:
@@ -112,8 +113,9 @@ class SeqClient:
                     headers={"Authorization": f"Bearer {self._api_key()}"},
                     timeout=self._timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"{type(exc).__name__}"
+            except requests.RequestException as exc:
+                # only the type: some requests errors quote the request headers, Authorization included
+                problem = type(exc).__name__
                 if last:
                     raise SeqUnavailableError(f"{where}: no answer after {attempt} tries ({problem})") from None
                 self._back_off(attempt, where, problem)

@@ -70,9 +70,9 @@ def test_latest_table_holds_every_scored_subuser_and_no_ineligible_one(stack: St
     assert item["username"] == first["username"]
     ineligible = next(r for r in truth if "score" not in r)
     assert stack.item(ineligible["user_id"]) is None
-    table = stack.session.client("dynamodb")
-    count = table.scan(TableName=stack.resources.table, Select="COUNT", FilterExpression="attribute_exists(score)")
-    assert count["Count"] == len(scored)
+    scan = stack.session.client("dynamodb").get_paginator("scan")
+    pages = scan.paginate(TableName=stack.resources.table, Select="COUNT", FilterExpression="attribute_exists(score)")
+    assert sum(page["Count"] for page in pages) == len(scored)
 
 
 def test_rerun_of_a_day_replaces_the_object_without_duplicates(stack: Stack) -> None:

@@ -1,0 +1,65 @@
+"""The write lease against moto's real DynamoDB conditions: newest day wins across concurrent days."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from seq_export.errors import LatestStoreBusyError
+from seq_export.latest_store import LatestStore
+from seq_export.models import ScoreRecord
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def records(day: str, score: int, n: int = 30) -> list[ScoreRecord]:
+    return [ScoreRecord(date=day, user_id=str(i), username=f"u{i}", score=score, metrics=None) for i in range(n)]
+
+
+def latest(stack: Stack, user_id: str) -> tuple[str, Decimal]:
+    item = stack.item(user_id)
+    assert item is not None
+    return item["date"], item["score"]
+
+
+def store(stack: Stack, *, wait: float = 0.0) -> LatestStore:
+    return LatestStore(stack.session.client("dynamodb"), stack.resources.table, lease_wait_seconds=wait)
+
+
+def test_a_newer_day_cannot_write_while_an_older_day_holds_the_lease(stack: Stack) -> None:
+    with store(stack).open_day("2026-11-20", "t1") as older:
+        older.write(records("2026-11-20", 2))
+        assert older.mode == "batch"
+        with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-20 still holds the write lease"):
+            store(stack).open_day("2026-11-21", "t2").write(records("2026-11-21", 5))
+        older.write(records("2026-11-20", 2))  # the holder keeps writing safely
+
+    with store(stack).open_day("2026-11-21", "t2") as newer:  # lease released: the newer day goes
+        newer.write(records("2026-11-21", 5))
+    assert newer.mode == "batch"
+    assert latest(stack, "7") == ("2026-11-21", Decimal(5))
+
+
+def test_an_older_day_writes_conditionally_and_never_replaces_newer_items(stack: Stack) -> None:
+    with store(stack).open_day("2026-11-21", "t1") as newer:
+        newer.write(records("2026-11-21", 5, n=10))
+
+    with store(stack).open_day("2026-11-18", "t2") as older:
+        older.write(records("2026-11-18", 1, n=20))  # users 10..19 are new to the table
+
+    assert older.mode == "conditional"
+    assert (older.counts.written, older.counts.kept_newer) == (10, 10)
+    assert latest(stack, "3") == ("2026-11-21", Decimal(5))
+    assert latest(stack, "15") == ("2026-11-18", Decimal(1))
+
+
+def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> None:
+    with store(stack).open_day("2026-11-21", "t1") as first, store(stack).open_day("2026-11-21", "t2") as second:
+        first.write(records("2026-11-21", 4))
+        second.write(records("2026-11-21", 4))
+
+    assert (first.mode, second.mode) == ("batch", "conditional")
+    assert second.counts.written == 30
+    assert latest(stack, "29") == ("2026-11-21", Decimal(4))

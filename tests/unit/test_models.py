@@ -1,0 +1,215 @@
+"""Record validation, exact numbers, and message/event parsing."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from seq_export.errors import InvalidEventError, InvalidRecordError, SeqProtocolError
+from seq_export.latest_store import to_item
+from seq_export.models import (
+    METRIC_NAMES,
+    RECORD_KEYS,
+    RetryMessage,
+    ScoreRecord,
+    day_before,
+    loads_exact,
+    parse_day,
+    parse_page,
+    validate_record,
+)
+
+DAY = "2026-11-22"
+METRICS: dict[str, int | Decimal] = {
+    "engagement_recency": 4,
+    "open_rate": 1,
+    "bounce_classification": 2,
+    "bounce_rate": 4,
+    "spam_rate": 4,
+}
+
+
+def valid(**changes: Any) -> dict[str, Any]:
+    return {"user_id": "180", "username": "jdoe123", "date": DAY, "score": 3, "metrics": dict(METRICS)} | changes
+
+
+def test_a_spec_example_record_validates_with_every_value_kept() -> None:
+    record = validate_record(valid(), day=DAY, where="page 1 record 1")
+
+    assert record == ScoreRecord(date=DAY, user_id="180", username="jdoe123", score=3, metrics=METRICS)
+    assert record.eligible
+
+
+def test_an_ineligible_record_has_no_score_and_no_metrics() -> None:
+    record = validate_record({"user_id": "181", "date": DAY}, day=DAY, where="w")
+
+    assert (record.score, record.metrics, record.username, record.eligible) == (None, None, None, False)
+
+
+def test_unknown_fields_are_tolerated_and_not_exported() -> None:
+    record = validate_record(valid(new_field=1, metrics=METRICS | {"new_metric": 9}), day=DAY, where="w")
+
+    assert record.metrics == METRICS
+    assert "new_field" not in record.to_json_line("t")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"username": "x"}, "user_id must be a non-empty string"),
+        (valid(user_id=""), "user_id must be a non-empty string"),
+        (valid(user_id=True), "user_id must be a non-empty string"),
+        (valid(score=0), "score must be within 1..5, got 0"),
+        (valid(score=Decimal("5.01")), "score must be within 1..5"),
+        (valid(score="3"), "score must be a number"),
+        (valid(score=True), "score must be a number"),
+        (valid(metrics={"open_rate": 3}), "metrics lacks engagement_recency"),
+        (valid(metrics=METRICS | {"spam_rate": 6}), "metrics.spam_rate must be within 1..5"),
+        (valid(metrics=[1, 2]), "metrics must be an object"),
+        (valid(username=5), "username must be a string"),
+        (valid(date="2026-11-21"), "date is '2026-11-21' but 2026-11-22 was requested"),
+        ("not an object", "a record must be a JSON object"),
+    ],
+)
+def test_records_breaking_the_spec_are_refused_naming_where_and_why(raw: object, message: str) -> None:
+    with pytest.raises(InvalidRecordError) as caught:
+        validate_record(raw, day=DAY, where="2026-11-22 page 4 record 9")
+
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("2026-11-22 page 4 record 9")
+
+
+def test_a_numeric_user_id_becomes_a_string() -> None:
+    assert validate_record(valid(user_id=180), day=DAY, where="w").user_id == "180"
+
+
+def test_json_line_has_the_contract_keys_in_order_and_exact_decimals() -> None:
+    record = validate_record(
+        loads_exact(json.dumps(valid()).replace('"score": 3', '"score": 3.75000')), day=DAY, where="w"
+    )
+
+    line = record.to_json_line("2026-11-23T06:00:00.000Z")
+
+    assert line.endswith("\n")
+    assert '"score": 3.75000' in line
+    parsed = json.loads(line, parse_float=Decimal)
+    assert tuple(parsed) == RECORD_KEYS
+    assert parsed["score"] == Decimal("3.75000")
+    assert parsed["exported_at"] == "2026-11-23T06:00:00.000Z"
+
+
+def test_json_line_escapes_usernames() -> None:
+    record = ScoreRecord(date=DAY, user_id="1", username='a "quoted" \\ name ü', score=None, metrics=None)
+
+    assert json.loads(record.to_json_line("t"))["username"] == 'a "quoted" \\ name ü'
+
+
+def test_nan_and_infinity_are_not_numbers() -> None:
+    for text in ('{"score": NaN}', '{"score": Infinity}', '{"score": -Infinity}'):
+        with pytest.raises(ValueError, match="is not a number JSON allows"):
+            loads_exact(text)
+
+
+numbers = st.one_of(
+    st.integers(min_value=1, max_value=5),
+    st.decimals(min_value=1, max_value=5, allow_nan=False, allow_infinity=False),
+)
+api_records = st.fixed_dictionaries(
+    {"user_id": st.from_regex(r"\A[0-9]{1,12}\Z"), "date": st.just(DAY)},
+    optional={
+        "username": st.text(min_size=1, max_size=40),
+        "score": numbers,
+        "metrics": st.fixed_dictionaries(dict.fromkeys(METRIC_NAMES, numbers)),
+    },
+)
+
+
+def _as_api_text(raw: dict[str, Any]) -> str:
+    """Serialise like an API would, writing Decimals as their own text."""
+    return json.dumps(raw, default=lambda d: f"@@{d}@@").replace('"@@', "").replace('@@"', "")
+
+
+@given(api_records)
+def test_values_survive_api_to_s3_to_dynamodb_unchanged(raw: dict[str, Any]) -> None:
+    record = validate_record(loads_exact(_as_api_text(raw)), day=DAY, where="w")
+
+    line = json.loads(record.to_json_line("t"), parse_float=Decimal)
+    item = to_item(record, "t")
+
+    assert line["score"] == raw.get("score")
+    assert line["metrics"] == raw.get("metrics")
+    assert line["username"] == raw.get("username")
+    if "score" in raw:
+        assert Decimal(item["score"]["N"]) == raw["score"]
+        assert str(item["score"]["N"]) == str(raw["score"])
+    if "metrics" in raw:
+        assert {k: Decimal(v["N"]) for k, v in item["metrics"]["M"].items()} == raw["metrics"]
+
+
+@given(st.one_of(st.integers(), st.decimals(allow_nan=False, allow_infinity=False)))
+def test_a_score_is_accepted_exactly_when_it_is_within_1_to_5(score: int | Decimal) -> None:
+    inside = 1 <= score <= 5
+    try:
+        record = validate_record(valid(score=score), day=DAY, where="w")
+    except InvalidRecordError:
+        assert not inside
+    else:
+        assert inside
+        assert record.score == score
+
+
+def test_page_envelope_reads_the_cursor_and_refuses_a_missing_result() -> None:
+    assert (
+        parse_page({"result": [], "_metadata": {"next_params": {"after_key": "180"}}}, number=1).next_after_key == "180"
+    )
+    assert parse_page({"result": []}, number=1).next_after_key is None
+    assert (
+        parse_page({"result": [], "_metadata": {"next_params": {"after_key": None}}}, number=1).next_after_key is None
+    )
+    with pytest.raises(SeqProtocolError, match="page 3: 'result' must be a list"):
+        parse_page({"errors": []}, number=3)
+    with pytest.raises(SeqProtocolError, match="after_key must be a string"):
+        parse_page({"result": [], "_metadata": {"next_params": {"after_key": {"x": 1}}}}, number=2)
+
+
+def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
+    message = RetryMessage(date=DAY, attempt=3)
+
+    assert RetryMessage.from_json(message.to_json()) == message
+    assert RetryMessage.from_json('{"date": "2026-11-22"}').attempt == 1
+    for body, text in [
+        ("nope", "not JSON"),
+        ("[]", "must be a JSON object"),
+        ('{"date": "2026-11-22", "attempt": 0}', "positive integer"),
+        ('{"date": "2026-11-22", "attempt": "2"}', "positive integer"),
+        ('{"attempt": 2}', "retry message date must be a string YYYY-MM-DD"),
+    ]:
+        with pytest.raises(InvalidEventError, match=text):
+            RetryMessage.from_json(body)
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        ("2026-11-23T06:00:00Z", date(2026, 11, 22)),
+        ("2026-11-23T00:00:00Z", date(2026, 11, 22)),
+        ("2026-11-23T23:59:59.999Z", date(2026, 11, 22)),
+        ("2026-11-22T23:30:00-02:00", date(2026, 11, 22)),  # 01:30 UTC on the 23rd
+        ("2026-03-01T05:00:00+00:00", date(2026, 2, 28)),
+    ],
+)
+def test_scheduled_runs_export_the_utc_day_before(moment: str, expected: date) -> None:
+    assert day_before(moment, what="t") == expected
+
+
+def test_dates_are_strict() -> None:
+    assert parse_day("2024-02-29") == date(2024, 2, 29)
+    for text in ("2026-02-29", "20261122", "2026-11-22T00:00:00", " 2026-11-22", None, 20261122):
+        with pytest.raises(InvalidEventError):
+            parse_day(text)

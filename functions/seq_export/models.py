@@ -31,6 +31,9 @@ RECORD_KEYS: tuple[str, ...] = ("date", "user_id", "username", "score", "metrics
 SCORE_MIN = 1
 SCORE_MAX = 5
 
+#: Partition column of the lake: ``{prefix}/dt=YYYY-MM-DD/``.
+PARTITION_KEY = "dt"
+
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -142,6 +145,22 @@ def validate_record(raw: object, *, day: str, where: str) -> ScoreRecord:
             name: _check_number(metrics_raw[name], field=f"metrics.{name}", where=where) for name in METRIC_NAMES
         }
     return ScoreRecord(date=day, user_id=user_id, username=username, score=score, metrics=metrics)
+
+
+def glue_columns() -> list[dict[str, str]]:
+    """Glue/Athena columns of the JSON lines, derived from the same names the writer uses.
+
+    Numbers are ``double``: every SEQ value (1..5, at most a few decimals) is exact in it.
+    """
+    types = {
+        "date": "string",
+        "user_id": "string",
+        "username": "string",
+        "score": "double",
+        "metrics": "struct<" + ",".join(f"{name}:double" for name in METRIC_NAMES) + ">",
+        "exported_at": "string",
+    }
+    return [{"Name": key, "Type": types[key]} for key in RECORD_KEYS]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -27,6 +29,7 @@ SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
 METRIC_NAMES = ("engagement_recency", "open_rate", "bounce_classification", "bounce_rate", "spam_rate")
 FIRST_USER_ID = 100_001
 RATE_LIMIT = 600
+RESET_STATUS = 599  # internal marker: answer by resetting the connection
 
 
 @dataclass
@@ -38,7 +41,10 @@ class Fault:
     times: int = 1
     body: str | None = None
     rate_headers: bool = True
-    kind: str = "status"  # "status" | "stuck_cursor" | "repeat_users"
+    #: "status" (answer ``status`` with ``body``), "stuck_cursor", "repeat_users",
+    #: "reset" (TCP reset, no answer), "truncate" (a 200 cut off mid-body), "slow" (answer late)
+    kind: str = "status"
+    delay: float = 0.0  # seconds, for "slow"
 
 
 @dataclass
@@ -119,6 +125,10 @@ class SeqSimulator:
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         response = self._answer(request)
+        if response.status_code == RESET_STATUS:
+            self._drop(environ)
+            start_response("500 Dropped", [])
+            return []
         with self._lock:
             self.requests.append(
                 {
@@ -149,38 +159,46 @@ class SeqSimulator:
         """The spec's SeqError: ``field`` only when there is one (the spec types it as a string)."""
         return {"errors": [{"message": message} if field_name is None else {"field": field_name, "message": message}]}
 
-    def _answer(self, request: Request) -> Response:
+    def _check(self, request: Request) -> Response | tuple[str, int, int | None, str | None]:
+        """The spec's request rules: an error answer, or (date, limit, after_key, raw after_key)."""
         if request.method != "GET" or request.path != SUBUSER_SCORES_PATH:
             return self._json(404, self._errors(None, "resource not found"))
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._json(401, self._errors(None, "authorization required"))
         day_text = request.args.get("date")
         if not day_text:
-            return self._json(400, self._errors("date", 'failed to parse request: "date" must be provided'))
+            return self._bad("date", '"date" must be provided')
         try:
             day = date.fromisoformat(day_text)
         except ValueError:
             day = None
         if day is None or len(day_text) != 10:
-            return self._json(400, self._errors("date", 'failed to parse request: "date" invalid'))
+            return self._bad("date", '"date" invalid')
         if day > self._today():
-            return self._json(400, self._errors("date", 'failed to parse request: "date" cannot be in the future'))
+            return self._bad("date", '"date" cannot be in the future')
         if day < self._today() - timedelta(days=90):
-            return self._json(
-                400, self._errors("date", 'failed to parse request: "date" cannot be more than 90 days in the past')
-            )
+            return self._bad("date", '"date" cannot be more than 90 days in the past')
         try:
             limit = int(request.args.get("limit", "1000"))
         except ValueError:
-            return self._json(400, self._errors("limit", 'failed to parse request: "limit" invalid'))
+            return self._bad("limit", '"limit" invalid')
         if not 0 < limit <= 1000:
-            return self._json(400, self._errors("limit", 'failed to parse request: "limit" must be a positive integer'))
+            return self._bad("limit", '"limit" must be a positive integer')
         after_raw = request.args.get("after_key")
         try:
             after_key = int(after_raw) if after_raw is not None else None
         except ValueError:
-            return self._json(400, self._errors("after_key", 'failed to parse request: "after_key" invalid'))
+            return self._bad("after_key", '"after_key" invalid')
+        return day_text, limit, after_key, after_raw
 
+    def _bad(self, field_name: str, problem: str) -> Response:
+        return self._json(400, self._errors(field_name, f"failed to parse request: {problem}"))
+
+    def _answer(self, request: Request) -> Response:
+        checked = self._check(request)
+        if isinstance(checked, Response):
+            return checked
+        day_text, limit, after_key, after_raw = checked
         with self._lock:
             if after_key is None:
                 left = self._not_ready_left.setdefault(day_text, self.scenario.not_ready)
@@ -199,6 +217,10 @@ class SeqSimulator:
             fault = self._take_fault(page_number)
         if fault is not None and fault.kind == "status":
             return self._fault_response(fault)
+        if fault is not None and fault.kind == "reset":
+            return Response(status=RESET_STATUS)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)  # the simulator is slow, not the test: the client times out
         end = min(start + limit, self.scenario.subusers)
         records = [subuser_record(day_text, i, self.scenario) for i in range(start, end)]
         cursor: str | None = str(FIRST_USER_ID + end - 1) if end < self.scenario.subusers else None
@@ -211,7 +233,19 @@ class SeqSimulator:
             page["_metadata"] = {"next_params": {"after_key": cursor}}
         elif self.scenario.last_cursor == "null":
             page["_metadata"] = {"next_params": {"after_key": None}}
-        return self._json(200, page)
+        response = self._json(200, page)
+        if fault is not None and fault.kind == "truncate":
+            body = response.get_data()
+            response.set_data(body[: len(body) // 2])
+            response.headers["Content-Length"] = str(len(body))  # promise more than is sent
+        return response
+
+    @staticmethod
+    def _drop(environ: dict[str, Any]) -> None:
+        """Drop the connection before any answer, as a reset by a load balancer would look."""
+        connection = environ["werkzeug.socket"]
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.shutdown(socket.SHUT_RDWR)
 
     def _take_fault(self, page: int) -> Fault | None:
         for index, fault in enumerate(self.scenario.faults):

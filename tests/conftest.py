@@ -102,6 +102,15 @@ class Stack:
         answer = self.session.client("s3").list_object_versions(Bucket=self.resources.bucket)
         return sorted(v["Key"] for v in answer.get("Versions", []))
 
+    def data_keys(self) -> list[str]:
+        """Keys of published days (what Athena reads), without quarantined answers."""
+        return [key for key in self.keys() if "/_quarantine/" not in key]
+
+    def quarantined(self) -> list[bytes]:
+        s3 = self.session.client("s3")
+        keys = [key for key in self.keys() if "/_quarantine/" in key]
+        return [s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read() for key in keys]
+
     def lines(self, day: str) -> list[dict[str, Any]]:
         body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=self.key(day))["Body"].read()
         return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]

@@ -23,6 +23,7 @@ DEFAULT_MAX_NOT_READY_ATTEMPTS = 16
 DEFAULT_NOT_READY_DELAY_SECONDS = 300
 SQS_MAX_DELAY_SECONDS = 900
 MAX_PAGE_SIZE = 1000
+DEFAULT_READ_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Settings:
     max_not_ready_attempts: int = DEFAULT_MAX_NOT_READY_ATTEMPTS
     not_ready_delay_seconds: int = DEFAULT_NOT_READY_DELAY_SECONDS
     page_size: int = MAX_PAGE_SIZE
+    read_timeout_seconds: int = DEFAULT_READ_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,6 +56,7 @@ class Settings:
                 env, "NOT_READY_DELAY_SECONDS", DEFAULT_NOT_READY_DELAY_SECONDS, 0, SQS_MAX_DELAY_SECONDS
             ),
             page_size=_int(env, "SEQ_PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            read_timeout_seconds=_int(env, "SEQ_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, 1, 300),
         )
 
 

@@ -50,7 +50,14 @@ class SeqUnavailableError(SeqApiError):
 
 
 class SeqProtocolError(SeqExportError):
-    """SendGrid answered 200 with something the contract does not allow (bad body, stuck cursor)."""
+    """SendGrid answered 200 with something the contract does not allow (bad body, stuck cursor).
+
+    ``raw`` holds the offending answer's body when known, so the exporter can keep it aside.
+    """
+
+    def __init__(self, message: str, *, raw: bytes | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
 
 
 class InvalidRecordError(SeqProtocolError):

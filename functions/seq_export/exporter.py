@@ -11,12 +11,13 @@ scores behind and a re-run converges. A 202 becomes a delayed retry message, or,
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from seq_export.errors import ScoresNotReady, SeqProtocolError
+from seq_export.errors import ScoresNotReady, SeqProtocolError, StorageError
 from seq_export.latest_store import LatestStore
 from seq_export.models import RetryMessage, validate_record
 from seq_export.observability import logger
@@ -77,6 +78,9 @@ class Exporter:
                 result = self._export(day, attempt)
             except ScoresNotReady:
                 return self._not_ready(day, attempt)
+            except SeqProtocolError as exc:
+                self._keep_aside(day, exc)
+                raise
             logger.remove_keys(["page"])
             logger.info("Day exported", **result.summary())
             return result
@@ -93,15 +97,20 @@ class Exporter:
         ):
             for page in self._client.iter_pages(day):
                 logger.append_keys(page=page.number)
-                batch = [
-                    validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
-                    for index, raw in enumerate(page.records, start=1)
-                ]
+                try:
+                    batch = [
+                        validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
+                        for index, raw in enumerate(page.records, start=1)
+                    ]
+                except SeqProtocolError as exc:
+                    exc.raw = page.raw
+                    raise
                 for record in batch:
                     if record.user_id in seen:
                         raise SeqProtocolError(
                             f"{day} page {page.number}: user_id {record.user_id} was already returned on an "
-                            "earlier page; refusing to write it twice"
+                            "earlier page; refusing to write it twice",
+                            raw=page.raw,
                         )
                     seen.add(record.user_id)
                 spool.write("".join(record.to_json_line(exported_at) for record in batch).encode())
@@ -127,6 +136,19 @@ class Exporter:
             bytes=size,
         )
 
+    def _keep_aside(self, day: str, error: SeqProtocolError) -> None:
+        """Save the offending answer so that nothing SendGrid sent is silently lost."""
+        if not error.raw:
+            return
+        stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        try:
+            key = self._sink.quarantine(day, f"{stamp}-{uuid.uuid4().hex[:8]}.body", error.raw)
+        except StorageError as exc:
+            logger.error("Could not keep the bad answer aside", problem=str(exc), excerpt=_excerpt(error.raw))
+            return
+        error.args = (f"{error.args[0]} [answer kept at {key}]",)
+        logger.error("Bad answer kept aside", s3_key=key, size=len(error.raw), excerpt=_excerpt(error.raw))
+
     def _not_ready(self, day: str, attempt: int) -> ExportResult:
         if attempt >= self._max_not_ready_attempts:
             self._scheduler.give_up(RetryMessage(date=day, attempt=attempt, reason="gave_up_not_ready"))
@@ -146,3 +168,8 @@ class Exporter:
             next_attempt=message.attempt,
             next_attempt_delay_seconds=delay,
         )
+
+
+def _excerpt(raw: bytes, limit: int = 300) -> str:
+    """The start of a body for a log line (SendGrid answers carry no credentials)."""
+    return raw[:limit].decode("utf-8", errors="replace")

@@ -75,7 +75,13 @@ def build_dependencies(
     )
     api_key = ApiKeySource(session.client("secretsmanager", config=AWS_CONFIG), settings.api_key_secret_id)
     exporter = Exporter(
-        SeqClient(settings.api_base_url, api_key, page_size=settings.page_size, sleep=sleep),
+        SeqClient(
+            settings.api_base_url,
+            api_key,
+            page_size=settings.page_size,
+            read_timeout=settings.read_timeout_seconds,
+            sleep=sleep,
+        ),
         S3Sink(session.client("s3", config=AWS_CONFIG), settings.scores_bucket, settings.scores_prefix),
         LatestStore(session.client("dynamodb", config=AWS_CONFIG), settings.latest_scores_table, sleep=sleep),
         scheduler,

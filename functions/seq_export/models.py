@@ -170,23 +170,24 @@ class Page:
     number: int
     records: list[Any]
     next_after_key: str | None
+    raw: bytes = b""  # the body as received, kept aside if the page turns out to be bad
 
 
-def parse_page(body: Any, *, number: int, where: str | None = None) -> Page:
+def parse_page(body: Any, *, number: int, where: str | None = None, raw: bytes = b"") -> Page:
     """Check the envelope of a 200 answer (``result`` list, optional ``_metadata``)."""
     where = where or f"page {number}"
     if not isinstance(body, dict):
-        raise SeqProtocolError(f"{where}: expected a JSON object, got {type(body).__name__}")
+        raise SeqProtocolError(f"{where}: expected a JSON object, got {type(body).__name__}", raw=raw)
     result = body.get("result")
     if not isinstance(result, list):
-        raise SeqProtocolError(f"{where}: 'result' must be a list, got {type(result).__name__}")
+        raise SeqProtocolError(f"{where}: 'result' must be a list, got {type(result).__name__}", raw=raw)
     metadata = body.get("_metadata") or {}
     next_params = metadata.get("next_params") if isinstance(metadata, dict) else None
     after_key = next_params.get("after_key") if isinstance(next_params, dict) else None
     if isinstance(after_key, bool) or (after_key is not None and not isinstance(after_key, str | int)):
-        raise SeqProtocolError(f"{where}: _metadata.next_params.after_key must be a string, got {after_key!r}")
+        raise SeqProtocolError(f"{where}: _metadata.next_params.after_key must be a string, got {after_key!r}", raw=raw)
     cursor = None if after_key in (None, "") else str(after_key)
-    return Page(number=number, records=result, next_after_key=cursor)
+    return Page(number=number, records=result, next_after_key=cursor, raw=raw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 OBJECT_NAME = "scores.jsonl"
+#: Bad answers are kept under ``{prefix}/_quarantine/``: Hive, Athena and Spark skip paths that
+#: start with "_", so they never leak into the table.
+QUARANTINE = "_quarantine"
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
 
@@ -52,3 +55,12 @@ class S3Sink:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"S3 PutObject s3://{self._bucket}/{key} failed: {describe_aws_error(exc)}") from None
         return PublishedObject(bucket=self._bucket, key=key, size=size)
+
+    def quarantine(self, day: str, name: str, body: bytes) -> str:
+        """Keep a bad SendGrid answer as received, for a person to inspect; returns its key."""
+        key = f"{self._prefix}/{QUARANTINE}/dt={day}/{name}"
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/octet-stream")
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"S3 PutObject s3://{self._bucket}/{key} failed: {describe_aws_error(exc)}") from None
+        return key

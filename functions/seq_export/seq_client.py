@@ -89,20 +89,23 @@ class SeqClient:
             if after_key is not None:
                 params["after_key"] = after_key
             where = f"{day} page {number}"
-            page = parse_page(self._get(SUBUSER_SCORES_PATH, params, where=where), number=number, where=where)
+            raw = self._get(SUBUSER_SCORES_PATH, params, where=where)
+            page = parse_page(_json_body(raw, where), number=number, where=where, raw=raw)
             yield page
             cursor = page.next_after_key
             if cursor is None:
                 return
             if cursor in seen_cursors:
                 raise SeqProtocolError(
-                    f"{day} page {number}: the cursor did not advance (after_key {cursor!r} was already used)"
+                    f"{day} page {number}: the cursor did not advance (after_key {cursor!r} was already used)",
+                    raw=page.raw,
                 )
             seen_cursors.add(cursor)
             after_key = cursor
             number += 1
 
-    def _get(self, path: str, params: dict[str, str | int], *, where: str) -> Any:
+    def _get(self, path: str, params: dict[str, str | int], *, where: str) -> bytes:
+        """The body of a 200 answer; every other answer is retried here or raised."""
         url = self._base_url + path
         for attempt in range(1, self._max_attempts + 1):
             last = attempt == self._max_attempts
@@ -122,14 +125,7 @@ class SeqClient:
                 continue
             status = response.status_code
             if status == 200:
-                try:
-                    return loads_exact(response.content)
-                except ValueError as exc:
-                    raise SeqProtocolError(
-                        f"{where}: 200 answer is not valid JSON ({exc}); "
-                        f"content-type {response.headers.get('Content-Type')!r}, "
-                        f"{len(response.content)} bytes starting {response.content[:120]!r}"
-                    ) from None
+                return response.content
             if status == 202:
                 raise ScoresNotReady(f"{where}: SendGrid answered 202, scores are still being computed")
             if status == 429:
@@ -168,6 +164,15 @@ class SeqClient:
             rate_limit_remaining=response.headers.get("X-RateLimit-Remaining"),
         )
         self._sleep(delay)
+
+
+def _json_body(raw: bytes, where: str) -> Any:
+    try:
+        return loads_exact(raw)
+    except ValueError as exc:
+        raise SeqProtocolError(
+            f"{where}: 200 answer is not valid JSON ({exc}); {len(raw)} bytes starting {raw[:120]!r}", raw=raw
+        ) from None
 
 
 def _rate_limit_delay(headers: Any, now: float) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -116,7 +117,9 @@ def test_a_cursor_that_does_not_advance_stops_the_run(stack: Stack) -> None:
         stack.invoke({"date": days_ago(1)})
 
     assert len(stack.simulator.requests) == 2  # stopped as soon as page 2 handed back used cursor
-    assert stack.keys() == []
+    assert stack.data_keys() == []
+    (kept,) = stack.quarantined()
+    assert json.loads(kept)["_metadata"]["next_params"]["after_key"] == "101000"
 
 
 def test_a_page_repeating_users_stops_the_run(stack: Stack) -> None:
@@ -125,16 +128,19 @@ def test_a_page_repeating_users_stops_the_run(stack: Stack) -> None:
     with pytest.raises(SeqProtocolError, match="user_id 100001 was already returned"):
         stack.invoke({"date": days_ago(1)})
 
-    assert stack.keys() == []
+    assert stack.data_keys() == []
+    (kept,) = stack.quarantined()
+    assert json.loads(kept)["result"][0]["user_id"] == "100001"
 
 
 def test_a_200_that_is_not_json_names_the_page(stack: Stack) -> None:
     stack.simulator.reset(Scenario(faults=[Fault(page=2, status=200, body="<html>oops</html>")]))
 
-    with pytest.raises(SeqProtocolError, match="page 2: 200 answer is not valid JSON"):
+    with pytest.raises(SeqProtocolError, match=r"page 2: 200 answer is not valid JSON.*\[answer kept at seq/"):
         stack.invoke({"date": days_ago(1)})
 
-    assert stack.keys() == []
+    assert stack.data_keys() == []
+    assert stack.quarantined() == [b"<html>oops</html>"]
 
 
 def test_a_record_out_of_range_fails_the_day_naming_page_record_and_user(stack: Stack) -> None:
@@ -145,7 +151,20 @@ def test_a_record_out_of_range_fails_the_day_naming_page_record_and_user(stack: 
     with pytest.raises(InvalidRecordError, match=r"page 2 record 1 \(user_id 777\): score must be within 1..5, got 7"):
         stack.invoke({"date": day})
 
-    assert stack.keys() == []
+    assert stack.data_keys() == []
+    assert stack.quarantined() == [json.dumps(bad).encode()]
+
+
+def test_a_200_without_result_names_the_page_and_keeps_the_answer(stack: Stack, log_output: io.StringIO) -> None:
+    stack.simulator.reset(Scenario(faults=[Fault(page=3, status=200, body='{"results": []}')]))
+
+    with pytest.raises(SeqProtocolError, match="page 3: 'result' must be a list"):
+        stack.invoke({"date": days_ago(1)})
+
+    assert stack.data_keys() == []
+    assert stack.quarantined() == [b'{"results": []}']
+    kept = [json.loads(line) for line in log_output.getvalue().splitlines() if "Bad answer kept aside" in line]
+    assert kept[0]["excerpt"] == '{"results": []}'
 
 
 def test_a_failing_retry_record_is_reported_as_a_batch_item_failure(stack: Stack) -> None:
@@ -161,3 +180,21 @@ def test_a_failing_retry_record_is_reported_as_a_batch_item_failure(stack: Stack
         QueueUrl=stack.resources.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
     assert in_flight == "1"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(page=2, kind="reset"), Fault(page=2, kind="truncate"), Fault(page=3, kind="slow", delay=1.5)],
+    ids=["connection-reset", "body-cut-off", "read-timeout"],
+)
+def test_network_faults_on_a_page_are_retried_and_the_day_completes_exactly(stack: Stack, fault: Fault) -> None:
+    day = days_ago(1)
+    stack.configure(SEQ_READ_TIMEOUT_SECONDS="1")
+    stack.simulator.reset(Scenario(subusers=2_500, faults=[fault]))
+
+    summary = stack.invoke({"date": day})
+
+    lines = stack.lines(day)
+    assert summary["records"] == len(lines) == 2_500
+    assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
+    assert len(stack.sleeps) == 1  # one backoff, then the page came through

@@ -548,7 +548,8 @@ def test_a_200_body_that_is_not_json_raises_protocol_error_naming_the_page() -> 
     message = str(info.value)
     assert f"{DAY} page 2" in message
     assert "not valid JSON" in message
-    assert "text/html" in message
+    assert "<html>gateway says hi" in message
+    assert info.value.raw == b"<html>gateway says hi</html>"  # kept for the exporter to set aside
     assert len(h.adapter.requests) == 2  # not retried
 
 

@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Template tools (SAM CLI, checkov, cfn-lint) live apart: their pins clash with the dev tools.
+TOOLS_VENV  ?= .venv-tools
+TOOLS_BIN   := $(TOOLS_VENV)/bin
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: install run test unit integration lint format clean
+.PHONY: install run test unit integration lint format template-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("seq-export needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -36,9 +40,24 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/python -m pip install --quiet --upgrade pip
+	$(TOOLS_BIN)/python -m pip install --quiet -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+## lint, validate, build and scan template.yaml (no AWS credentials needed); .ci/run runs it.
+## The build needs the Runtime's Python (python3.13); see .ci/sam-build for how it is found.
+template-check: export SAM_CLI_TELEMETRY = 0
+template-check: $(TOOLS_STAMP)
+	$(TOOLS_BIN)/cfn-lint template.yaml
+	$(TOOLS_BIN)/sam validate --lint --region us-east-1
+	SAM=$(TOOLS_BIN)/sam .ci/sam-build
+	$(TOOLS_BIN)/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam

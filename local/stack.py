@@ -47,6 +47,7 @@ class Resources:
     queue_url: str
     dlq_url: str
     secret_id: str
+    idempotency_table: str
 
     def env(self, api_base_url: str, **overrides: str) -> dict[str, str]:
         """The function's environment, as the template sets it."""
@@ -58,6 +59,7 @@ class Resources:
             "LATEST_SCORES_TABLE": self.table,
             "RETRY_QUEUE_URL": self.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
             **overrides,
         }
 
@@ -87,6 +89,16 @@ def create_resources(session: boto3.session.Session, api_key: str, *, name: str 
         AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    idempotency_table = f"{name}-idempotency"
+    dynamodb.create_table(
+        TableName=idempotency_table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=idempotency_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
     sqs = session.client("sqs")
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -100,7 +112,14 @@ def create_resources(session: boto3.session.Session, api_key: str, *, name: str 
     secret_id = session.client("secretsmanager").create_secret(
         Name=f"{name}/sendgrid-api-key", SecretString=json.dumps({"api_key": api_key})
     )["ARN"]
-    return Resources(bucket=bucket, table=table, queue_url=queue_url, dlq_url=dlq_url, secret_id=secret_id)
+    return Resources(
+        bucket=bucket,
+        table=table,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        secret_id=secret_id,
+        idempotency_table=idempotency_table,
+    )
 
 
 def new_api_key() -> str:

@@ -35,6 +35,7 @@ class Settings:
     latest_scores_table: str
     retry_queue_url: str
     dead_letter_queue_url: str
+    idempotency_table: str
     max_not_ready_attempts: int = DEFAULT_MAX_NOT_READY_ATTEMPTS
     not_ready_delay_seconds: int = DEFAULT_NOT_READY_DELAY_SECONDS
     page_size: int = MAX_PAGE_SIZE
@@ -51,6 +52,7 @@ class Settings:
             latest_scores_table=_required(env, "LATEST_SCORES_TABLE"),
             retry_queue_url=_url(env, "RETRY_QUEUE_URL", None),
             dead_letter_queue_url=_url(env, "DEAD_LETTER_QUEUE_URL", None),
+            idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
             max_not_ready_attempts=_int(env, "MAX_NOT_READY_ATTEMPTS", DEFAULT_MAX_NOT_READY_ATTEMPTS, 1, 1000),
             not_ready_delay_seconds=_int(
                 env, "NOT_READY_DELAY_SECONDS", DEFAULT_NOT_READY_DELAY_SECONDS, 0, SQS_MAX_DELAY_SECONDS

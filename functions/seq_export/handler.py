@@ -22,6 +22,11 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -51,11 +56,19 @@ AWS_CONFIG = Config(
 )
 
 
+#: A retry message (date, attempt) is handled once: SQS delivers at least once, and a
+#: duplicate 202 message must not start a second chain of re-schedules. An hour covers every
+#: redelivery and the longest delay; a later backfill of the same day runs again.
+IDEMPOTENCY_EXPIRY_SECONDS = 3600
+
+
 @dataclass(frozen=True)
 class Dependencies:
     settings: Settings
     exporter: Exporter
     scheduler: RetryScheduler
+    idempotency: DynamoDBPersistenceLayer
+    idempotency_config: IdempotencyConfig
 
 
 def build_dependencies(
@@ -87,7 +100,21 @@ def build_dependencies(
         scheduler,
         max_not_ready_attempts=settings.max_not_ready_attempts,
     )
-    return Dependencies(settings=settings, exporter=exporter, scheduler=scheduler)
+    idempotency = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
+    )
+    idempotency_config = IdempotencyConfig(
+        event_key_jmespath="[date, attempt]",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+    )
+    return Dependencies(
+        settings=settings,
+        exporter=exporter,
+        scheduler=scheduler,
+        idempotency=idempotency,
+        idempotency_config=idempotency_config,
+    )
 
 
 _dependencies: Dependencies | None = None
@@ -133,9 +160,20 @@ def _record_metrics(result: ExportResult) -> None:
         metrics.add_metric(name=MetricName.GAVE_UP, unit=MetricUnit.Count, value=1)
 
 
-def _retry_record(record: SQSRecord) -> None:
+def _retry_record(record: SQSRecord) -> dict[str, Any]:
     message = RetryMessage.from_json(record.body)
-    _export(message.date, message.attempt)
+    deps = dependencies()
+    once = idempotent_function(
+        data_keyword_argument="message",
+        persistence_store=deps.idempotency,
+        config=deps.idempotency_config,
+        key_prefix="seq-export#retry-message",
+    )(_export_message)
+    return once(message={"date": message.date, "attempt": message.attempt})  # type: ignore[no-any-return]
+
+
+def _export_message(message: dict[str, Any]) -> dict[str, Any]:
+    return _export(message["date"], message["attempt"]).summary()
 
 
 def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
@@ -166,6 +204,8 @@ def route(event: Any, context: LambdaContext | None, today: date | None = None) 
         and records
         and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
     ):
+        if context is not None:
+            dependencies().idempotency_config.register_lambda_context(context)
         response = process_partial_response(
             event=event, record_handler=_retry_record, processor=processor, context=context
         )

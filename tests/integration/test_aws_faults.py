@@ -71,7 +71,7 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
 def test_a_missing_table_fails_the_day_naming_it(stack: Stack, proxy: AwsFaultProxy) -> None:
     stack.session.client("dynamodb").delete_table(TableName=stack.resources.table)
 
-    with pytest.raises(StorageError, match="seq-export-latest-scores.*ResourceNotFoundException"):
+    with pytest.raises(StorageError, match=r"seq-export-latest-scores.*ResourceNotFoundException"):
         stack.invoke({"date": days_ago(1)})
 
     assert stack.data_keys() == []
@@ -104,7 +104,7 @@ def test_sqs_refusing_the_retry_message_fails_loudly(stack: Stack, proxy: AwsFau
     stack.simulator.reset(Scenario(subusers=10, not_ready=1))
     proxy.faults = [AwsFault("SQS.SendMessage", "AccessDenied", status=400)]
 
-    with pytest.raises(StorageError, match="SQS SendMessage to .* failed: AccessDenied"):
+    with pytest.raises(StorageError, match=r"SQS SendMessage to .* failed: AccessDenied"):
         stack.invoke({"date": days_ago(1)})
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}

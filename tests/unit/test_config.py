@@ -13,6 +13,7 @@ REQUIRED = {
     "LATEST_SCORES_TABLE": "latest",
     "RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/retry",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+    "IDEMPOTENCY_TABLE": "idempotency",
 }
 
 

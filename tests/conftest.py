@@ -103,8 +103,8 @@ class Stack:
         return sorted(v["Key"] for v in answer.get("Versions", []))
 
     def data_keys(self) -> list[str]:
-        """Keys of published days (what Athena reads), without quarantined answers."""
-        return [key for key in self.keys() if "/_quarantine/" not in key]
+        """Keys of published days (what Athena reads): no quarantined answers, no staged lines."""
+        return [key for key in self.keys() if "/_quarantine/" not in key and "/_staging/" not in key]
 
     def quarantined(self) -> list[bytes]:
         s3 = self.session.client("s3")

@@ -13,19 +13,22 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from seq_export.errors import ScoresNotReady, SeqProtocolError, StorageError
 from seq_export.latest_store import LatestStore
-from seq_export.models import RetryMessage, validate_record
+from seq_export.models import Checkpoint, Page, RetryMessage, ScoreRecord, validate_record
 from seq_export.observability import logger
 from seq_export.retry_scheduler import RetryScheduler
-from seq_export.s3_sink import S3Sink
+from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
 from seq_export.seq_client import SeqClient
 
-Status = Literal["exported", "not_ready", "gave_up"]
+Status = Literal["exported", "continued", "not_ready", "gave_up"]
+#: Stop fetching when less than this is left of the invocation: enough for one more page with
+#: its retries, the checkpoint upload and the continuation message.
+CONTINUE_RESERVE_SECONDS = 90.0
 
 
 def utc_now() -> datetime:
@@ -62,6 +65,7 @@ class Exporter:
         max_not_ready_attempts: int,
         clock: Callable[[], datetime] = utc_now,
         spool_dir: str | None = None,
+        reserve_seconds: float = CONTINUE_RESERVE_SECONDS,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -70,41 +74,48 @@ class Exporter:
         self._max_not_ready_attempts = max_not_ready_attempts
         self._clock = clock
         self._spool_dir = spool_dir
+        self._reserve = reserve_seconds
 
-    def export_day(self, day: str, *, attempt: int = 1) -> ExportResult:
+    def export_day(
+        self,
+        day: str,
+        *,
+        attempt: int = 1,
+        checkpoint: Checkpoint | None = None,
+        time_left: Callable[[], float] | None = None,
+    ) -> ExportResult:
+        """Export ``day`` (from ``checkpoint`` if given); ``time_left`` is seconds this run has."""
         logger.append_keys(date=day, attempt=attempt)
         try:
             try:
-                result = self._export(day, attempt)
+                result = self._export(day, attempt, checkpoint, time_left)
             except ScoresNotReady:
                 return self._not_ready(day, attempt)
             except SeqProtocolError as exc:
                 self._keep_aside(day, exc)
                 raise
             logger.remove_keys(["page"])
-            logger.info("Day exported", **result.summary())
+            logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
             return result
         finally:
             logger.remove_keys(["date", "attempt", "page"])
 
-    def _export(self, day: str, attempt: int) -> ExportResult:
-        exported_at = self._clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        pages = records = ineligible = 0
+    def _export(
+        self, day: str, attempt: int, checkpoint: Checkpoint | None, time_left: Callable[[], float] | None
+    ) -> ExportResult:
+        state = checkpoint or Checkpoint(after_key="", next_page=1, exported_at=self._timestamp())
+        exported_at = state.exported_at
+        pages, records, ineligible = state.pages, state.records, state.ineligible
         seen: set[str] = set()
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
             self._store.open_day(day, exported_at) as writer,
         ):
-            for page in self._client.iter_pages(day):
+            if state.tail_key:
+                self._sink.read_staged(state.tail_key, spool)
+            for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
                 logger.append_keys(page=page.number)
-                try:
-                    batch = [
-                        validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
-                        for index, raw in enumerate(page.records, start=1)
-                    ]
-                except SeqProtocolError as exc:
-                    exc.raw = page.raw
-                    raise
+                batch = self._validate(day, page)
                 for record in batch:
                     if record.user_id in seen:
                         raise SeqProtocolError(
@@ -120,9 +131,30 @@ class Exporter:
                 page_ineligible = sum(1 for record in batch if not record.eligible)
                 ineligible += page_ineligible
                 logger.info("Page fetched", records=len(batch), ineligible=page_ineligible, total=records)
+                if page.next_after_key is not None and time_left is not None and time_left() < self._reserve:
+                    following = replace(
+                        state,
+                        after_key=page.next_after_key,
+                        next_page=page.number + 1,
+                        pages=pages,
+                        records=records,
+                        ineligible=ineligible,
+                        latest_written=state.latest_written + writer.counts.written,
+                        latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
+                    )
+                    return self._continue_later(day, attempt, spool, state, following)
             size = spool.tell()
             spool.seek(0)
-            published = self._sink.publish(day, spool, size=size, records=records, exported_at=exported_at)
+            if state.upload_id is None:
+                published = self._sink.publish(day, spool, size=size, records=records, exported_at=exported_at)
+            else:
+                parts = state.parts
+                if size:
+                    etag = self._sink.upload_part(day, state.upload_id, len(parts) + 1, spool, size)
+                    parts = (*parts, (len(parts) + 1, etag))
+                published = self._sink.complete_upload(day, state.upload_id, parts)
+        if state.tail_key:
+            self._sink.delete_staged(state.tail_key)
         return ExportResult(
             status="exported",
             date=day,
@@ -130,17 +162,69 @@ class Exporter:
             pages=pages,
             records=records,
             ineligible=ineligible,
-            latest_written=writer.counts.written,
-            latest_kept_newer=writer.counts.kept_newer,
+            latest_written=state.latest_written + writer.counts.written,
+            latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
             s3_key=published.key,
-            bytes=size,
+            bytes=state.uploaded_bytes + size,
         )
+
+    def _validate(self, day: str, page: Page) -> list[ScoreRecord]:
+        try:
+            return [
+                validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
+                for index, raw in enumerate(page.records, start=1)
+            ]
+        except SeqProtocolError as exc:
+            exc.raw = page.raw
+            raise
+
+    def _continue_later(
+        self, day: str, attempt: int, spool: IO[bytes], state: Checkpoint, following: Checkpoint
+    ) -> ExportResult:
+        """Save the lines so far and hand the rest of the day to a fresh invocation.
+
+        Order matters for redelivery: the new part or tail is written and the continuation sent
+        before the previous tail is deleted, so a crash at any point leaves a message whose
+        checkpoint still points at data that exists.
+        """
+        size = spool.tell()
+        spool.seek(0)
+        if size >= MIN_PART_BYTES:
+            upload_id = state.upload_id or self._sink.start_upload(day)
+            number = len(state.parts) + 1
+            etag = self._sink.upload_part(day, upload_id, number, spool, size)
+            following = replace(
+                following,
+                upload_id=upload_id,
+                parts=(*state.parts, (number, etag)),
+                uploaded_bytes=state.uploaded_bytes + size,
+                tail_key=None,
+            )
+        else:
+            following = replace(following, tail_key=self._sink.stage(day, spool, size) if size else None)
+        self._scheduler.continue_later(RetryMessage(date=day, attempt=attempt, reason="continue", checkpoint=following))
+        if state.tail_key:
+            self._sink.delete_staged(state.tail_key)
+        return ExportResult(
+            status="continued",
+            date=day,
+            attempt=attempt,
+            pages=following.pages,
+            records=following.records,
+            ineligible=following.ineligible,
+            latest_written=following.latest_written,
+            latest_kept_newer=following.latest_kept_newer,
+            bytes=following.uploaded_bytes,
+        )
+
+    def _timestamp(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def _keep_aside(self, day: str, error: SeqProtocolError) -> None:
         """Save the offending answer so that nothing SendGrid sent is silently lost."""
         if not error.raw:
             return
-        stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sortable, unique enough
         try:
             key = self._sink.quarantine(day, f"{stamp}-{uuid.uuid4().hex[:8]}.body", error.raw)
         except StorageError as exc:

@@ -35,7 +35,7 @@ from seq_export.config import Settings
 from seq_export.errors import InvalidEventError, SeqExportError
 from seq_export.exporter import Exporter, ExportResult
 from seq_export.latest_store import LatestStore
-from seq_export.models import RetryMessage, day_before, parse_day
+from seq_export.models import Checkpoint, RetryMessage, day_before, parse_day
 from seq_export.observability import MetricName, logger, metrics, tracer
 from seq_export.retry_scheduler import RetryScheduler
 from seq_export.s3_sink import S3Sink
@@ -104,7 +104,7 @@ def build_dependencies(
         table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
     )
     idempotency_config = IdempotencyConfig(
-        event_key_jmespath="[date, attempt]",
+        event_key_jmespath="[date, attempt, checkpoint.after_key]",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
     )
@@ -134,12 +134,22 @@ def use_dependencies(deps: Dependencies | None) -> None:
     _dependencies = deps
 
 
+@dataclass
+class _Invocation:
+    """The running invocation's context: Lambda runs one event at a time per container."""
+
+    context: LambdaContext | None = None
+
+
+_invocation = _Invocation()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _export(day: str, attempt: int) -> ExportResult:
+def _export(day: str, attempt: int, checkpoint: Checkpoint | None = None) -> ExportResult:
+    context = _invocation.context
+    time_left = None if context is None else (lambda: context.get_remaining_time_in_millis() / 1000)
     try:
-        result = dependencies().exporter.export_day(day, attempt=attempt)
+        result = dependencies().exporter.export_day(day, attempt=attempt, checkpoint=checkpoint, time_left=time_left)
     except SeqExportError as exc:
         metrics.add_metric(name=MetricName.EXPORT_FAILED, unit=MetricUnit.Count, value=1)
         logger.error("Export failed", date=day, attempt=attempt, error=type(exc).__name__, reason=str(exc))
@@ -154,6 +164,8 @@ def _record_metrics(result: ExportResult) -> None:
         metrics.add_metric(name=MetricName.PAGES_FETCHED, unit=MetricUnit.Count, value=result.pages)
         metrics.add_metric(name=MetricName.INELIGIBLE_SUBUSERS, unit=MetricUnit.Count, value=result.ineligible)
         metrics.add_metric(name=MetricName.LATEST_SCORES_WRITTEN, unit=MetricUnit.Count, value=result.latest_written)
+    elif result.status == "continued":
+        metrics.add_metric(name=MetricName.CONTINUED, unit=MetricUnit.Count, value=1)
     elif result.status == "not_ready":
         metrics.add_metric(name=MetricName.NOT_READY_RESCHEDULED, unit=MetricUnit.Count, value=1)
     else:
@@ -169,11 +181,12 @@ def _retry_record(record: SQSRecord) -> dict[str, Any]:
         config=deps.idempotency_config,
         key_prefix="seq-export#retry-message",
     )(_export_message)
-    return once(message={"date": message.date, "attempt": message.attempt})  # type: ignore[no-any-return]
+    return once(message=message.to_dict())  # type: ignore[no-any-return]
 
 
 def _export_message(message: dict[str, Any]) -> dict[str, Any]:
-    return _export(message["date"], message["attempt"]).summary()
+    parsed = RetryMessage.from_dict(message)
+    return _export(parsed.date, parsed.attempt, parsed.checkpoint).summary()
 
 
 def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
@@ -196,6 +209,7 @@ def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
 
 def route(event: Any, context: LambdaContext | None, today: date | None = None) -> dict[str, Any]:
     """Dispatch one event to the domain; raises ``InvalidEventError`` naming the accepted shapes."""
+    _invocation.context = context
     if not isinstance(event, dict):
         raise InvalidEventError(f"event must be a JSON object; {ACCEPTED_EVENTS}")
     records = event.get("Records")

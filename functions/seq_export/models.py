@@ -191,15 +191,66 @@ def parse_page(body: Any, *, number: int, where: str | None = None, raw: bytes =
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a day stopped when the Lambda ran short of time, so a fresh invocation continues.
+
+    The lines so far are either parts of an S3 multipart upload of the day's object (when at
+    least 5 MiB) or a small staged object (``tail_key``) the next invocation reads back; the
+    day's object appears only when the last invocation completes it.
+    """
+
+    after_key: str
+    next_page: int
+    exported_at: str
+    pages: int = 0
+    records: int = 0
+    ineligible: int = 0
+    latest_written: int = 0
+    latest_kept_newer: int = 0
+    uploaded_bytes: int = 0
+    upload_id: str | None = None
+    parts: tuple[tuple[int, str], ...] = ()
+    tail_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["parts"] = [list(part) for part in self.parts]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object) -> Checkpoint:
+        if not isinstance(data, dict):
+            raise InvalidEventError("retry message checkpoint must be an object")
+        try:
+            parts = tuple((int(number), str(etag)) for number, etag in data.get("parts", []))
+            checkpoint = cls(**{**data, "parts": parts})
+        except (TypeError, ValueError) as exc:
+            raise InvalidEventError(f"retry message checkpoint is malformed: {exc}") from None
+        if not isinstance(checkpoint.after_key, str) or not isinstance(checkpoint.next_page, int):
+            raise InvalidEventError("retry message checkpoint needs after_key (string) and next_page (integer)")
+        return checkpoint
+
+
+@dataclass(frozen=True, slots=True)
 class RetryMessage:
-    """Body of a message on the retry queue: export ``date``, this being try number ``attempt``."""
+    """Body of a message on the retry queue: export ``date``, this being try number ``attempt``.
+
+    ``checkpoint`` is set when the message continues a day cut short by the Lambda time limit.
+    """
 
     date: str
     attempt: int
     reason: str = "not_ready"
+    checkpoint: Checkpoint | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"date": self.date, "attempt": self.attempt, "reason": self.reason}
+        if self.checkpoint is not None:
+            data["checkpoint"] = self.checkpoint.to_dict()
+        return data
 
     def to_json(self) -> str:
-        return json.dumps({"date": self.date, "attempt": self.attempt, "reason": self.reason})
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, body: str) -> RetryMessage:
@@ -218,4 +269,10 @@ class RetryMessage:
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise InvalidEventError(f"retry message attempt must be a positive integer, got {attempt!r}")
         reason = data.get("reason", "not_ready")
-        return cls(date=day, attempt=attempt, reason=str(reason))
+        checkpoint = data.get("checkpoint")
+        return cls(
+            date=day,
+            attempt=attempt,
+            reason=str(reason),
+            checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint),
+        )

@@ -26,6 +26,7 @@ class MetricName:
     INELIGIBLE_SUBUSERS = "IneligibleSubusers"
     LATEST_SCORES_WRITTEN = "LatestScoresWritten"
     NOT_READY_RESCHEDULED = "NotReadyRescheduled"
+    CONTINUED = "ContinuedAfterTimeLimit"
     GAVE_UP = "GaveUp"
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"

@@ -42,6 +42,10 @@ class RetryScheduler:
         self._send(self._queue_url, message, delay)
         return delay
 
+    def continue_later(self, message: RetryMessage) -> None:
+        """Hand a day cut short by the time limit to a fresh invocation, at once."""
+        self._send(self._queue_url, message, 0)
+
     def give_up(self, message: RetryMessage) -> None:
         self._send(self._dead_letter_queue_url, message, 0)
 

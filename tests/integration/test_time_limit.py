@@ -1,0 +1,104 @@
+"""A day longer than one Lambda invocation: checkpoint, continue through the queue, one whole object."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from local.seq_simulator import Scenario, SeqSimulator, expected_records
+from local.stack import FakeLambdaContext, sqs_event
+from seq_export import handler
+from tests.conftest import Stack
+from tests.integration.test_export_day import days_ago
+
+pytestmark = pytest.mark.integration
+
+
+class ShortContext(FakeLambdaContext):
+    """A Lambda context whose remaining time runs out once ``pages`` pages have been served."""
+
+    def __init__(self, simulator: SeqSimulator, pages: int) -> None:
+        super().__init__()
+        self._simulator = simulator
+        self._until = simulator.pages_served() + pages
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000 if self._simulator.pages_served() < self._until else 30_000
+
+
+def invoke_short(stack: Stack, event: dict[str, Any], pages: int) -> dict[str, Any]:
+    return dict(handler.lambda_handler(event, ShortContext(stack.simulator, pages)))
+
+
+def run_to_completion(stack: Stack, day: str, pages: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    first = invoke_short(stack, {"date": day}, pages)
+    bodies: list[dict[str, Any]] = []
+    while True:
+        answer = stack.sqs.receive_message(
+            QueueUrl=stack.resources.queue_url, WaitTimeSeconds=1, AttributeNames=["All"]
+        )
+        messages = answer.get("Messages", [])
+        if not messages:
+            return first, bodies
+        bodies.append(json.loads(messages[0]["Body"]))
+        arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])
+        response = invoke_short(stack, sqs_event(messages, arn["Attributes"]["QueueArn"]), pages)
+        assert response == {"batchItemFailures": []}
+        stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+
+def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
+    stack: Stack, log_output: io.StringIO
+) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(subusers=2_500))
+
+    first, continuations = run_to_completion(stack, day, pages=1)
+
+    assert first == first | {"status": "continued", "pages": 1, "records": 1_000, "s3_key": None}
+    assert [b["checkpoint"]["next_page"] for b in continuations] == [2, 3]
+    assert [b["checkpoint"]["after_key"] for b in continuations] == ["101000", "102000"]
+    assert {b["reason"] for b in continuations} == {"continue"}
+    lines = stack.lines(day)
+    assert [line["user_id"] for line in lines] == [
+        r["user_id"] for r in expected_records(day, stack.simulator.scenario)
+    ]
+    assert len({line["exported_at"] for line in lines}) == 1
+    assert stack.data_keys() == [stack.key(day)]  # staged tails were cleaned up
+    assert [r["params"].get("after_key") for r in stack.simulator.requests] == [None, "101000", "102000"]
+    done = [json.loads(line) for line in log_output.getvalue().splitlines() if '"Day exported"' in line]
+    assert done[-1]["records"] == 2_500
+    assert done[-1]["pages"] == 3
+
+
+def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(subusers=2_500))
+
+    invoke_short(stack, {"date": day}, pages=2)
+
+    assert stack.data_keys() == []
+    (staged,) = stack.keys()
+    assert staged.startswith(f"seq/subuser_scores/_staging/dt={day}/")
+    assert stack.queue_counts() == {"visible": 1, "delayed": 0}
+
+
+@pytest.mark.slow
+def test_a_day_larger_than_a_part_continues_through_a_multipart_upload(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(subusers=30_000))
+
+    first, continuations = run_to_completion(stack, day, pages=24)  # about 5.5 MiB: one part
+
+    assert first["status"] == "continued"
+    assert len(continuations) == 1
+    checkpoint = continuations[0]["checkpoint"]
+    assert checkpoint["upload_id"]
+    assert [number for number, _ in checkpoint["parts"]] == [1]
+    assert checkpoint["tail_key"] is None
+    lines = stack.lines(day)
+    assert len(lines) == 30_000
+    assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(30_000)]

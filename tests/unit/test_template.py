@@ -1,0 +1,699 @@
+"""template.yaml wired to the code's contract: deploys nothing, reads the template and the code.
+
+What the code reads (environment, event shapes, object layout, metric names, AWS calls) is
+taken from the code itself, so a change on either side that breaks the other fails here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from local.stack import MAX_RECEIVE_COUNT
+from seq_export import config, handler, latest_store, observability, retry_scheduler, s3_sink
+from seq_export.config import Settings
+from seq_export.errors import ConfigError
+from seq_export.models import METRIC_NAMES, PARTITION_KEY, RECORD_KEYS, ScoreRecord, glue_columns, parse_day
+from seq_export.observability import MetricName
+from seq_export.s3_sink import S3Sink
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTION = "ExportFunction"
+ROLE = "ExportFunctionRole"
+SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:seq-export/sendgrid-AbCdEf"
+#: Read by the code, deliberately left to its default by the template (tuning knobs).
+LEFT_TO_DEFAULT = {"SEQ_PAGE_SIZE", "SEQ_READ_TIMEOUT_SECONDS"}
+#: Boto3 clients the handler builds, each with its adapter module(s) below.
+SERVICES = {"dynamodb", "s3", "secretsmanager", "sqs"}
+#: S3 operations that s3:PutObject authorises (IAM has no action of their own).
+PUT_OBJECT_OPERATIONS = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+#: The only IAM actions that may have Resource "*": AWS defines no resource type for them.
+ACTIONS_WITHOUT_RESOURCE_TYPES = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+# -- loading ---------------------------------------------------------------------------------
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short tags (!Ref, !Sub, !GetAtt...) as long forms."""
+
+
+def _construct_short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(cast(yaml.MappingNode, node), deep=True)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+CfnLoader.add_multi_constructor("!", _construct_short_tag)
+
+
+def load_template() -> dict[str, Any]:
+    with (ROOT / "template.yaml").open(encoding="utf-8") as stream:
+        return cast(dict[str, Any], yaml.load(stream, Loader=CfnLoader))  # noqa: S506 - SafeLoader subclass
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], template["Resources"])
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], resources[FUNCTION]["Properties"])
+
+
+@pytest.fixture(scope="module")
+def env(function: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], function["Environment"]["Variables"])
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def ref(value: Any) -> str:
+    assert isinstance(value, dict), f"expected a !Ref, got {value!r}"
+    assert set(value) == {"Ref"}, f"expected a !Ref, got {value!r}"
+    return cast(str, value["Ref"])
+
+
+def get_att(value: Any) -> tuple[str, str]:
+    assert isinstance(value, dict), f"expected a !GetAtt, got {value!r}"
+    assert set(value) == {"Fn::GetAtt"}, f"expected a !GetAtt, got {value!r}"
+    resource, attribute = value["Fn::GetAtt"]
+    return resource, attribute
+
+
+def resource_type(resources: Mapping[str, Any], name: str) -> str:
+    return cast(str, resources[name]["Type"])
+
+
+def render_sub(value: Any, names: Mapping[str, str]) -> str:
+    """Render an Fn::Sub string as CloudFormation would, with the given values of its names."""
+    assert isinstance(value, dict), f"expected a !Sub, got {value!r}"
+    assert set(value) == {"Fn::Sub"}, f"expected a !Sub, got {value!r}"
+    text = value["Fn::Sub"]
+    assert isinstance(text, str)
+
+    def one(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        return "${" + inner[1:] + "}" if inner.startswith("!") else names[inner]
+
+    return re.sub(r"\$\{([^}]+)\}", one, text)
+
+
+def parameter_default(template: Mapping[str, Any], name: str) -> str:
+    if name == "ApiKeySecretArn":
+        return SAMPLE_SECRET_ARN
+    return str(template["Parameters"][name]["Default"])
+
+
+def resolve(template: Mapping[str, Any], value: Any) -> str:
+    """A plausible deployed value of an environment variable (parameter defaults, resource ids)."""
+    if isinstance(value, str | int):
+        return str(value)
+    name = ref(value)
+    if name in template["Parameters"]:
+        return parameter_default(template, name)
+    kind = resource_type(template["Resources"], name)
+    if kind == "AWS::SQS::Queue":
+        return f"https://sqs.us-east-1.amazonaws.com/123456789012/seq-export-{name}-Ab12Cd"
+    return f"seq-export-{name}-Ab12Cd"
+
+
+def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, str]:
+    return {key: resolve(template, value) for key, value in env.items()}
+
+
+def names_read_by_settings() -> dict[str, bool]:
+    """Every variable ``Settings.from_env`` reads, mapped to whether it is required."""
+    source = inspect.getsource(config.Settings.from_env)
+    found: dict[str, bool] = {}
+    for helper, name, rest in re.findall(r"_(required|url|prefix|int)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source):
+        found[name] = helper == "required" or (helper == "url" and rest.strip(" ,") == "None")
+    return found
+
+
+def statements(role: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed(role: Mapping[str, Any], action: str) -> list[Any]:
+    """Resources of the role's Allow statements that grant ``action``."""
+    found: list[Any] = []
+    for statement in statements(role):
+        if statement["Effect"] == "Allow" and action in as_list(statement["Action"]):
+            found.extend(as_list(statement["Resource"]))
+    return found
+
+
+def iam_action(service: str, method: str) -> str:
+    return f"{service}:" + "".join(part.capitalize() for part in method.split("_"))
+
+
+def client_calls(module: Any) -> set[str]:
+    return set(re.findall(r"self\._client\.([a-z_]+)\(", inspect.getsource(module)))
+
+
+# -- environment -----------------------------------------------------------------------------
+def test_the_settings_reader_is_understood(template: dict[str, Any], env: dict[str, Any]) -> None:
+    """Cross-checks the parsing of config.py: exactly the names found required are required."""
+    read = names_read_by_settings()
+    required = {name for name, is_required in read.items() if is_required}
+    values = deployed_env(template, env)
+
+    assert len(read) >= 10
+    assert {"SEQ_API_KEY_SECRET_ID", "SCORES_BUCKET", "LATEST_SCORES_TABLE", "RETRY_QUEUE_URL"} <= required
+    Settings.from_env({name: values[name] for name in required})
+    for name in required:
+        with pytest.raises(ConfigError, match=f"^{name} is required"):
+            Settings.from_env({other: values[other] for other in required - {name}})
+
+
+def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any]) -> None:
+    assert set(env) == {
+        "SEQ_API_BASE_URL",
+        "SEQ_API_KEY_SECRET_ID",
+        "SCORES_BUCKET",
+        "SCORES_PREFIX",
+        "LATEST_SCORES_TABLE",
+        "RETRY_QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "IDEMPOTENCY_TABLE",
+        "MAX_NOT_READY_ATTEMPTS",
+        "NOT_READY_DELAY_SECONDS",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+
+
+def test_every_variable_the_code_reads_is_set_or_deliberately_defaulted(env: dict[str, Any]) -> None:
+    read = names_read_by_settings()
+
+    assert {name for name, required in read.items() if required} <= set(env)
+    assert set(read) - set(env) == LEFT_TO_DEFAULT
+
+
+def test_the_deployed_environment_loads_with_the_code_defaults(template: dict[str, Any], env: dict[str, Any]) -> None:
+    settings = Settings.from_env(deployed_env(template, env))
+
+    assert settings.api_base_url == config.DEFAULT_API_BASE_URL
+    assert settings.scores_prefix == config.DEFAULT_PREFIX
+    assert settings.max_not_ready_attempts == config.DEFAULT_MAX_NOT_READY_ATTEMPTS
+    assert settings.not_ready_delay_seconds == config.DEFAULT_NOT_READY_DELAY_SECONDS
+    assert settings.api_key_secret_id == SAMPLE_SECRET_ARN
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("SCORES_BUCKET", "AWS::S3::Bucket"),
+        ("LATEST_SCORES_TABLE", "AWS::DynamoDB::Table"),
+        ("IDEMPOTENCY_TABLE", "AWS::DynamoDB::Table"),
+        ("RETRY_QUEUE_URL", "AWS::SQS::Queue"),
+        ("DEAD_LETTER_QUEUE_URL", "AWS::SQS::Queue"),
+    ],
+)
+def test_resource_variables_point_at_the_right_resource_type(
+    resources: dict[str, Any], env: dict[str, Any], variable: str, expected: str
+) -> None:
+    # Ref of a bucket or table is its name, of a queue its URL: what the code expects
+    assert resource_type(resources, ref(env[variable])) == expected
+
+
+def test_each_resource_variable_names_a_different_resource(env: dict[str, Any]) -> None:
+    targets = [ref(env[name]) for name in ("LATEST_SCORES_TABLE", "IDEMPOTENCY_TABLE")]
+    queues = [ref(env[name]) for name in ("RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL")]
+
+    assert len(set(targets)) == 2
+    assert len(set(queues)) == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "parameter"),
+    [
+        ("SEQ_API_KEY_SECRET_ID", "ApiKeySecretArn"),
+        ("SEQ_API_BASE_URL", "SendGridApiBaseUrl"),
+        ("SCORES_PREFIX", "ScoresPrefix"),
+        ("MAX_NOT_READY_ATTEMPTS", "MaxNotReadyAttempts"),
+        ("NOT_READY_DELAY_SECONDS", "NotReadyDelaySeconds"),
+        ("POWERTOOLS_METRICS_NAMESPACE", "MetricsNamespace"),
+    ],
+)
+def test_configurable_variables_come_from_parameters(
+    template: dict[str, Any], env: dict[str, Any], variable: str, parameter: str
+) -> None:
+    assert ref(env[variable]) == parameter
+    assert parameter in template["Parameters"]
+
+
+def test_the_api_key_is_never_a_parameter_or_variable(template: dict[str, Any], env: dict[str, Any]) -> None:
+    secret = template["Parameters"]["ApiKeySecretArn"]
+
+    assert "Default" not in secret
+    assert re.fullmatch(secret["AllowedPattern"], SAMPLE_SECRET_ARN)
+    assert not re.fullmatch(secret["AllowedPattern"], "SG.abcdef")
+    assert not any("KEY" in name and name != "SEQ_API_KEY_SECRET_ID" for name in env)
+
+
+def test_parameter_bounds_match_what_the_code_accepts(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+
+    assert (parameters["MaxNotReadyAttempts"]["MinValue"], parameters["MaxNotReadyAttempts"]["MaxValue"]) == (1, 1000)
+    assert (parameters["NotReadyDelaySeconds"]["MinValue"], parameters["NotReadyDelaySeconds"]["MaxValue"]) == (
+        0,
+        config.SQS_MAX_DELAY_SECONDS,
+    )
+    assert set(parameters["SendGridApiBaseUrl"]["AllowedValues"]) == {
+        "https://api.sendgrid.com",
+        "https://api.eu.sendgrid.com",
+    }
+    prefix = parameters["ScoresPrefix"]["AllowedPattern"]
+    assert re.fullmatch(prefix, config.DEFAULT_PREFIX)
+    for bad in ("", "/seq", "seq/", "seq//scores"):
+        assert not re.fullmatch(prefix, bad)
+
+
+def test_powertools_settings_match_the_code(template: dict[str, Any], env: dict[str, Any]) -> None:
+    assert env["POWERTOOLS_SERVICE_NAME"] == observability.SERVICE
+    assert parameter_default(template, ref(env["POWERTOOLS_METRICS_NAMESPACE"])) == observability.DEFAULT_NAMESPACE
+    assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+
+
+# -- function --------------------------------------------------------------------------------
+def test_function_runtime_and_code(function: dict[str, Any]) -> None:
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Handler"] == "seq_export.handler.lambda_handler"
+    assert callable(handler.lambda_handler)
+    assert (ROOT / function["CodeUri"] / "seq_export" / "handler.py").is_file()
+    assert (ROOT / function["CodeUri"] / "requirements.txt").is_file()
+    assert function["Tracing"] == "Active"
+
+
+def test_the_function_logs_to_its_own_log_group_with_retention(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    group_name = ref(function["LoggingConfig"]["LogGroup"])
+    group = resources[group_name]
+    names = {"AWS::StackName": "seq-export"}
+
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert render_sub(group["Properties"]["LogGroupName"], names) == (
+        "/aws/lambda/" + render_sub(function["FunctionName"], names)
+    )
+    assert ref(group["Properties"]["RetentionInDays"]) == "LogRetentionDays"
+
+
+# -- events ----------------------------------------------------------------------------------
+def test_the_sqs_event_reads_the_retry_queue_with_partial_batch_failures(
+    resources: dict[str, Any], function: dict[str, Any], env: dict[str, Any]
+) -> None:
+    sqs = [event["Properties"] for event in function["Events"].values() if event["Type"] == "SQS"]
+
+    assert len(sqs) == 1
+    queue, attribute = get_att(sqs[0]["Queue"])
+    assert (queue, attribute) == (ref(env["RETRY_QUEUE_URL"]), "Arn")
+    assert sqs[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 2 <= sqs[0]["ScalingConfig"]["MaximumConcurrency"] <= 10
+
+
+class _Summary:
+    def summary(self) -> dict[str, Any]:
+        return {"status": "exported"}
+
+
+def test_the_schedule_input_is_the_scheduled_event_the_handler_routes(
+    resources: dict[str, Any], function: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schedules = [event["Properties"] for event in function["Events"].values() if event["Type"] == "ScheduleV2"]
+    assert len(schedules) == 1
+    schedule = schedules[0]
+
+    assert json.loads(schedule["Input"]) == {"scheduled_time": "<aws.scheduler.scheduled-time>"}
+    assert schedule["OmitName"] is True
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert ref(schedule["ScheduleExpression"]) == "ScheduleExpression"
+    assert schedule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    dlq, _ = get_att(schedule["DeadLetterConfig"]["Arn"])
+    assert resource_type(resources, dlq) == "AWS::SQS::Queue"
+
+    # what the scheduler sends once it fills in the placeholder, through the real router
+    exported: list[tuple[str, int]] = []
+
+    def fake_export(day: str, attempt: int) -> _Summary:
+        exported.append((day, attempt))
+        return _Summary()
+
+    monkeypatch.setattr(handler, "_export", fake_export)
+    delivered = json.loads(schedule["Input"].replace("<aws.scheduler.scheduled-time>", "2026-11-23T06:00:00Z"))
+    assert handler.route(delivered, None) == {"status": "exported"}
+    assert exported == [("2026-11-22", 1)]
+
+
+def test_failed_asynchronous_invocations_are_kept(resources: dict[str, Any], function: dict[str, Any]) -> None:
+    queue, _ = get_att(function["DeadLetterQueue"]["TargetArn"])
+
+    assert function["DeadLetterQueue"]["Type"] == "SQS"
+    assert resource_type(resources, queue) == "AWS::SQS::Queue"
+
+
+# -- queues ----------------------------------------------------------------------------------
+def test_retry_queue_visibility_timeout_is_at_least_six_function_timeouts(
+    resources: dict[str, Any], function: dict[str, Any], env: dict[str, Any]
+) -> None:
+    queue = resources[ref(env["RETRY_QUEUE_URL"])]["Properties"]
+
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+
+
+def test_retry_queue_redrives_to_the_dead_letter_queue_after_the_local_stacks_count(
+    resources: dict[str, Any], env: dict[str, Any]
+) -> None:
+    redrive = resources[ref(env["RETRY_QUEUE_URL"])]["Properties"]["RedrivePolicy"]
+
+    assert get_att(redrive["deadLetterTargetArn"]) == (ref(env["DEAD_LETTER_QUEUE_URL"]), "Arn")
+    assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT
+
+
+def test_every_queue_is_encrypted_and_dead_letter_queues_keep_14_days(resources: dict[str, Any]) -> None:
+    queues = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+
+    assert set(queues) == {"RetryQueue", "DeadLetterQueue", "ScheduleDeadLetterQueue"}
+    for name, queue in queues.items():
+        assert queue["SqsManagedSseEnabled"] is True, name
+    for name in ("DeadLetterQueue", "ScheduleDeadLetterQueue"):
+        assert queues[name]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+# -- storage ---------------------------------------------------------------------------------
+def test_the_bucket_is_private_encrypted_versioned_tls_only_and_kept(resources: dict[str, Any]) -> None:
+    bucket = resources["ScoresBucket"]
+    properties = bucket["Properties"]
+    policy = resources["ScoresBucketPolicy"]["Properties"]
+
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert all(properties["PublicAccessBlockConfiguration"].values())
+    assert len(properties["PublicAccessBlockConfiguration"]) == 4
+    assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert properties["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert properties["VersioningConfiguration"]["Status"] == "Enabled"
+    assert any("NoncurrentVersionExpiration" in rule for rule in properties["LifecycleConfiguration"]["Rules"])
+    assert ref(policy["Bucket"]) == "ScoresBucket"
+    assert {
+        "Effect": "Deny",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }.items() <= next(iter(policy["PolicyDocument"]["Statement"])).items()
+
+
+def test_the_latest_table_matches_the_store_and_is_kept(resources: dict[str, Any], env: dict[str, Any]) -> None:
+    table = resources[ref(env["LATEST_SCORES_TABLE"])]
+    properties = table["Properties"]
+
+    assert table["DeletionPolicy"] == "Retain"
+    assert properties["DeletionProtectionEnabled"] is True
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["KeySchema"] == [{"AttributeName": "user_id", "KeyType": "HASH"}]
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "username-index"
+    assert index["KeySchema"] == [{"AttributeName": "username", "KeyType": "HASH"}]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert {"AttributeName": "username", "AttributeType": "S"} in properties["AttributeDefinitions"]
+    # the store writes username as a string attribute, and leaves it out when unknown (sparse index)
+    assert "username" in latest_store.ATTRIBUTES
+
+
+def test_the_idempotency_table_matches_powertools_defaults(resources: dict[str, Any], env: dict[str, Any]) -> None:
+    properties = resources[ref(env["IDEMPOTENCY_TABLE"])]["Properties"]
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+
+    assert properties["KeySchema"] == [{"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": defaults["key_attr"].default, "AttributeType": "S"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": defaults["expiry_attr"].default, "Enabled": True}
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+
+
+# -- data catalog ----------------------------------------------------------------------------
+def glue_table(resources: Mapping[str, Any]) -> dict[str, Any]:
+    tables = [r["Properties"]["TableInput"] for r in resources.values() if r["Type"] == "AWS::Glue::Table"]
+    assert len(tables) == 1
+    return cast(dict[str, Any], tables[0])
+
+
+def test_glue_columns_are_the_models_columns(resources: dict[str, Any]) -> None:
+    assert glue_table(resources)["StorageDescriptor"]["Columns"] == glue_columns()
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        ScoreRecord("2026-11-22", "180", "jdoe123", 3, dict.fromkeys(METRIC_NAMES, 4)),
+        ScoreRecord("2026-11-22", "181", None, None, None),
+    ],
+)
+def test_every_line_the_exporter_writes_fits_the_glue_columns(resources: dict[str, Any], record: ScoreRecord) -> None:
+    columns = {c["Name"]: c["Type"] for c in glue_table(resources)["StorageDescriptor"]["Columns"]}
+    line = json.loads(record.to_json_line("2026-11-23T06:00:03.120Z"))
+
+    assert list(line) == list(columns) == list(RECORD_KEYS)
+    for name, value in line.items():
+        kind = columns[name]
+        if value is None:
+            continue
+        if kind == "string":
+            assert isinstance(value, str), name
+        elif kind == "double":
+            assert isinstance(value, int | float), name
+        else:
+            fields = re.fullmatch(r"struct<(.+)>", kind)
+            assert fields, kind
+            assert [f.split(":") for f in fields.group(1).split(",")] == [[k, "double"] for k in value]
+
+
+def test_glue_location_and_partitions_follow_the_s3_sink_layout(resources: dict[str, Any], env: dict[str, Any]) -> None:
+    table = glue_table(resources)
+    parameters = table["Parameters"]
+    bucket, prefix, day = "lake", "seq/subuser_scores", "2026-11-22"
+    names = {ref(env["SCORES_BUCKET"]): bucket, ref(env["SCORES_PREFIX"]): prefix}
+    key = S3Sink(cast(Any, None), bucket, prefix).key_for(day)
+
+    location = render_sub(table["StorageDescriptor"]["Location"], names)
+    partition = render_sub(parameters["storage.location.template"], names)
+    assert partition == f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/"
+    assert f"s3://{bucket}/{key}" == partition.replace(f"${{{PARTITION_KEY}}}", day) + s3_sink.OBJECT_NAME
+    assert table["PartitionKeys"] == [{"Name": PARTITION_KEY, "Type": "string"}]
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+
+
+def test_partition_projection_covers_the_days_the_exporter_writes(resources: dict[str, Any]) -> None:
+    parameters = glue_table(resources)["Parameters"]
+    key = PARTITION_KEY
+
+    assert parameters["projection.enabled"] == "true"
+    assert parameters[f"projection.{key}.type"] == "date"
+    # Java's yyyy-MM-dd is the code's YYYY-MM-DD
+    assert parameters[f"projection.{key}.format"] == "yyyy-MM-dd"
+    assert (parameters[f"projection.{key}.interval"], parameters[f"projection.{key}.interval.unit"]) == ("1", "DAYS")
+    start, end = parameters[f"projection.{key}.range"].split(",")
+    assert end == "NOW"
+    # starts before any day SendGrid could still serve when this product shipped
+    assert parse_day(start) <= date(2026, 11, 23) - timedelta(days=handler.RETENTION_DAYS)
+
+
+# -- alarms ----------------------------------------------------------------------------------
+def alarms(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def test_the_gave_up_alarm_watches_the_metric_the_code_emits(resources: dict[str, Any], env: dict[str, Any]) -> None:
+    (alarm,) = [a for a in alarms(resources).values() if a["MetricName"] == MetricName.GAVE_UP]
+
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Statistic"] == "Sum"
+
+
+def test_both_dead_letter_queues_and_function_errors_are_alarmed(
+    resources: dict[str, Any], function: dict[str, Any], env: dict[str, Any]
+) -> None:
+    watched = set()
+    for alarm in alarms(resources).values():
+        (dimension,) = alarm["Dimensions"]
+        if alarm["Namespace"] == "AWS/SQS":
+            assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            queue, attribute = get_att(dimension["Value"])
+            assert attribute == "QueueName"
+            watched.add(queue)
+        elif alarm["Namespace"] == "AWS/Lambda":
+            assert (alarm["MetricName"], dimension["Name"]) == ("Errors", "FunctionName")
+            watched.add(ref(dimension["Value"]))
+
+    schedule_dlq, _ = get_att(function["DeadLetterQueue"]["TargetArn"])
+    assert watched == {ref(env["DEAD_LETTER_QUEUE_URL"]), schedule_dlq, FUNCTION}
+
+
+def test_every_alarm_fires_above_zero_and_notifies_the_optional_targets(resources: dict[str, Any]) -> None:
+    targets = [
+        {"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert len(alarms(resources)) == 4
+    for name, alarm in alarms(resources).items():
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0), name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["AlarmActions"] == targets, name
+        assert alarm["AlarmDescription"], name
+    assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+
+
+# -- permissions -----------------------------------------------------------------------------
+def test_the_function_uses_its_own_role_and_no_managed_policy(
+    resources: dict[str, Any], function: dict[str, Any]
+) -> None:
+    assert get_att(function["Role"]) == (ROLE, "Arn")
+    assert "Policies" not in function
+    assert "ManagedPolicyArns" not in resources[ROLE]["Properties"]
+
+
+def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(resources: dict[str, Any]) -> None:
+    roles = [r for r in resources.values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        for statement in statements(role):
+            assert statement["Effect"] == "Allow"
+            actions = as_list(statement["Action"])
+            assert all("*" not in action for action in actions), statement
+            if "*" in as_list(statement["Resource"]):
+                assert set(actions) <= ACTIONS_WITHOUT_RESOURCE_TYPES, statement
+
+
+@pytest.mark.parametrize(
+    ("module", "service", "variables"),
+    [
+        (latest_store, "dynamodb", ["LATEST_SCORES_TABLE"]),
+        (retry_scheduler, "sqs", ["RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"]),
+    ],
+)
+def test_every_aws_call_of_the_code_is_allowed_on_its_resource(
+    resources: dict[str, Any], env: dict[str, Any], module: Any, service: str, variables: list[str]
+) -> None:
+    calls = client_calls(module)
+    assert calls
+    for call in calls:
+        action = iam_action(service, call).replace("sqs:SendMessageBatch", "sqs:SendMessage")
+        granted = allowed(resources[ROLE], action)
+        for variable in variables:
+            assert {"Fn::GetAtt": [ref(env[variable]), "Arn"]} in granted, (action, variable)
+
+
+def s3_operations() -> set[str]:
+    """S3 operations s3_sink calls, through its ``_call("Operation", ...)`` or on the client."""
+    named = set(re.findall(r'_call\(\s*"([A-Za-z]+)"', inspect.getsource(s3_sink)))
+    direct = {iam_action("s3", call).removeprefix("s3:") for call in client_calls(s3_sink)}
+    return named | direct
+
+
+def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
+    resources: dict[str, Any], env: dict[str, Any]
+) -> None:
+    role = resources[ROLE]
+    lake = f"arn:aws:s3:::lake/{config.DEFAULT_PREFIX}/"
+    names = {f"{ref(env['SCORES_BUCKET'])}.Arn": "arn:aws:s3:::lake", ref(env["SCORES_PREFIX"]): config.DEFAULT_PREFIX}
+    day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", config.DEFAULT_PREFIX).key_for("2026-11-22")
+
+    def granted(action: str) -> list[str]:
+        return [render_sub(resource, names) for resource in allowed(role, action)]
+
+    operations = s3_operations()
+    assert "PutObject" in operations
+    for operation in operations:
+        action = "s3:PutObject" if operation in PUT_OBJECT_OPERATIONS else f"s3:{operation}"
+        assert granted(action), action
+        assert all(resource.startswith(lake) for resource in granted(action)), (action, granted(action))
+    assert any(fnmatch(day_object, resource) for resource in granted("s3:PutObject"))
+    # the function reads and deletes only what it staged itself, never a day's object
+    for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+        assert not any(fnmatch(day_object, resource) for resource in granted(action)), action
+
+
+def test_the_handler_uses_only_services_the_role_is_written_for(resources: dict[str, Any]) -> None:
+    clients = set(re.findall(r'\.client\(\s*"([a-z0-9-]+)"', inspect.getsource(handler)))
+    services = {
+        action.split(":")[0] for statement in statements(resources[ROLE]) for action in as_list(statement["Action"])
+    }
+
+    assert clients == SERVICES
+    assert services == SERVICES | {"logs", "xray"}
+
+
+def test_the_secret_idempotency_queue_and_logs_permissions(resources: dict[str, Any], env: dict[str, Any]) -> None:
+    role = resources[ROLE]
+    idempotency = {"Fn::GetAtt": [ref(env["IDEMPOTENCY_TABLE"]), "Arn"]}
+    retry_queue = {"Fn::GetAtt": [ref(env["RETRY_QUEUE_URL"]), "Arn"]}
+
+    assert allowed(role, "secretsmanager:GetSecretValue") == [env["SEQ_API_KEY_SECRET_ID"]]
+    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        assert idempotency in allowed(role, f"dynamodb:{action}")
+    for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
+        assert allowed(role, f"sqs:{action}") == [retry_queue]
+    assert allowed(role, "logs:PutLogEvents") == [{"Fn::GetAtt": ["ExportFunctionLogGroup", "Arn"]}]
+
+
+# -- deliberate exceptions and outputs ---------------------------------------------------------
+def test_every_skipped_check_has_a_written_reason(resources: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, r in resources.items()
+        for skip in r.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), name
+        assert len(skip.get("comment", "").split()) >= 12, (name, skip["id"])
+
+
+def test_outputs_name_everything_an_operator_needs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+
+    assert {
+        "ScoresBucketName",
+        "ScoresPrefix",
+        "LatestScoresTableName",
+        "RetryQueueUrl",
+        "DeadLetterQueueUrl",
+        "ScheduleDeadLetterQueueUrl",
+        "ExportFunctionName",
+        "GlueDatabaseName",
+        "GlueTableName",
+        "AthenaExampleQuery",
+    } <= set(outputs)
+    query = render_sub(outputs["AthenaExampleQuery"]["Value"], {"ScoresDatabase": "db", "ScoresTable": "t"})
+    assert 'FROM "db"."t"' in query
+    assert f"WHERE {PARTITION_KEY} >=" in query

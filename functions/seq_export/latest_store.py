@@ -72,7 +72,7 @@ def to_item(record: ScoreRecord, updated_at: str) -> dict[str, Any]:
         "date": {"S": record.date},
         "updated_at": {"S": updated_at},
     }
-    if record.username is not None:
+    if record.username:  # an empty string cannot be a key of the username index: leave it out
         item["username"] = {"S": record.username}
     if record.score is not None:
         item["score"] = {"N": str(record.score)}

@@ -1,0 +1,37 @@
+"""Invoke the Lambda handler once in this process and report its answer and peak memory.
+
+For measurements that must see the function alone (the services it talks to run elsewhere):
+``python -m local.invoke '{"date": "2026-11-22"}'`` with the function's environment set,
+``AWS_ENDPOINT_URL`` included. Prints one JSON line: the handler's answer, the peak resident
+set size of this process in MiB, and the seconds the invocation took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+from local.stack import FakeLambdaContext
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.invoke", description=__doc__.splitlines()[0])
+    parser.add_argument("event", help="the event, as JSON")
+    args = parser.parse_args(argv)
+    from seq_export import handler  # noqa: PLC0415 - imported after argument errors, as Lambda would
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    answer = handler.lambda_handler(json.loads(args.event), FakeLambdaContext())
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    report = {"answer": answer, "max_rss_mib": peak / 1024, "rss_before_mib": before / 1024, "seconds": seconds}
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,6 +56,7 @@ class Scenario:
     last_cursor: str = "absent"  # "absent" or "null": how the last page says it is the last
     faults: list[Fault] = field(default_factory=list)
     today: date | None = None  # the simulator's "today" for the 90-day window; None = real UTC day
+    fractional: bool = False  # scores with decimals (e.g. 3.47, metrics 4.125) instead of integers
 
 
 def _digest(day: str, user_id: int) -> bytes:
@@ -68,6 +69,13 @@ def subuser_record(day: str, index: int, scenario: Scenario) -> dict[str, Any]:
     if scenario.ineligible_every and (index + 1) % scenario.ineligible_every == 0:
         return record
     digest = _digest(day, user_id)
+    if scenario.fractional:  # float("3.47") serialises as 3.47: the text a test expects back
+        record["score"] = float(f"{1 + (digest[0] * 256 + digest[1]) % 401 / 100:.2f}")
+        record["metrics"] = {
+            name: float(f"{1 + (digest[i + 2] * 256 + digest[i + 3]) % 4001 / 1000:.3f}")
+            for i, name in enumerate(METRIC_NAMES)
+        }
+        return record
     record["score"] = 1 + digest[0] % 5
     record["metrics"] = {name: 1 + digest[i + 1] % 5 for i, name in enumerate(METRIC_NAMES)}
     return record

@@ -98,17 +98,17 @@ class Stack:
     def key(self, day: str) -> str:
         return f"{self.settings.scores_prefix}/dt={day}/scores.jsonl"
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         answer = self.session.client("s3").list_object_versions(Bucket=self.resources.bucket)
         return sorted(v["Key"] for v in answer.get("Versions", []))
 
     def data_keys(self) -> list[str]:
         """Keys of published days (what Athena reads): no quarantined answers, no staged lines."""
-        return [key for key in self.keys() if "/_quarantine/" not in key and "/_staging/" not in key]
+        return [key for key in self.object_keys() if "/_quarantine/" not in key and "/_staging/" not in key]
 
     def quarantined(self) -> list[bytes]:
         s3 = self.session.client("s3")
-        keys = [key for key in self.keys() if "/_quarantine/" in key]
+        keys = [key for key in self.object_keys() if "/_quarantine/" in key]
         return [s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read() for key in keys]
 
     def lines(self, day: str) -> list[dict[str, Any]]:

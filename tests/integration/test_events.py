@@ -29,7 +29,7 @@ def test_scheduler_input_exports_the_utc_day_before_the_scheduled_time(stack: St
     summary = stack.invoke(event)
 
     assert summary["date"] == days_ago(4)  # not the wall clock's yesterday
-    assert stack.keys() == [stack.key(days_ago(4))]
+    assert stack.object_keys() == [stack.key(days_ago(4))]
 
 
 def test_scheduler_time_with_an_offset_is_read_in_utc(stack: Stack) -> None:

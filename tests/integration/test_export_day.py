@@ -83,7 +83,7 @@ def test_rerun_of_a_day_replaces_the_object_without_duplicates(stack: Stack) -> 
     second_lines = stack.lines(day)
 
     assert first["s3_key"] == second["s3_key"]
-    assert stack.keys() == [stack.key(day)]
+    assert stack.object_keys() == [stack.key(day)]
     assert len(second_lines) == len(first_lines) == 2_500
     assert len({line["user_id"] for line in second_lines}) == 2_500
     strip = [{k: v for k, v in line.items() if k != "exported_at"} for line in second_lines]
@@ -163,3 +163,23 @@ def test_the_control_item_is_not_a_subuser(stack: Stack) -> None:
     assert "score" not in control
     assert control["newest_date"] == days_ago(1)
     assert "lease_until" not in control  # released after the run
+
+
+def test_fractional_values_arrive_unchanged_in_s3_and_dynamodb(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(subusers=1_200, fractional=True))
+
+    stack.invoke({"date": day})
+
+    body = stack.session.client("s3").get_object(Bucket=stack.resources.bucket, Key=stack.key(day))["Body"].read()
+    truth = [r for r in expected_records(day, stack.simulator.scenario) if "score" in r]
+    scored_lines = [line for line in body.decode().splitlines() if '"score": null' not in line]
+    for record, line in zip(truth[:50], scored_lines[:50], strict=True):
+        assert f'"score": {record["score"]!r}' in line  # the API's own text, not re-rounded
+        for name, value in record["metrics"].items():
+            assert f'"{name}": {value!r}' in line
+        item = stack.item(record["user_id"])
+        assert item is not None
+        assert item["score"] == Decimal(repr(record["score"]))
+        assert item["metrics"] == {k: Decimal(repr(v)) for k, v in record["metrics"].items()}
+    assert any(Decimal(repr(r["score"])) % 1 for r in truth)  # fractions were really sent

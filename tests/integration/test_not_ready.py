@@ -24,7 +24,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert first["next_attempt"] == 2
     assert first["next_attempt_delay_seconds"] == 1
     assert stack.queue_counts() == {"visible": 0, "delayed": 1}
-    assert stack.keys() == []
+    assert stack.object_keys() == []
 
     response = stack.deliver(wait_seconds=10)  # long poll: returns when the delay has passed
 
@@ -64,7 +64,7 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert stack.dlq_bodies() == [{"date": day, "attempt": 3, "reason": "gave_up_not_ready"}]
-    assert stack.keys() == []
+    assert stack.object_keys() == []
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
     assert capsys.readouterr().out.count('"GaveUp":[1.0]') == 1
     gave_up = [json.loads(line) for line in log_output.getvalue().splitlines() if "Gave up" in line]
@@ -83,3 +83,21 @@ def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
     assert summary["status"] == "gave_up"
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert stack.dlq_bodies() == [{"date": day, "attempt": 1, "reason": "gave_up_not_ready"}]
+
+
+def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.configure(NOT_READY_DELAY_SECONDS="0", MAX_NOT_READY_ATTEMPTS="5")
+    stack.simulator.reset(Scenario(subusers=2_500, not_ready=3))
+
+    assert stack.invoke({"date": day})["status"] == "not_ready"
+    deliveries = 0
+    while stack.deliver(wait_seconds=2) is not None:
+        deliveries += 1
+
+    assert deliveries == 3
+    assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202, 200, 200, 200]
+    assert stack.data_keys() == [stack.key(day)]
+    lines = stack.lines(day)
+    assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
+    assert stack.dlq_bodies() == []

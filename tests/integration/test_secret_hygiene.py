@@ -1,4 +1,4 @@
-"""The API key never leaves the Authorization header: not in logs, errors, summaries, SQS or S3."""
+"""The API key never leaves the Authorization header: not in logs, errors, summaries, SQS, S3 or DynamoDB."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from local.seq_simulator import Fault, Scenario
 from seq_export.errors import SeqExportError
 from tests.conftest import Stack
 from tests.integration.test_export_day import days_ago
+from tests.integration.test_time_limit import invoke_short
 
 pytestmark = pytest.mark.integration
 
@@ -18,10 +19,32 @@ SCENARIOS = [
     Scenario(subusers=1_500),
     Scenario(subusers=1_500, not_ready=1),
     Scenario(subusers=1_500, faults=[Fault(page=2, status=429), Fault(page=2, status=500)]),
+    Scenario(subusers=1_500, faults=[Fault(page=2, status=429, rate_headers=False)]),
     Scenario(subusers=1_500, faults=[Fault(page=2, status=502, times=9)]),
     Scenario(subusers=1_500, faults=[Fault(page=1, status=403)]),
+    Scenario(subusers=1_500, faults=[Fault(page=1, status=404)]),
+    Scenario(subusers=1_500, faults=[Fault(page=2, kind="reset"), Fault(page=2, kind="truncate")]),
     Scenario(subusers=1_500, faults=[Fault(page=2, status=200, body="not json")]),
+    Scenario(subusers=1_500, faults=[Fault(page=2, kind="stuck_cursor")]),
+    Scenario(subusers=1_500, faults=[Fault(page=2, kind="repeat_users")]),
 ]
+
+
+def everything_stored(stack: Stack) -> list[str]:
+    """Every object, message and item the function could have written anything into."""
+    s3 = stack.session.client("s3")
+    texts = [
+        s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+        for key in stack.object_keys()
+    ]
+    for queue in (stack.resources.queue_url, stack.resources.dlq_url):
+        answer = stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        texts += [m["Body"] for m in answer.get("Messages", [])]
+    dynamodb = stack.session.client("dynamodb")
+    for table in (stack.resources.table, stack.resources.idempotency_table):
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            texts += [json.dumps(item) for item in page["Items"]]
+    return texts
 
 
 def test_the_api_key_appears_nowhere_the_function_writes(
@@ -34,6 +57,8 @@ def test_the_api_key_appears_nowhere_the_function_writes(
             seen.append(json.dumps(stack.invoke({"date": days_ago(1)})))
         except SeqExportError as exc:
             seen.append(f"{exc!r} {exc}")
+    stack.simulator.reset(Scenario(subusers=2_500))
+    seen.append(json.dumps(invoke_short(stack, {"date": days_ago(2)}, pages=1)))  # a continuation message
     stack.session.client("secretsmanager").put_secret_value(  # and with the wrong key stored
         SecretId=stack.resources.secret_id, SecretString=json.dumps({"api_key": "SG.wrong"})
     )
@@ -42,21 +67,15 @@ def test_the_api_key_appears_nowhere_the_function_writes(
         stack.invoke({"date": days_ago(1)})
     seen.append(str(caught.value))
 
-    messages = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
-    seen += [m["Body"] for m in messages.get("Messages", [])]
-    seen.append(
-        stack.session.client("s3")
-        .get_object(Bucket=stack.resources.bucket, Key=stack.key(days_ago(1)))["Body"]
-        .read()
-        .decode()
-    )
+    stored = everything_stored(stack)
     logs = log_output.getvalue()
     printed = capsys.readouterr()
-    seen += [logs, printed.out, printed.err]
+    seen += [*stored, logs, printed.out, printed.err]
 
     assert "Page fetched" in logs  # the capture really saw the logs
-    assert "Export failed" in logs
-    assert len(messages.get("Messages", [])) == 1  # the not-ready scenario's retry message
+    assert "Bad answer kept aside" in logs
+    assert any('"checkpoint"' in text for text in stored)  # the continuation was looked at
+    assert any('"reason": "not_ready"' in text for text in stored)  # and the 202 retry message
     for text in seen:
         assert api_key not in text
         assert api_key.rsplit(".", maxsplit=1)[-1] not in text

@@ -81,7 +81,7 @@ def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: S
     invoke_short(stack, {"date": day}, pages=2)
 
     assert stack.data_keys() == []
-    (staged,) = stack.keys()
+    (staged,) = stack.object_keys()
     assert staged.startswith(f"seq/subuser_scores/_staging/dt={day}/")
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}
 

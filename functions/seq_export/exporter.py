@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
@@ -110,6 +111,7 @@ class Exporter:
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
             self._store.open_day(day, exported_at) as writer,
+            _Overlap() as overlap,
         ):
             if state.tail_key:
                 self._sink.read_staged(state.tail_key, spool)
@@ -125,13 +127,14 @@ class Exporter:
                         )
                     seen.add(record.user_id)
                 spool.write("".join(record.to_json_line(exported_at) for record in batch).encode())
-                writer.write(batch)
+                overlap.submit(writer.write, batch)  # written while the next page is fetched
                 pages += 1
                 records += len(batch)
                 page_ineligible = sum(1 for record in batch if not record.eligible)
                 ineligible += page_ineligible
                 logger.info("Page fetched", records=len(batch), ineligible=page_ineligible, total=records)
                 if page.next_after_key is not None and time_left is not None and time_left() < self._reserve:
+                    overlap.wait()
                     following = replace(
                         state,
                         after_key=page.next_after_key,
@@ -143,6 +146,7 @@ class Exporter:
                         latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
                     )
                     return self._continue_later(day, attempt, spool, state, following)
+            overlap.wait()
             size = spool.tell()
             spool.seek(0)
             if state.upload_id is None:
@@ -257,3 +261,38 @@ class Exporter:
 def _excerpt(raw: bytes, limit: int = 300) -> str:
     """The start of a body for a log line (SendGrid answers carry no credentials)."""
     return raw[:limit].decode("utf-8", errors="replace")
+
+
+class _Overlap:
+    """Runs one write at a time beside the caller, so fetching page k+1 overlaps writing page k.
+
+    ``submit`` first waits for the previous write (at most one page is in flight, so memory
+    stays flat) and re-raises its error; ``wait`` does the same before anything that needs the
+    writes done (the checkpoint, the publish). Leaving the block waits too, so no write outlives
+    the day's export.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer")
+        self._pending: Future[None] | None = None
+
+    def submit(self, write: Callable[[list[ScoreRecord]], None], batch: list[ScoreRecord]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(write, batch)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Overlap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let it finish; the day's own error is the one reported
+        finally:
+            self._pool.shutdown(wait=True)

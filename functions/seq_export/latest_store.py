@@ -102,6 +102,7 @@ class LatestStore:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        self._executor: ThreadPoolExecutor | None = None
 
     def open_day(self, day: str, updated_at: str) -> DayWriter:
         return DayWriter(self, day, updated_at)
@@ -166,24 +167,37 @@ class LatestStore:
 
     # -- writes ----------------------------------------------------------------------------
     def _batch_put(self, records: Sequence[ScoreRecord], updated_at: str) -> int:
-        for chunk in chunks(records):
-            pending: list[Any] = [{"PutRequest": {"Item": to_item(r, updated_at)}} for r in chunk]
-            for attempt in range(1, self._max_batch_attempts + 1):
-                try:
-                    answer = self._client.batch_write_item(RequestItems={self._table: pending})
-                except (ClientError, BotoCoreError) as exc:
-                    raise StorageError(
-                        f"DynamoDB BatchWriteItem on {self._table} failed: {describe_aws_error(exc)}"
-                    ) from None
-                pending = answer.get("UnprocessedItems", {}).get(self._table, [])
-                if not pending:
-                    break
-                if attempt == self._max_batch_attempts:
-                    raise StorageError(
-                        f"DynamoDB {self._table}: {len(pending)} items still unprocessed after {attempt} tries"
-                    )
-                self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
+        """Put every record, 25 per call, the calls of a page in parallel (each waits on the network)."""
+        parts = chunks(records)
+        if len(parts) == 1:
+            self._put_chunk(parts[0], updated_at)
+        else:
+            list(self._pool().map(lambda chunk: self._put_chunk(chunk, updated_at), parts))
         return len(records)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """One pool for the container's life: threads are reused across pages and invocations."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="latest-store")
+        return self._executor
+
+    def _put_chunk(self, chunk: Sequence[ScoreRecord], updated_at: str) -> None:
+        pending: list[Any] = [{"PutRequest": {"Item": to_item(r, updated_at)}} for r in chunk]
+        for attempt in range(1, self._max_batch_attempts + 1):
+            try:
+                answer = self._client.batch_write_item(RequestItems={self._table: pending})
+            except (ClientError, BotoCoreError) as exc:
+                raise StorageError(
+                    f"DynamoDB BatchWriteItem on {self._table} failed: {describe_aws_error(exc)}"
+                ) from None
+            pending = answer.get("UnprocessedItems", {}).get(self._table, [])
+            if not pending:
+                return
+            if attempt == self._max_batch_attempts:
+                raise StorageError(
+                    f"DynamoDB {self._table}: {len(pending)} items still unprocessed after {attempt} tries"
+                )
+            self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
 
     def _conditional_put(self, record: ScoreRecord, updated_at: str) -> bool:
         # every name goes through a placeholder: "date" and "metrics" are DynamoDB reserved words
@@ -213,8 +227,7 @@ class LatestStore:
         return True
 
     def _conditional_puts(self, records: Sequence[ScoreRecord], updated_at: str) -> WriteCounts:
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            results = list(pool.map(lambda r: self._conditional_put(r, updated_at), records))
+        results = list(self._pool().map(lambda r: self._conditional_put(r, updated_at), records))
         written = sum(results)
         return WriteCounts(written=written, kept_newer=len(results) - written)
 

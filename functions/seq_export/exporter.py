@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from seq_export.errors import ScoresNotReady, SeqProtocolError, StorageError
 from seq_export.latest_store import LatestStore
@@ -263,6 +263,9 @@ def _excerpt(raw: bytes, limit: int = 300) -> str:
     return raw[:limit].decode("utf-8", errors="replace")
 
 
+_T = TypeVar("_T")
+
+
 class _Overlap:
     """Runs one write at a time beside the caller, so fetching page k+1 overlaps writing page k.
 
@@ -276,7 +279,7 @@ class _Overlap:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer")
         self._pending: Future[None] | None = None
 
-    def submit(self, write: Callable[[list[ScoreRecord]], None], batch: list[ScoreRecord]) -> None:
+    def submit(self, write: Callable[[_T], None], batch: _T) -> None:
         self.wait()
         self._pending = self._pool.submit(write, batch)
 

@@ -7,15 +7,50 @@ Lambda too (the local runner, tests): set ``POWERTOOLS_TRACE_DISABLED=true`` the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "seq-export"
 DEFAULT_NAMESPACE = "SeqExport"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
-tracer = Tracer(service=SERVICE)
+
+
+def tracing_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Powertools' own rule: traced in Lambda unless POWERTOOLS_TRACE_DISABLED is true."""
+    disabled = environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+    return "AWS_LAMBDA_FUNCTION_NAME" in environ and not disabled
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TracerLike(Protocol):
+    """What the handler uses of Powertools Tracer."""
+
+    def capture_lambda_handler(self, *, capture_response: bool = ...) -> Callable[[F], F]: ...
+
+
+class _NoTracer:
+    """Stands in for Powertools Tracer where tracing is off: importing the X-Ray SDK builds an
+    X-Ray client at import time (about 150 ms), which a run without tracing should not pay."""
+
+    def capture_lambda_handler(self, *, capture_response: bool = True) -> Callable[[F], F]:  # noqa: ARG002
+        return lambda handler: handler
+
+
+def _tracer() -> TracerLike:
+    if not tracing_enabled():
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415 - only where traces are recorded
+
+    return cast(TracerLike, Tracer(service=SERVICE))
+
+
+tracer = _tracer()
 
 
 class MetricName:

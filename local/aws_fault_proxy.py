@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+from local.loopback import LoopbackServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "host"}
 
@@ -66,30 +67,13 @@ def error_response(fault: AwsFault) -> Response:
     return Response(json.dumps(payload), status=fault.status, content_type="application/x-amz-json-1.0")
 
 
-class AwsFaultProxy:
+class AwsFaultProxy(LoopbackServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults: list[AwsFault] = []
         self.calls: list[str] = []
         self._lock = threading.Lock()
         self._session = requests.Session()
-        self._server: BaseWSGIServer | None = None
-
-    def start(self) -> str:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.url
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def _match(self, operation: str) -> AwsFault | None:
         with self._lock:

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+from local.loopback import LoopbackServer
 
 SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
 METRIC_NAMES = ("engagement_recency", "open_rate", "bounce_classification", "bounce_rate", "spam_rate")
@@ -86,7 +87,7 @@ def expected_records(day: str, scenario: Scenario) -> list[dict[str, Any]]:
     return [subuser_record(day, i, scenario) for i in range(scenario.subusers)]
 
 
-class SeqSimulator:
+class SeqSimulator(LoopbackServer):
     def __init__(self, api_key: str, scenario: Scenario | None = None) -> None:
         self.api_key = api_key
         self.scenario = scenario or Scenario()
@@ -94,26 +95,6 @@ class SeqSimulator:
         self._not_ready_left: dict[str, int] = {}
         self._faults_used: dict[int, int] = {}
         self._lock = threading.Lock()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> str:
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self.url
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "start() first"
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def reset(self, scenario: Scenario | None = None) -> None:
         with self._lock:
@@ -121,13 +102,6 @@ class SeqSimulator:
             self.requests.clear()
             self._not_ready_left.clear()
             self._faults_used.clear()
-
-    def __enter__(self) -> SeqSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- HTTP ------------------------------------------------------------------------------
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -27,6 +27,8 @@ from werkzeug.wrappers import Request, Response
 from local.loopback import LoopbackServer
 
 SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
+ACCOUNT_SCORES_PATH = "/v3/engagementquality/scores"
+ACCOUNT_USER_ID = "1"
 METRIC_NAMES = ("engagement_recency", "open_rate", "bounce_classification", "bounce_rate", "spam_rate")
 FIRST_USER_ID = 100_001
 RATE_LIMIT = 600
@@ -35,7 +37,10 @@ RESET_STATUS = 599  # internal marker: answer by resetting the connection
 
 @dataclass
 class Fault:
-    """Answer page ``page`` (1-based) of any date ``times`` times with this instead of the data."""
+    """Answer page ``page`` (1-based) of any date ``times`` times with this instead of the data.
+
+    Page 0 aims at the parent account's endpoint (``/v3/engagementquality/scores``).
+    """
 
     page: int
     status: int = 500
@@ -58,6 +63,8 @@ class Scenario:
     faults: list[Fault] = field(default_factory=list)
     today: date | None = None  # the simulator's "today" for the 90-day window; None = real UTC day
     fractional: bool = False  # scores with decimals (e.g. 3.47, metrics 4.125) instead of integers
+    account_not_ready: int = 0  # 202 answers per date of the parent account's own scores
+    account_eligible: bool = True
 
 
 def _digest(day: str, user_id: int) -> bytes:
@@ -79,6 +86,15 @@ def subuser_record(day: str, index: int, scenario: Scenario) -> dict[str, Any]:
         return record
     record["score"] = 1 + digest[0] % 5
     record["metrics"] = {name: 1 + digest[i + 1] % 5 for i, name in enumerate(METRIC_NAMES)}
+    return record
+
+
+def account_record(day: str, scenario: Scenario) -> dict[str, Any]:
+    record: dict[str, Any] = {"user_id": ACCOUNT_USER_ID, "username": "parent-account", "date": day}
+    if scenario.account_eligible:
+        digest = _digest(day, 1)
+        record["score"] = 1 + digest[0] % 5
+        record["metrics"] = {name: 1 + digest[i + 1] % 5 for i, name in enumerate(METRIC_NAMES)}
     return record
 
 
@@ -176,7 +192,43 @@ class SeqSimulator(LoopbackServer):
     def _bad(self, field_name: str, problem: str) -> Response:
         return self._json(400, self._errors(field_name, f"failed to parse request: {problem}"))
 
+    def _account(self, request: Request) -> Response:
+        """``GET /v3/engagementquality/scores?from&to``: the parent account's score per day."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._json(401, self._errors(None, "authorization required"))
+        days: dict[str, date] = {}
+        for name in ("from", "to"):
+            text = request.args.get(name)
+            if not text:
+                return self._bad(name, f'"{name}" must be provided')
+            try:
+                days[name] = date.fromisoformat(text)
+            except ValueError:
+                return self._bad(name, f'"{name}" invalid')
+            if days[name] < self._today() - timedelta(days=90):
+                return self._bad(name, f'"{name}" cannot be more than 90 days in the past')
+        if days["from"] > days["to"]:
+            return self._bad("to", '"from" cannot come after "to"')
+        if days["to"] > self._today():
+            return self._bad("to", '"to" cannot be in the future')
+        with self._lock:
+            key = "account:" + days["from"].isoformat()
+            left = self._not_ready_left.setdefault(key, self.scenario.account_not_ready)
+            if left > 0:
+                self._not_ready_left[key] = left - 1
+                response = Response(b"", status=202, content_type="application/json")
+                self._add_rate_headers(response)
+                return response
+            fault = self._take_fault(0)  # page 0: faults aimed at the account endpoint
+        if fault is not None and fault.kind == "status":
+            return self._fault_response(fault)
+        span = (days["to"] - days["from"]).days + 1
+        records = [account_record((days["from"] + timedelta(days=i)).isoformat(), self.scenario) for i in range(span)]
+        return self._json(200, {"result": records})
+
     def _answer(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == ACCOUNT_SCORES_PATH:
+            return self._account(request)
         checked = self._check(request)
         if isinstance(checked, Response):
             return checked

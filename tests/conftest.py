@@ -83,6 +83,7 @@ class Stack:
     simulator: SeqSimulator
     session: boto3.session.Session
     settings: Settings
+    monkeypatch: pytest.MonkeyPatch
     sleeps: list[float] = field(default_factory=list)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +136,8 @@ class Stack:
 
     def configure(self, **env: str) -> None:
         """Rebuild the function's dependencies with changed settings (as a redeploy would)."""
-        os.environ.update(env)
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)  # undone after the test
         self.settings = Settings.from_env()
         handler.use_dependencies(handler.build_dependencies(self.settings, sleep=self.sleeps.append))
 
@@ -151,6 +153,12 @@ def stack(moto_endpoint: str, simulator: SeqSimulator, api_key: str, monkeypatch
     resources = create_resources(session, api_key)
     for key, value in resources.env(simulator.url, NOT_READY_DELAY_SECONDS="1", MAX_NOT_READY_ATTEMPTS="3").items():
         monkeypatch.setenv(key, value)
-    stack = Stack(resources=resources, simulator=simulator, session=session, settings=Settings.from_env())
+    stack = Stack(
+        resources=resources,
+        simulator=simulator,
+        session=session,
+        settings=Settings.from_env(),
+        monkeypatch=monkeypatch,
+    )
     stack.configure()
     return stack

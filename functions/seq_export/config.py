@@ -16,6 +16,7 @@ from seq_export.errors import ConfigError
 
 DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
 DEFAULT_PREFIX = "seq/subuser_scores"
+DEFAULT_ACCOUNT_PREFIX = "seq/account_scores"
 #: 16 answers of 202 with delays 300, 600, 900, 900, ... cover about 3.5 hours of SendGrid
 #: still computing the day, long past the usual readiness, yet short enough to page someone
 #: on the same morning.
@@ -40,11 +41,13 @@ class Settings:
     not_ready_delay_seconds: int = DEFAULT_NOT_READY_DELAY_SECONDS
     page_size: int = MAX_PAGE_SIZE
     read_timeout_seconds: int = DEFAULT_READ_TIMEOUT_SECONDS
+    export_account_scores: bool = True
+    account_scores_prefix: str = DEFAULT_ACCOUNT_PREFIX
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        return cls(
+        settings = cls(
             api_base_url=_url(env, "SEQ_API_BASE_URL", DEFAULT_API_BASE_URL).rstrip("/"),
             api_key_secret_id=_required(env, "SEQ_API_KEY_SECRET_ID"),
             scores_bucket=_required(env, "SCORES_BUCKET"),
@@ -59,7 +62,16 @@ class Settings:
             ),
             page_size=_int(env, "SEQ_PAGE_SIZE", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
             read_timeout_seconds=_int(env, "SEQ_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, 1, 300),
+            export_account_scores=_bool(env, "EXPORT_ACCOUNT_SCORES", default=True),
+            account_scores_prefix=_prefix(env, "ACCOUNT_SCORES_PREFIX", DEFAULT_ACCOUNT_PREFIX),
         )
+        first, second = sorted((settings.scores_prefix + "/", settings.account_scores_prefix + "/"))
+        if second.startswith(first):
+            raise ConfigError(
+                f"ACCOUNT_SCORES_PREFIX ({settings.account_scores_prefix}) and SCORES_PREFIX "
+                f"({settings.scores_prefix}) must not contain one another"
+            )
+        return settings
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -104,3 +116,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = _raw(env, name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

@@ -10,6 +10,7 @@ scores behind and a re-run converges. A 202 becomes a delayed retry message, or,
 
 from __future__ import annotations
 
+import io
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any, Literal, TypeVar
 
-from seq_export.errors import ScoresNotReady, SeqProtocolError, StorageError
+from seq_export.errors import ConfigError, ScoresNotReady, SeqProtocolError, StorageError
 from seq_export.latest_store import LatestStore
-from seq_export.models import Checkpoint, Page, RetryMessage, ScoreRecord, validate_record
+from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, Page, RetryMessage, ScoreRecord, validate_record
 from seq_export.observability import logger
 from seq_export.retry_scheduler import RetryScheduler
 from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
@@ -50,6 +51,7 @@ class ExportResult:
     bytes: int = 0
     next_attempt: int | None = None
     next_attempt_delay_seconds: int | None = None
+    kind: str = SUBUSERS
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +69,7 @@ class Exporter:
         clock: Callable[[], datetime] = utc_now,
         spool_dir: str | None = None,
         reserve_seconds: float = CONTINUE_RESERVE_SECONDS,
+        account_sink: S3Sink | None = None,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -76,6 +79,7 @@ class Exporter:
         self._clock = clock
         self._spool_dir = spool_dir
         self._reserve = reserve_seconds
+        self._account_sink = account_sink
 
     def export_day(
         self,
@@ -224,35 +228,71 @@ class Exporter:
     def _timestamp(self) -> str:
         return self._clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    def _keep_aside(self, day: str, error: SeqProtocolError) -> None:
+    def export_account_day(self, day: str, *, attempt: int = 1) -> ExportResult:
+        """Export the parent account's own score of ``day`` beside the subusers' (no DynamoDB)."""
+        if self._account_sink is None:
+            raise ConfigError("account scores are not exported here (EXPORT_ACCOUNT_SCORES is false)")
+        logger.append_keys(date=day, attempt=attempt, kind=ACCOUNT)
+        try:
+            try:
+                page = self._client.account_scores(day)
+                records = self._validate(day, page)
+            except ScoresNotReady:
+                return self._not_ready(day, attempt, ACCOUNT)
+            except SeqProtocolError as exc:
+                self._keep_aside(day, exc, self._account_sink)
+                raise
+            exported_at = self._timestamp()
+            body = "".join(record.to_json_line(exported_at) for record in records).encode()
+            published = self._account_sink.publish(
+                day, io.BytesIO(body), size=len(body), records=len(records), exported_at=exported_at
+            )
+            result = ExportResult(
+                status="exported",
+                date=day,
+                attempt=attempt,
+                kind=ACCOUNT,
+                pages=1,
+                records=len(records),
+                ineligible=sum(1 for record in records if not record.eligible),
+                s3_key=published.key,
+                bytes=len(body),
+            )
+            logger.info("Account scores exported", **result.summary())
+            return result
+        finally:
+            logger.remove_keys(["date", "attempt", "kind"])
+
+    def _keep_aside(self, day: str, error: SeqProtocolError, sink: S3Sink | None = None) -> None:
         """Save the offending answer so that nothing SendGrid sent is silently lost."""
         if not error.raw:
             return
         stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sortable, unique enough
         try:
-            key = self._sink.quarantine(day, f"{stamp}-{uuid.uuid4().hex[:8]}.body", error.raw)
+            key = (sink or self._sink).quarantine(day, f"{stamp}-{uuid.uuid4().hex[:8]}.body", error.raw)
         except StorageError as exc:
             logger.error("Could not keep the bad answer aside", problem=str(exc), excerpt=_excerpt(error.raw))
             return
         error.args = (f"{error.args[0]} [answer kept at {key}]",)
         logger.error("Bad answer kept aside", s3_key=key, size=len(error.raw), excerpt=_excerpt(error.raw))
 
-    def _not_ready(self, day: str, attempt: int) -> ExportResult:
+    def _not_ready(self, day: str, attempt: int, kind: str = SUBUSERS) -> ExportResult:
         if attempt >= self._max_not_ready_attempts:
-            self._scheduler.give_up(RetryMessage(date=day, attempt=attempt, reason="gave_up_not_ready"))
+            self._scheduler.give_up(RetryMessage(date=day, attempt=attempt, reason="gave_up_not_ready", kind=kind))
             logger.error(
                 "Gave up: SendGrid still computing scores",
                 limit=self._max_not_ready_attempts,
                 action="message sent to the dead-letter queue",
             )
-            return ExportResult(status="gave_up", date=day, attempt=attempt)
-        message = RetryMessage(date=day, attempt=attempt + 1)
+            return ExportResult(status="gave_up", date=day, attempt=attempt, kind=kind)
+        message = RetryMessage(date=day, attempt=attempt + 1, kind=kind)
         delay = self._scheduler.schedule(message)
         logger.info("Scores not ready, re-scheduled", next_attempt=message.attempt, delay_seconds=delay)
         return ExportResult(
             status="not_ready",
             date=day,
             attempt=attempt,
+            kind=kind,
             next_attempt=message.attempt,
             next_attempt_delay_seconds=delay,
         )

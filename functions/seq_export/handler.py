@@ -35,7 +35,7 @@ from seq_export.config import Settings
 from seq_export.errors import InvalidEventError, SeqExportError
 from seq_export.exporter import Exporter, ExportResult
 from seq_export.latest_store import LatestStore
-from seq_export.models import Checkpoint, RetryMessage, day_before, parse_day
+from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, RetryMessage, day_before, parse_day
 from seq_export.observability import MetricName, logger, metrics, tracer
 from seq_export.retry_scheduler import RetryScheduler
 from seq_export.s3_sink import S3Sink
@@ -46,7 +46,8 @@ RETENTION_DAYS = 90
 ACCEPTED_EVENTS = (
     'expected one of: {"scheduled_time": "<ISO-8601>"} (EventBridge Scheduler), an EventBridge '
     '"Scheduled Event", an SQS event of retry messages {"date": "YYYY-MM-DD", "attempt": n}, '
-    '{"date": "YYYY-MM-DD"}, or {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}'
+    '{"date": "YYYY-MM-DD"[, "kind": "account"]}, or '
+    '{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"[, "force": true]}'
 )
 AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -69,6 +70,7 @@ class Dependencies:
     scheduler: RetryScheduler
     idempotency: DynamoDBPersistenceLayer
     idempotency_config: IdempotencyConfig
+    sinks: dict[str, S3Sink]  # by kind: where each kind of day is published
 
 
 def build_dependencies(
@@ -87,6 +89,10 @@ def build_dependencies(
         first_delay=settings.not_ready_delay_seconds,
     )
     api_key = ApiKeySource(session.client("secretsmanager", config=AWS_CONFIG), settings.api_key_secret_id)
+    s3 = session.client("s3", config=AWS_CONFIG)
+    sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix)}
+    if settings.export_account_scores:
+        sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix)
     exporter = Exporter(
         SeqClient(
             settings.api_base_url,
@@ -95,16 +101,17 @@ def build_dependencies(
             read_timeout=settings.read_timeout_seconds,
             sleep=sleep,
         ),
-        S3Sink(session.client("s3", config=AWS_CONFIG), settings.scores_bucket, settings.scores_prefix),
+        sinks[SUBUSERS],
         LatestStore(session.client("dynamodb", config=AWS_CONFIG), settings.latest_scores_table, sleep=sleep),
         scheduler,
         max_not_ready_attempts=settings.max_not_ready_attempts,
+        account_sink=sinks.get(ACCOUNT),
     )
     idempotency = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
     )
     idempotency_config = IdempotencyConfig(
-        event_key_jmespath="[date, attempt, checkpoint.after_key]",
+        event_key_jmespath="[date, attempt, kind, checkpoint.after_key]",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
     )
@@ -114,6 +121,7 @@ def build_dependencies(
         scheduler=scheduler,
         idempotency=idempotency,
         idempotency_config=idempotency_config,
+        sinks=sinks,
     )
 
 
@@ -145,21 +153,27 @@ _invocation = _Invocation()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _export(day: str, attempt: int, checkpoint: Checkpoint | None = None) -> ExportResult:
+def _export(day: str, attempt: int, checkpoint: Checkpoint | None = None, kind: str = SUBUSERS) -> ExportResult:
     context = _invocation.context
     time_left = None if context is None else (lambda: context.get_remaining_time_in_millis() / 1000)
+    exporter = dependencies().exporter
     try:
-        result = dependencies().exporter.export_day(day, attempt=attempt, checkpoint=checkpoint, time_left=time_left)
+        if kind == ACCOUNT:
+            result = exporter.export_account_day(day, attempt=attempt)
+        else:
+            result = exporter.export_day(day, attempt=attempt, checkpoint=checkpoint, time_left=time_left)
     except SeqExportError as exc:
         metrics.add_metric(name=MetricName.EXPORT_FAILED, unit=MetricUnit.Count, value=1)
-        logger.error("Export failed", date=day, attempt=attempt, error=type(exc).__name__, reason=str(exc))
+        logger.error("Export failed", date=day, attempt=attempt, kind=kind, error=type(exc).__name__, reason=str(exc))
         raise
     _record_metrics(result)
     return result
 
 
 def _record_metrics(result: ExportResult) -> None:
-    if result.status == "exported":
+    if result.status == "exported" and result.kind == ACCOUNT:
+        metrics.add_metric(name=MetricName.ACCOUNT_SCORES_EXPORTED, unit=MetricUnit.Count, value=result.records)
+    elif result.status == "exported":
         metrics.add_metric(name=MetricName.RECORDS_EXPORTED, unit=MetricUnit.Count, value=result.records)
         metrics.add_metric(name=MetricName.PAGES_FETCHED, unit=MetricUnit.Count, value=result.pages)
         metrics.add_metric(name=MetricName.INELIGIBLE_SUBUSERS, unit=MetricUnit.Count, value=result.ineligible)
@@ -186,10 +200,19 @@ def _retry_record(record: SQSRecord) -> dict[str, Any]:
 
 def _export_message(message: dict[str, Any]) -> dict[str, Any]:
     parsed = RetryMessage.from_dict(message)
-    return _export(parsed.date, parsed.attempt, parsed.checkpoint).summary()
+    return _export(parsed.date, parsed.attempt, parsed.checkpoint, parsed.kind).summary()
 
 
-def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
+def _scheduled(day: str) -> dict[str, Any]:
+    """The daily run: subusers here and now; the account's own day as its own queued export,
+    so that its 202s, retries and failures never hold up or fail the subusers' day."""
+    deps = dependencies()
+    if ACCOUNT in deps.sinks:
+        deps.scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="scheduled", kind=ACCOUNT)])
+    return _export(day, 1).summary()
+
+
+def _backfill(first: date, last: date, today: date, *, force: bool) -> dict[str, Any]:
     oldest = today - timedelta(days=RETENTION_DAYS)
     newest = today - timedelta(days=1)
     if first > last:
@@ -201,10 +224,25 @@ def _backfill(first: date, last: date, today: date) -> dict[str, Any]:
     if last > newest:
         raise InvalidEventError(f"backfill 'to' {last} is not a finished UTC day; the newest allowed is {newest}")
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    dependencies().scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="backfill") for day in days])
-    metrics.add_metric(name=MetricName.BACKFILL_DAYS_ENQUEUED, unit=MetricUnit.Count, value=len(days))
-    logger.info("Backfill enqueued", first=first.isoformat(), last=last.isoformat(), days=len(days))
-    return {"status": "enqueued", "from": first.isoformat(), "to": last.isoformat(), "days": len(days)}
+    deps = dependencies()
+    wanted = [(day, kind) for day in days for kind in deps.sinks]
+    skipped = [] if force else [(day, kind) for day, kind in wanted if deps.sinks[kind].exists(day)]
+    messages = [
+        RetryMessage(date=day, attempt=1, reason="backfill", kind=kind)
+        for day, kind in wanted
+        if (day, kind) not in skipped
+    ]
+    deps.scheduler.enqueue(messages)
+    metrics.add_metric(name=MetricName.BACKFILL_DAYS_ENQUEUED, unit=MetricUnit.Count, value=len(messages))
+    logger.info("Backfill enqueued", first=first.isoformat(), last=last.isoformat(), enqueued=len(messages))
+    return {
+        "status": "enqueued",
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "days": len(days),
+        "enqueued": [f"{m.kind}:{m.date}" for m in messages],
+        "skipped_already_exported": [f"{kind}:{day}" for day, kind in skipped],
+    }
 
 
 def route(event: Any, context: LambdaContext | None, today: date | None = None) -> dict[str, Any]:
@@ -225,15 +263,19 @@ def route(event: Any, context: LambdaContext | None, today: date | None = None) 
         )
         return dict(response)
     if "scheduled_time" in event:
-        return _export(day_before(event["scheduled_time"], what="scheduled_time").isoformat(), 1).summary()
+        return _scheduled(day_before(event["scheduled_time"], what="scheduled_time").isoformat())
     if event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events":
-        return _export(day_before(event.get("time", ""), what="Scheduled Event 'time'").isoformat(), 1).summary()
-    if "date" in event and set(event) <= {"date", "attempt"}:
+        return _scheduled(day_before(event.get("time", ""), what="Scheduled Event 'time'").isoformat())
+    if "date" in event and set(event) <= {"date", "attempt", "kind"}:
         message = RetryMessage.from_dict(event)
-        return _export(message.date, message.attempt).summary()
-    if set(event) == {"from", "to"}:
+        return _export(message.date, message.attempt, kind=message.kind).summary()
+    if {"from", "to"} <= set(event) <= {"from", "to", "force"}:
+        force = event.get("force", False)
+        if not isinstance(force, bool):
+            raise InvalidEventError(f"backfill 'force' must be true or false, got {force!r}")
         today = today or datetime.now(UTC).date()
-        return _backfill(parse_day(event["from"], what="from"), parse_day(event["to"], what="to"), today)
+        first, last = parse_day(event["from"], what="from"), parse_day(event["to"], what="to")
+        return _backfill(first, last, today, force=force)
     raise InvalidEventError(f"unrecognised event with keys {sorted(event)[:10]}; {ACCEPTED_EVENTS}")
 
 

@@ -31,6 +31,10 @@ RECORD_KEYS: tuple[str, ...] = ("date", "user_id", "username", "score", "metrics
 SCORE_MIN = 1
 SCORE_MAX = 5
 
+#: What a day's export covers: every subuser's scores, or the parent account's own.
+SUBUSERS = "subusers"
+ACCOUNT = "account"
+KINDS = (SUBUSERS, ACCOUNT)
 #: Partition column of the lake: ``{prefix}/dt=YYYY-MM-DD/``.
 PARTITION_KEY = "dt"
 
@@ -242,9 +246,12 @@ class RetryMessage:
     attempt: int
     reason: str = "not_ready"
     checkpoint: Checkpoint | None = None
+    kind: str = SUBUSERS  # or ACCOUNT: the parent account's own scores
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"date": self.date, "attempt": self.attempt, "reason": self.reason}
+        if self.kind != SUBUSERS:
+            data["kind"] = self.kind
         if self.checkpoint is not None:
             data["checkpoint"] = self.checkpoint.to_dict()
         return data
@@ -270,9 +277,13 @@ class RetryMessage:
             raise InvalidEventError(f"retry message attempt must be a positive integer, got {attempt!r}")
         reason = data.get("reason", "not_ready")
         checkpoint = data.get("checkpoint")
+        kind = data.get("kind", SUBUSERS)
+        if kind not in KINDS:
+            raise InvalidEventError(f"retry message kind must be one of {', '.join(KINDS)}, got {kind!r}")
         return cls(
             date=day,
             attempt=attempt,
             reason=str(reason),
             checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint),
+            kind=kind,
         )

@@ -62,6 +62,7 @@ class MetricName:
     LATEST_SCORES_WRITTEN = "LatestScoresWritten"
     NOT_READY_RESCHEDULED = "NotReadyRescheduled"
     CONTINUED = "ContinuedAfterTimeLimit"
+    ACCOUNT_SCORES_EXPORTED = "AccountScoresExported"
     GAVE_UP = "GaveUp"
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"

@@ -62,6 +62,13 @@ class S3Sink:
         )
         return PublishedObject(bucket=self._bucket, key=key, size=size)
 
+    def exists(self, day: str) -> bool:
+        """Whether the day is published. A listing, not HeadObject: it needs only s3:ListBucket
+        on the partition prefixes, where HeadObject would need read access to the data itself."""
+        key = self.key_for(day)
+        answer = self._call("ListObjectsV2", key, Bucket=self._bucket, Prefix=key, MaxKeys=1)
+        return any(item.get("Key") == key for item in answer.get("Contents", []))
+
     def quarantine(self, day: str, name: str, body: bytes) -> str:
         """Keep a bad SendGrid answer as received, for a person to inspect; returns its key."""
         key = f"{self._prefix}/{QUARANTINE}/dt={day}/{name}"

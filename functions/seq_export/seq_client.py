@@ -37,6 +37,7 @@ from seq_export.models import Page, loads_exact, parse_page
 from seq_export.observability import logger
 
 SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
+ACCOUNT_SCORES_PATH = "/v3/engagementquality/scores"
 USER_AGENT = f"seq-export/{__version__} python-requests/{requests.__version__}"
 #: 10,000 pages is 10 million subusers: past that a cursor that keeps moving is a bug, not data.
 MAX_PAGES = 10_000
@@ -103,6 +104,12 @@ class SeqClient:
             seen_cursors.add(cursor)
             after_key = cursor
             number += 1
+
+    def account_scores(self, day: str) -> Page:
+        """The parent account's own score for ``day`` (one answer, ``from`` = ``to`` = day)."""
+        where = f"{day} account scores"
+        raw = self._get(ACCOUNT_SCORES_PATH, {"from": day, "to": day}, where=where)
+        return parse_page(_json_body(raw, where), number=1, where=where, raw=raw)
 
     def _get(self, path: str, params: dict[str, str | int], *, where: str) -> bytes:
         """The body of a 200 answer; every other answer is retried here or raised."""

@@ -83,15 +83,33 @@ def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
 
     summary = stack.invoke(event)
 
-    assert summary == {"status": "enqueued", "from": days_ago(12), "to": days_ago(1), "days": 12}
+    assert summary == summary | {"status": "enqueued", "from": days_ago(12), "to": days_ago(1), "days": 12}
+    assert len(summary["enqueued"]) == 24  # subusers and the account's own scores, per day
+    assert summary["skipped_already_exported"] == []
     bodies = []
     while True:
         batch = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10)
         if not batch.get("Messages"):
             break
         bodies += [json.loads(m["Body"]) for m in batch["Messages"]]
-    assert sorted(b["date"] for b in bodies) == [days_ago(n) for n in range(12, 0, -1)]
+    subusers = [b["date"] for b in bodies if "kind" not in b]
+    account = [b["date"] for b in bodies if b.get("kind") == "account"]
+    assert sorted(subusers) == sorted(account) == [days_ago(n) for n in range(12, 0, -1)]
     assert {b["attempt"] for b in bodies} == {1}
+
+
+def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=20))
+    stack.invoke({"date": days_ago(2)})
+
+    summary = stack.invoke({"from": days_ago(3), "to": days_ago(1)})
+    forced = stack.invoke({"from": days_ago(3), "to": days_ago(1), "force": True})
+
+    assert summary["skipped_already_exported"] == [f"subusers:{days_ago(2)}"]
+    assert f"subusers:{days_ago(2)}" not in summary["enqueued"]
+    assert len(summary["enqueued"]) == 5
+    assert forced["skipped_already_exported"] == []
+    assert len(forced["enqueued"]) == 6
 
 
 @pytest.mark.parametrize(

@@ -125,3 +125,49 @@ def test_429_and_500_carry_spec_bodies_and_rate_headers(sim: SeqSimulator, api_k
     assert int(limited.headers["X-RateLimit-Reset"]) > 0
     assert failed.status_code == 500
     assert_valid(failed)
+
+
+ACCOUNT_OPERATION = SPEC["paths"]["/v3/engagementquality/scores"]["get"]
+
+
+def account_get(sim: SeqSimulator, api_key: str, **params: Any) -> requests.Response:
+    return requests.get(
+        sim.url + "/v3/engagementquality/scores",
+        params=params,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=10,
+    )
+
+
+def assert_valid_account(response: requests.Response) -> None:
+    answer = ACCOUNT_OPERATION["responses"][str(response.status_code)]
+    answer = SPEC["components"]["responses"][answer["$ref"].rsplit("/", 1)[-1]] if "$ref" in answer else answer
+    schema = answer.get("content", {}).get("application/json", {}).get("schema")
+    if schema:
+        OAS31Validator({**schema, "components": SPEC["components"]}).validate(response.json())
+
+
+def test_account_scores_answer_one_record_per_day_of_the_range(sim: SeqSimulator, api_key: str) -> None:
+    response = account_get(sim, api_key, **{"from": days_ago(3), "to": days_ago(1)})
+    assert response.status_code == 200
+    assert_valid_account(response)
+    assert [r["date"] for r in response.json()["result"]] == [days_ago(3), days_ago(2), days_ago(1)]
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "text"),
+    [
+        ({"to": days_ago(1)}, "from", '"from" must be provided'),
+        ({"from": days_ago(1), "to": days_ago(3)}, "to", '"from" cannot come after "to"'),
+        ({"from": days_ago(1), "to": days_ago(-1)}, "to", '"to" cannot be in the future'),
+        ({"from": days_ago(95), "to": days_ago(1)}, "from", "cannot be more than 90 days"),
+    ],
+)
+def test_account_scores_bad_ranges_answer_400_like_the_spec(
+    sim: SeqSimulator, api_key: str, params: dict[str, Any], field: str, text: str
+) -> None:
+    response = account_get(sim, api_key, **params)
+    assert response.status_code == 400
+    assert_valid_account(response)
+    assert response.json()["errors"][0]["field"] == field
+    assert text in response.json()["errors"][0]["message"]

@@ -148,7 +148,9 @@ def names_read_by_settings() -> dict[str, bool]:
     """Every variable ``Settings.from_env`` reads, mapped to whether it is required."""
     source = inspect.getsource(config.Settings.from_env)
     found: dict[str, bool] = {}
-    for helper, name, rest in re.findall(r"_(required|url|prefix|int)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source):
+    for helper, name, rest in re.findall(
+        r"_(required|url|prefix|int|bool)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source
+    ):
         found[name] = helper == "required" or (helper == "url" and rest.strip(" ,") == "None")
     return found
 
@@ -200,6 +202,8 @@ def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any
         "SEQ_API_KEY_SECRET_ID",
         "SCORES_BUCKET",
         "SCORES_PREFIX",
+        "EXPORT_ACCOUNT_SCORES",
+        "ACCOUNT_SCORES_PREFIX",
         "LATEST_SCORES_TABLE",
         "RETRY_QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",
@@ -260,6 +264,8 @@ def test_each_resource_variable_names_a_different_resource(env: dict[str, Any]) 
         ("SEQ_API_KEY_SECRET_ID", "ApiKeySecretArn"),
         ("SEQ_API_BASE_URL", "SendGridApiBaseUrl"),
         ("SCORES_PREFIX", "ScoresPrefix"),
+        ("ACCOUNT_SCORES_PREFIX", "AccountScoresPrefix"),
+        ("EXPORT_ACCOUNT_SCORES", "ExportAccountScores"),
         ("MAX_NOT_READY_ATTEMPTS", "MaxNotReadyAttempts"),
         ("NOT_READY_DELAY_SECONDS", "NotReadyDelaySeconds"),
         ("POWERTOOLS_METRICS_NAMESPACE", "MetricsNamespace"),
@@ -364,16 +370,16 @@ def test_the_schedule_input_is_the_scheduled_event_the_handler_routes(
     assert resource_type(resources, dlq) == "AWS::SQS::Queue"
 
     # what the scheduler sends once it fills in the placeholder, through the real router
-    exported: list[tuple[str, int]] = []
+    exported: list[str] = []
 
-    def fake_export(day: str, attempt: int) -> _Summary:
-        exported.append((day, attempt))
-        return _Summary()
+    def fake_scheduled(day: str) -> dict[str, str]:
+        exported.append(day)
+        return {"status": "exported"}
 
-    monkeypatch.setattr(handler, "_export", fake_export)
+    monkeypatch.setattr(handler, "_scheduled", fake_scheduled)
     delivered = json.loads(schedule["Input"].replace("<aws.scheduler.scheduled-time>", "2026-11-23T06:00:00Z"))
     assert handler.route(delivered, None) == {"status": "exported"}
-    assert exported == [("2026-11-22", 1)]
+    assert exported == ["2026-11-22"]
 
 
 def test_failed_asynchronous_invocations_are_kept(resources: dict[str, Any], function: dict[str, Any]) -> None:
@@ -461,10 +467,10 @@ def test_the_idempotency_table_matches_powertools_defaults(resources: dict[str, 
 
 
 # -- data catalog ----------------------------------------------------------------------------
-def glue_table(resources: Mapping[str, Any]) -> dict[str, Any]:
-    tables = [r["Properties"]["TableInput"] for r in resources.values() if r["Type"] == "AWS::Glue::Table"]
-    assert len(tables) == 1
-    return cast(dict[str, Any], tables[0])
+def glue_table(resources: Mapping[str, Any], name: str = "ScoresTable") -> dict[str, Any]:
+    tables = {key: r["Properties"]["TableInput"] for key, r in resources.items() if r["Type"] == "AWS::Glue::Table"}
+    assert set(tables) == {"ScoresTable", "AccountScoresTable"}
+    return cast(dict[str, Any], tables[name])
 
 
 def test_glue_columns_are_the_models_columns(resources: dict[str, Any]) -> None:
@@ -624,8 +630,12 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
     resources: dict[str, Any], env: dict[str, Any]
 ) -> None:
     role = resources[ROLE]
-    lake = f"arn:aws:s3:::lake/{config.DEFAULT_PREFIX}/"
-    names = {f"{ref(env['SCORES_BUCKET'])}.Arn": "arn:aws:s3:::lake", ref(env["SCORES_PREFIX"]): config.DEFAULT_PREFIX}
+    lakes = (f"arn:aws:s3:::lake/{config.DEFAULT_PREFIX}/", f"arn:aws:s3:::lake/{config.DEFAULT_ACCOUNT_PREFIX}/")
+    names = {
+        f"{ref(env['SCORES_BUCKET'])}.Arn": "arn:aws:s3:::lake",
+        ref(env["SCORES_PREFIX"]): config.DEFAULT_PREFIX,
+        ref(env["ACCOUNT_SCORES_PREFIX"]): config.DEFAULT_ACCOUNT_PREFIX,
+    }
     day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", config.DEFAULT_PREFIX).key_for("2026-11-22")
 
     def granted(action: str) -> list[str]:
@@ -633,10 +643,15 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
 
     operations = s3_operations()
     assert "PutObject" in operations
-    for operation in operations:
+    for operation in operations - {"ListObjectsV2"}:  # ListBucket: checked below
         action = "s3:PutObject" if operation in PUT_OBJECT_OPERATIONS else f"s3:{operation}"
         assert granted(action), action
-        assert all(resource.startswith(lake) for resource in granted(action)), (action, granted(action))
+        assert all(resource.startswith(lakes) for resource in granted(action)), (action, granted(action))
+    # listing (to skip exported days) is allowed on the bucket, for the partition prefixes only
+    (listing,) = [s for s in statements(role) if "s3:ListBucket" in as_list(s["Action"])]
+    assert get_att(listing["Resource"]) == (ref(env["SCORES_BUCKET"]), "Arn")
+    prefixes = [render_sub(p, names) for p in listing["Condition"]["StringLike"]["s3:prefix"]]
+    assert prefixes == [f"{config.DEFAULT_PREFIX}/dt=*", f"{config.DEFAULT_ACCOUNT_PREFIX}/dt=*"]
     assert any(fnmatch(day_object, resource) for resource in granted("s3:PutObject"))
     # the function reads and deletes only what it staged itself, never a day's object
     for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):

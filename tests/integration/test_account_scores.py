@@ -1,0 +1,83 @@
+"""The parent account's own scores: exported beside the subusers', with the same 202 and retry rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local.seq_simulator import Fault, Scenario, account_record
+from seq_export.errors import ConfigError, SeqAuthError
+from tests.conftest import Stack
+from tests.integration.test_export_day import days_ago
+
+pytestmark = pytest.mark.integration
+
+
+def account_lines(stack: Stack, day: str) -> list[dict[str, object]]:
+    key = f"seq/account_scores/dt={day}/scores.jsonl"
+    body = stack.session.client("s3").get_object(Bucket=stack.resources.bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def test_a_direct_account_run_writes_the_accounts_day(stack: Stack) -> None:
+    day = days_ago(3)
+
+    summary = stack.invoke({"date": day, "kind": "account"})
+
+    assert summary == summary | {"status": "exported", "kind": "account", "records": 1}
+    assert summary["s3_key"] == f"seq/account_scores/dt={day}/scores.jsonl"
+    truth = account_record(day, stack.simulator.scenario)
+    (line,) = account_lines(stack, day)
+    assert {k: line[k] for k in ("date", "user_id", "username", "score", "metrics")} == truth
+    request = stack.simulator.requests[-1]
+    assert (request["path"], request["params"]) == ("/v3/engagementquality/scores", {"from": day, "to": day})
+    assert stack.item("1") is None  # the account's score is not a subuser's latest score
+
+
+def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=50))
+    day = days_ago(1)
+
+    summary = stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
+    assert summary["records"] == 50
+    assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
+
+    assert account_lines(stack, day)[0]["date"] == day
+
+
+def test_202_for_the_account_re_schedules_an_account_message(stack: Stack) -> None:
+    day = days_ago(1)
+    stack.simulator.reset(Scenario(account_not_ready=1))
+
+    first = stack.invoke({"date": day, "kind": "account"})
+    response = stack.deliver(wait_seconds=10)
+
+    assert first == first | {"status": "not_ready", "kind": "account", "next_attempt": 2}
+    assert response == {"batchItemFailures": []}
+    assert len(account_lines(stack, day)) == 1
+
+
+def test_an_account_failure_does_not_hold_up_the_subusers_day(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=50, faults=[Fault(page=0, status=403, times=10)]))
+
+    summary = stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
+    response = stack.deliver(wait_seconds=1)
+
+    assert summary["status"] == "exported"
+    assert stack.data_keys() == [stack.key(days_ago(1))]
+    assert response is not None
+    assert len(response["batchItemFailures"]) == 1  # the account message fails on its own
+    with pytest.raises(SeqAuthError, match="403"):
+        stack.invoke({"date": days_ago(1), "kind": "account"})
+
+
+def test_account_export_can_be_switched_off(stack: Stack) -> None:
+    stack.configure(EXPORT_ACCOUNT_SCORES="false")
+    stack.simulator.reset(Scenario(subusers=5))
+
+    stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
+
+    assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    with pytest.raises(ConfigError, match="EXPORT_ACCOUNT_SCORES is false"):
+        stack.invoke({"date": days_ago(1), "kind": "account"})

@@ -41,6 +41,8 @@ def operation_of(request: Request) -> str:
         return "DynamoDB." + target.split(".", 1)[1]
     if target.startswith("AmazonSQS."):
         return "SQS." + target.split(".", 1)[1]
+    if target.startswith("AWSEvents."):
+        return "Events." + target.split(".", 1)[1]
     if target.startswith("secretsmanager."):
         return "SecretsManager." + target.split(".", 1)[1]
     segments = [s for s in request.path.split("/") if s]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
 from seq_export.errors import ConfigError
+from seq_export.models import SCORE_MAX, SCORE_MIN
 
 DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
 DEFAULT_PREFIX = "seq/subuser_scores"
@@ -43,6 +45,8 @@ class Settings:
     read_timeout_seconds: int = DEFAULT_READ_TIMEOUT_SECONDS
     export_account_scores: bool = True
     account_scores_prefix: str = DEFAULT_ACCOUNT_PREFIX
+    score_change_event_bus: str | None = None  # None: no score-change events (the default)
+    score_change_min_step: Decimal = Decimal(1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +68,8 @@ class Settings:
             read_timeout_seconds=_int(env, "SEQ_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, 1, 300),
             export_account_scores=_bool(env, "EXPORT_ACCOUNT_SCORES", default=True),
             account_scores_prefix=_prefix(env, "ACCOUNT_SCORES_PREFIX", DEFAULT_ACCOUNT_PREFIX),
+            score_change_event_bus=_raw(env, "SCORE_CHANGE_EVENT_BUS"),
+            score_change_min_step=_step(env, "SCORE_CHANGE_MIN_STEP"),
         )
         first, second = sorted((settings.scores_prefix + "/", settings.account_scores_prefix + "/"))
         if second.startswith(first):
@@ -128,3 +134,16 @@ def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if value in ("false", "0", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _step(env: Mapping[str, str], name: str) -> Decimal:
+    raw = _raw(env, name)
+    if raw is None:
+        return Decimal(1)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or not 0 < value <= SCORE_MAX - SCORE_MIN:
+        raise ConfigError(f"{name} must be a number above 0 and at most {SCORE_MAX - SCORE_MIN}, got {raw!r}")
+    return value

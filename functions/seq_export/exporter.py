@@ -17,10 +17,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import IO, Any, Literal, TypeVar
 
 from seq_export.errors import ConfigError, ScoresNotReady, SeqProtocolError, StorageError
-from seq_export.latest_store import LatestStore
+from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
+from seq_export.latest_store import DayWriter, LatestStore
 from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, Page, RetryMessage, ScoreRecord, validate_record
 from seq_export.observability import logger
 from seq_export.retry_scheduler import RetryScheduler
@@ -52,6 +54,8 @@ class ExportResult:
     next_attempt: int | None = None
     next_attempt_delay_seconds: int | None = None
     kind: str = SUBUSERS
+    score_change_events: int = 0
+    score_change_events_failed: int = 0
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +74,8 @@ class Exporter:
         spool_dir: str | None = None,
         reserve_seconds: float = CONTINUE_RESERVE_SECONDS,
         account_sink: S3Sink | None = None,
+        publisher: ScoreChangePublisher | None = None,
+        min_step: Decimal = Decimal(1),
     ) -> None:
         self._client = client
         self._sink = sink
@@ -80,6 +86,8 @@ class Exporter:
         self._spool_dir = spool_dir
         self._reserve = reserve_seconds
         self._account_sink = account_sink
+        self._publisher = publisher
+        self._min_step = min_step
 
     def export_day(
         self,
@@ -112,6 +120,7 @@ class Exporter:
         exported_at = state.exported_at
         pages, records, ineligible = state.pages, state.records, state.ineligible
         seen: set[str] = set()
+        events = PublishCounts()
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
             self._store.open_day(day, exported_at) as writer,
@@ -131,7 +140,7 @@ class Exporter:
                         )
                     seen.add(record.user_id)
                 spool.write("".join(record.to_json_line(exported_at) for record in batch).encode())
-                overlap.submit(writer.write, batch)  # written while the next page is fetched
+                overlap.submit(lambda b: self._write_page(writer, b, events), batch)  # beside the next fetch
                 pages += 1
                 records += len(batch)
                 page_ineligible = sum(1 for record in batch if not record.eligible)
@@ -149,7 +158,11 @@ class Exporter:
                         latest_written=state.latest_written + writer.counts.written,
                         latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
                     )
-                    return self._continue_later(day, attempt, spool, state, following)
+                    return replace(
+                        self._continue_later(day, attempt, spool, state, following),
+                        score_change_events=events.sent,
+                        score_change_events_failed=events.failed,
+                    )
             overlap.wait()
             size = spool.tell()
             spool.seek(0)
@@ -174,7 +187,20 @@ class Exporter:
             latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
             s3_key=published.key,
             bytes=state.uploaded_bytes + size,
+            score_change_events=events.sent,
+            score_change_events_failed=events.failed,
         )
+
+    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], events: PublishCounts) -> None:
+        """Upsert a page; publish the score moves of at least the configured step."""
+        changes = writer.write(batch)
+        if self._publisher is None or not changes:
+            return
+        moved = [change for change in changes if abs(change.change) >= self._min_step]
+        if moved:
+            counts = self._publisher.publish(moved)
+            events.sent += counts.sent
+            events.failed += counts.failed
 
     def _validate(self, day: str, page: Page) -> list[ScoreRecord]:
         try:

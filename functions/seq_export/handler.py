@@ -33,6 +33,7 @@ from botocore.config import Config
 from seq_export.api_key import ApiKeySource
 from seq_export.config import Settings
 from seq_export.errors import InvalidEventError, SeqExportError
+from seq_export.events_publisher import ScoreChangePublisher
 from seq_export.exporter import Exporter, ExportResult
 from seq_export.latest_store import LatestStore
 from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, RetryMessage, day_before, parse_day
@@ -102,10 +103,21 @@ def build_dependencies(
             sleep=sleep,
         ),
         sinks[SUBUSERS],
-        LatestStore(session.client("dynamodb", config=AWS_CONFIG), settings.latest_scores_table, sleep=sleep),
+        LatestStore(
+            session.client("dynamodb", config=AWS_CONFIG),
+            settings.latest_scores_table,
+            sleep=sleep,
+            track_changes=settings.score_change_event_bus is not None,
+        ),
         scheduler,
         max_not_ready_attempts=settings.max_not_ready_attempts,
         account_sink=sinks.get(ACCOUNT),
+        publisher=None
+        if settings.score_change_event_bus is None
+        else ScoreChangePublisher(
+            session.client("events", config=AWS_CONFIG), settings.score_change_event_bus, sleep=sleep
+        ),
+        min_step=settings.score_change_min_step,
     )
     idempotency = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
@@ -171,6 +183,12 @@ def _export(day: str, attempt: int, checkpoint: Checkpoint | None = None, kind: 
 
 
 def _record_metrics(result: ExportResult) -> None:
+    if result.score_change_events:
+        metrics.add_metric(name=MetricName.SCORE_CHANGE_EVENTS, unit=MetricUnit.Count, value=result.score_change_events)
+    if result.score_change_events_failed:
+        metrics.add_metric(
+            name=MetricName.SCORE_CHANGE_EVENTS_FAILED, unit=MetricUnit.Count, value=result.score_change_events_failed
+        )
     if result.status == "exported" and result.kind == ACCOUNT:
         metrics.add_metric(name=MetricName.ACCOUNT_SCORES_EXPORTED, unit=MetricUnit.Count, value=result.records)
     elif result.status == "exported":

@@ -33,12 +33,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.errors import LatestStoreBusyError, StorageError, describe_aws_error
-from seq_export.models import METRIC_NAMES, ScoreRecord
+from seq_export.models import METRIC_NAMES, ScoreChange, ScoreRecord
 from seq_export.observability import logger
 
 if TYPE_CHECKING:
@@ -93,8 +94,10 @@ class LatestStore:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        track_changes: bool = False,
     ) -> None:
         self._client = client
+        self._track_changes = track_changes
         self._table = table
         self._workers = workers
         self._max_batch_attempts = max_batch_attempts
@@ -199,7 +202,8 @@ class LatestStore:
                 )
             self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
 
-    def _conditional_put(self, record: ScoreRecord, updated_at: str) -> bool:
+    def _conditional_put(self, record: ScoreRecord, updated_at: str) -> tuple[bool, dict[str, Any] | None]:
+        """Write if not older than the stored day; returns (written, the item it replaced)."""
         # every name goes through a placeholder: "date" and "metrics" are DynamoDB reserved words
         item = to_item(record, updated_at)
         names = {f"#{name}": name for name in ATTRIBUTES}
@@ -208,28 +212,37 @@ class LatestStore:
         removes = [f"#{name}" for name in ATTRIBUTES if name not in item]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self._client.update_item(
+            answer = self._client.update_item(
                 TableName=self._table,
                 Key={"user_id": {"S": record.user_id}},
                 UpdateExpression=expression,
                 ConditionExpression="attribute_not_exists(#date) OR #date <= :date",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                # the old item comes back with the write itself: no read, no extra unit
+                ReturnValues="ALL_OLD" if self._track_changes else "NONE",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                return False, None
             raise StorageError(
                 f"DynamoDB UpdateItem on {self._table} for user_id {record.user_id} failed: {describe_aws_error(exc)}"
             ) from None
         except BotoCoreError as exc:
             raise StorageError(f"DynamoDB UpdateItem on {self._table} failed: {exc}") from None
-        return True
+        return True, answer.get("Attributes")
 
-    def _conditional_puts(self, records: Sequence[ScoreRecord], updated_at: str) -> WriteCounts:
+    def _conditional_puts(
+        self, records: Sequence[ScoreRecord], updated_at: str
+    ) -> tuple[WriteCounts, list[ScoreChange]]:
         results = list(self._pool().map(lambda r: self._conditional_put(r, updated_at), records))
-        written = sum(results)
-        return WriteCounts(written=written, kept_newer=len(results) - written)
+        written = sum(1 for done, _ in results if done)
+        changes = [
+            change
+            for record, (done, old) in zip(records, results, strict=True)
+            if done and old is not None and (change := _change(record, old)) is not None
+        ]
+        return WriteCounts(written=written, kept_newer=len(results) - written), changes
 
 
 class DayWriter:
@@ -245,21 +258,26 @@ class DayWriter:
 
     @property
     def mode(self) -> str | None:
-        """``"batch"`` or ``"conditional"`` once the first scored record was written."""
+        """``"batch"``, ``"conditional"`` or ``"tracked"`` once the first scored record was written."""
         return self._mode
 
-    def write(self, records: Sequence[ScoreRecord]) -> None:
+    def write(self, records: Sequence[ScoreRecord]) -> list[ScoreChange]:
+        """Write the scored records; returns how scores moved (only when tracking changes)."""
         scored = [r for r in records if r.eligible]
         if not scored:
-            return
+            return []
         if self._mode is None:
-            self._mode = "batch" if self._store._claim(self._day, self._owner) else "conditional"
+            if self._store._track_changes:
+                self._mode = "tracked"  # every write must return the old item: no batch path
+            else:
+                self._mode = "batch" if self._store._claim(self._day, self._owner) else "conditional"
         if self._mode == "batch":
             self.counts.written += self._store._batch_put(scored, self._updated_at)
-        else:
-            counts = self._store._conditional_puts(scored, self._updated_at)
-            self.counts.written += counts.written
-            self.counts.kept_newer += counts.kept_newer
+            return []
+        counts, changes = self._store._conditional_puts(scored, self._updated_at)
+        self.counts.written += counts.written
+        self.counts.kept_newer += counts.kept_newer
+        return changes
 
     def close(self) -> None:
         if self._mode == "batch":
@@ -270,3 +288,22 @@ class DayWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _change(record: ScoreRecord, old: dict[str, Any]) -> ScoreChange | None:
+    """How ``record`` moved against the item it replaced; None without an earlier day's score."""
+    old_score = old.get("score", {}).get("N")
+    old_date = old.get("date", {}).get("S", "")
+    if old_score is None or record.score is None or old_date >= record.date:
+        return None
+    old_metrics = old.get("metrics", {}).get("M")
+    return ScoreChange(
+        user_id=record.user_id,
+        username=record.username,
+        date=record.date,
+        previous_date=old_date,
+        old_score=Decimal(old_score),
+        new_score=record.score,
+        old_metrics=None if old_metrics is None else {k: Decimal(v["N"]) for k, v in old_metrics.items()},
+        new_metrics=record.metrics,
+    )

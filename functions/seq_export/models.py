@@ -168,6 +168,48 @@ def glue_columns() -> list[dict[str, str]]:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreChange:
+    """A subuser's newest score against the one the table held before this day was written."""
+
+    user_id: str
+    username: str | None
+    date: str
+    previous_date: str
+    old_score: Number
+    new_score: Number
+    old_metrics: dict[str, Number] | None
+    new_metrics: dict[str, Number] | None
+
+    @property
+    def change(self) -> Decimal:
+        return Decimal(self.new_score) - Decimal(self.old_score)
+
+    def detail(self) -> str:
+        return json.dumps(
+            {
+                "user_id": self.user_id,
+                "username": self.username,
+                "date": self.date,
+                "previous_date": self.previous_date,
+                "old_score": _number(self.old_score),
+                "new_score": _number(self.new_score),
+                "change": _number(self.change),
+                "old_metrics": _numbers(self.old_metrics),
+                "new_metrics": _numbers(self.new_metrics),
+            }
+        )
+
+
+def _number(value: Number) -> int | float:
+    """JSON number for EventBridge's numeric matching (SEQ values are 1..5, a few decimals)."""
+    return int(value) if Decimal(value) == Decimal(value).to_integral_value() else float(value)
+
+
+def _numbers(metrics: dict[str, Number] | None) -> dict[str, int | float] | None:
+    return None if metrics is None else {name: _number(value) for name, value in metrics.items()}
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One 200 answer: its raw records and the cursor for the next page (None on the last)."""
 

@@ -63,6 +63,8 @@ class MetricName:
     NOT_READY_RESCHEDULED = "NotReadyRescheduled"
     CONTINUED = "ContinuedAfterTimeLimit"
     ACCOUNT_SCORES_EXPORTED = "AccountScoresExported"
+    SCORE_CHANGE_EVENTS = "ScoreChangeEvents"
+    SCORE_CHANGE_EVENTS_FAILED = "ScoreChangeEventsFailed"
     GAVE_UP = "GaveUp"
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"

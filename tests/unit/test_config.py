@@ -74,3 +74,24 @@ def test_a_malformed_value_is_named_with_what_was_expected(name: str, value: str
         Settings.from_env(REQUIRED | {name: value})
 
     assert str(caught.value).startswith(message)
+
+
+def test_score_change_events_are_off_unless_a_bus_is_named() -> None:
+    assert Settings.from_env(REQUIRED).score_change_event_bus is None
+    settings = Settings.from_env(REQUIRED | {"SCORE_CHANGE_EVENT_BUS": "scores", "SCORE_CHANGE_MIN_STEP": "0.5"})
+    assert (settings.score_change_event_bus, str(settings.score_change_min_step)) == ("scores", "0.5")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "5", "NaN", "lots"])
+def test_a_step_outside_what_a_score_can_move_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="SCORE_CHANGE_MIN_STEP must be a number above 0 and at most 4"):
+        Settings.from_env(REQUIRED | {"SCORE_CHANGE_MIN_STEP": value})
+
+
+def test_account_scores_settings_and_overlapping_prefixes() -> None:
+    assert Settings.from_env(REQUIRED).export_account_scores is True
+    assert Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "false"}).export_account_scores is False
+    with pytest.raises(ConfigError, match="EXPORT_ACCOUNT_SCORES must be true or false"):
+        Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "maybe"})
+    with pytest.raises(ConfigError, match="must not contain one another"):
+        Settings.from_env(REQUIRED | {"ACCOUNT_SCORES_PREFIX": "seq/subuser_scores/account"})

@@ -34,7 +34,7 @@ SAMPLE_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:seq-ex
 #: Read by the code, deliberately left to its default by the template (tuning knobs).
 LEFT_TO_DEFAULT = {"SEQ_PAGE_SIZE", "SEQ_READ_TIMEOUT_SECONDS"}
 #: Boto3 clients the handler builds, each with its adapter module(s) below.
-SERVICES = {"dynamodb", "s3", "secretsmanager", "sqs"}
+SERVICES = {"dynamodb", "events", "s3", "secretsmanager", "sqs"}
 #: S3 operations that s3:PutObject authorises (IAM has no action of their own).
 PUT_OBJECT_OPERATIONS = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 #: The only IAM actions that may have Resource "*": AWS defines no resource type for them.
@@ -131,6 +131,8 @@ def resolve(template: Mapping[str, Any], value: Any) -> str:
     """A plausible deployed value of an environment variable (parameter defaults, resource ids)."""
     if isinstance(value, str | int):
         return str(value)
+    if isinstance(value, dict) and "Fn::If" in value:  # set only when a feature is switched on
+        return resolve(template, value["Fn::If"][1])
     name = ref(value)
     if name in template["Parameters"]:
         return parameter_default(template, name)
@@ -141,7 +143,12 @@ def resolve(template: Mapping[str, Any], value: Any) -> str:
 
 
 def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, str]:
-    return {key: resolve(template, value) for key, value in env.items()}
+    """The environment of a deployment with the parameters' defaults (optional features off)."""
+    return {key: resolve(template, value) for key, value in env.items() if not _switched_off_by_default(value)}
+
+
+def _switched_off_by_default(value: Any) -> bool:
+    return isinstance(value, dict) and "Fn::If" in value and value["Fn::If"][2] == {"Ref": "AWS::NoValue"}
 
 
 def names_read_by_settings() -> dict[str, bool]:
@@ -149,15 +156,20 @@ def names_read_by_settings() -> dict[str, bool]:
     source = inspect.getsource(config.Settings.from_env)
     found: dict[str, bool] = {}
     for helper, name, rest in re.findall(
-        r"_(required|url|prefix|int|bool)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source
+        r"_(required|url|prefix|int|bool|raw|step)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source
     ):
         found[name] = helper == "required" or (helper == "url" and rest.strip(" ,") == "None")
     return found
 
 
 def statements(role: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every statement, including those present only when a feature is switched on (Fn::If)."""
     for policy in role["Properties"].get("Policies", []):
-        yield from policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                yield from (s for s in statement["Fn::If"][1:] if s != {"Ref": "AWS::NoValue"})
+            else:
+                yield statement
 
 
 def as_list(value: Any) -> list[Any]:
@@ -204,6 +216,8 @@ def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any
         "SCORES_PREFIX",
         "EXPORT_ACCOUNT_SCORES",
         "ACCOUNT_SCORES_PREFIX",
+        "SCORE_CHANGE_EVENT_BUS",
+        "SCORE_CHANGE_MIN_STEP",
         "LATEST_SCORES_TABLE",
         "RETRY_QUEUE_URL",
         "DEAD_LETTER_QUEUE_URL",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,9 @@ def account_lines(stack: Stack, day: str) -> list[dict[str, object]]:
 
 def test_a_direct_account_run_writes_the_accounts_day(stack: Stack) -> None:
     day = days_ago(3)
+    event = json.loads((Path(__file__).parents[2] / "events" / "direct-account.json").read_text())
 
-    summary = stack.invoke({"date": day, "kind": "account"})
+    summary = stack.invoke(event | {"date": day})
 
     assert summary == summary | {"status": "exported", "kind": "account", "records": 1}
     assert summary["s3_key"] == f"seq/account_scores/dt={day}/scores.jsonl"

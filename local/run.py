@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from typing import Any
 import boto3
 
 from local.seq_simulator import Scenario, SeqSimulator
-from local.stack import FakeLambdaContext, Resources, deliver_once, local_stack, patched_environ
+from local.stack import AWS_TEST_ENV, FakeLambdaContext, Resources, deliver_once, local_stack, patched_environ
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +47,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-attempts", type=int, default=int(os.environ.get("MAX_ATTEMPTS", "16")))
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--verbose", action="store_true", help="show the function's JSON logs")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the run, keep moto and the simulator running until Ctrl-C and print the `export VAR=value` "
+        "lines (endpoint, fake credentials, region, the function's environment) with which `seq-export` "
+        "commands in another shell use this local stack",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,33 +87,54 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED        {type(exc).__name__}: {exc}", file=sys.stderr)
                 return 1
             print(f"answer        {json.dumps(summary)}")
-            if summary.get("status") == "not_ready":
-                _drain(handler, resources, summary)
-            return _report(resources, summary["date"], simulator, time.perf_counter() - started)
+            _drain(handler, resources, summary)
+            code = _report(resources, summary["date"], simulator, time.perf_counter() - started)
+            if args.keep:
+                _keep({**AWS_TEST_ENV, "AWS_ENDPOINT_URL": endpoint, **env}, summary["date"])
+            return code
 
 
 def _drain(handler: Any, resources: Resources, summary: dict[str, Any]) -> None:
-    """Act as the SQS event source until the retry queue is empty."""
+    """Act as the SQS event source until the retry queue is empty: re-runs after a 202 (when
+    their delay has passed) and the parent account's own day, which the daily run queues."""
     sqs = boto3.client("sqs")
-    wait = int(summary.get("next_attempt_delay_seconds", 0))
+    if summary.get("status") == "not_ready":
+        print(f"202           re-scheduled; the SQS message is delayed {summary['next_attempt_delay_seconds']}s")
     while True:
-        print(f"202           re-scheduled; the SQS message is delayed {wait}s, waiting for it...")
-        response = deliver_once(
-            sqs, resources.queue_url, lambda e: handler.lambda_handler(e, FakeLambdaContext()), wait_seconds=20
-        )
-        if response is None:
-            return
-        failures = response.get("batchItemFailures", [])
-        print(f"SQS event     handled{' with failures ' + json.dumps(failures) if failures else ''}")
-        if failures:
-            return
         attributes = sqs.get_queue_attributes(
             QueueUrl=resources.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
         )["Attributes"]
-        if not any(int(v) for v in attributes.values()):
+        waiting = {
+            name.removeprefix("ApproximateNumberOfMessages") or "visible": int(v) for name, v in attributes.items()
+        }
+        if not any(waiting.values()):
             return
-        wait = min(900, wait * 2)
+        print(f"retry queue   {waiting.get('visible', 0)} visible, {waiting.get('Delayed', 0)} delayed; receiving...")
+        response = deliver_once(
+            sqs, resources.queue_url, lambda e: handler.lambda_handler(e, FakeLambdaContext()), wait_seconds=20
+        )
+        if response is None:
+            continue
+        failures = response.get("batchItemFailures", [])
+        print(f"SQS event     handled{' with failures ' + json.dumps(failures) if failures else ''}")
+        if failures:
+            return
+
+
+def _keep(env: dict[str, str], day: str) -> None:
+    """Keep the stack up for another shell's `seq-export` commands until Ctrl-C."""
+    print("\nThe local stack stays up until Ctrl-C. In another shell, paste:")
+    for name, value in env.items():
+        print(f"export {name}={shlex.quote(value)}")
+    print(f"then, for example: .venv/bin/seq-export status --date {day}; .venv/bin/seq-export lookup 100001;")
+    print(f"  .venv/bin/seq-export low-scores --max 1 --limit 5; .venv/bin/seq-export run --local --date {day}")
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping the local stack")
 
 
 def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: float) -> int:
@@ -136,6 +165,12 @@ def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: fl
         count = sum(page["Count"] for page in scan)
         print(f"DynamoDB      {count} subusers with a latest score; lookup user_id {sample}:")
         print(f"              {json.dumps(item, sort_keys=True)}")
+    account_key = f"seq/account_scores/dt={day}/scores.jsonl"
+    try:
+        account = s3.get_object(Bucket=resources.bucket, Key=account_key)["Body"].read().decode().strip()
+        print(f"account       s3://{resources.bucket}/{account_key}: {account}")
+    except s3.exceptions.NoSuchKey:
+        print("account       (the parent account's own scores were not exported)")
     print(f"took          {seconds:.2f} s")
     return 0
 

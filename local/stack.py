@@ -77,7 +77,7 @@ def reset_moto(endpoint: str) -> None:
 
 
 def create_resources(session: boto3.session.Session, api_key: str, *, name: str = "seq-export") -> Resources:
-    """Bucket, latest-score table, retry queue with its DLQ, and the API-key secret."""
+    """Bucket, latest-score table (with its username index), retry queue with its DLQ, and the API-key secret."""
     s3 = session.client("s3")
     bucket = f"{name}-lake-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
@@ -86,7 +86,18 @@ def create_resources(session: boto3.session.Session, api_key: str, *, name: str 
     dynamodb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "user_id", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": "username", "AttributeType": "S"},
+        ],
+        # As in template.yaml: lookups by username (sparse: no username, no entry).
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "username-index",
+                "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     idempotency_table = f"{name}-idempotency"

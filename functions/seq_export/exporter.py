@@ -96,14 +96,15 @@ class Exporter:
         attempt: int = 1,
         checkpoint: Checkpoint | None = None,
         time_left: Callable[[], float] | None = None,
+        run: str | None = None,
     ) -> ExportResult:
         """Export ``day`` (from ``checkpoint`` if given); ``time_left`` is seconds this run has."""
         logger.append_keys(date=day, attempt=attempt)
         try:
             try:
-                result = self._export(day, attempt, checkpoint, time_left)
+                result = self._export(day, attempt, checkpoint, time_left, run)
             except ScoresNotReady:
-                return self._not_ready(day, attempt)
+                return self._not_ready(day, attempt, SUBUSERS, run)
             except SeqProtocolError as exc:
                 self._keep_aside(day, exc)
                 raise
@@ -114,7 +115,12 @@ class Exporter:
             logger.remove_keys(["date", "attempt", "page"])
 
     def _export(
-        self, day: str, attempt: int, checkpoint: Checkpoint | None, time_left: Callable[[], float] | None
+        self,
+        day: str,
+        attempt: int,
+        checkpoint: Checkpoint | None,
+        time_left: Callable[[], float] | None,
+        run: str | None,
     ) -> ExportResult:
         state = checkpoint or Checkpoint(after_key="", next_page=1, exported_at=self._timestamp())
         exported_at = state.exported_at
@@ -159,7 +165,7 @@ class Exporter:
                         latest_kept_newer=state.latest_kept_newer + writer.counts.kept_newer,
                     )
                     return replace(
-                        self._continue_later(day, attempt, spool, state, following),
+                        self._continue_later(day, attempt, spool, state, following, run=run),
                         score_change_events=events.sent,
                         score_change_events_failed=events.failed,
                     )
@@ -213,7 +219,7 @@ class Exporter:
             raise
 
     def _continue_later(
-        self, day: str, attempt: int, spool: IO[bytes], state: Checkpoint, following: Checkpoint
+        self, day: str, attempt: int, spool: IO[bytes], state: Checkpoint, following: Checkpoint, *, run: str | None
     ) -> ExportResult:
         """Save the lines so far and hand the rest of the day to a fresh invocation.
 
@@ -236,7 +242,9 @@ class Exporter:
             )
         else:
             following = replace(following, tail_key=self._sink.stage(day, spool, size) if size else None)
-        self._scheduler.continue_later(RetryMessage(date=day, attempt=attempt, reason="continue", checkpoint=following))
+        self._scheduler.continue_later(
+            RetryMessage(date=day, attempt=attempt, reason="continue", checkpoint=following, run=run)
+        )
         if state.tail_key:
             self._sink.delete_staged(state.tail_key)
         return ExportResult(
@@ -254,7 +262,7 @@ class Exporter:
     def _timestamp(self) -> str:
         return self._clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    def export_account_day(self, day: str, *, attempt: int = 1) -> ExportResult:
+    def export_account_day(self, day: str, *, attempt: int = 1, run: str | None = None) -> ExportResult:
         """Export the parent account's own score of ``day`` beside the subusers' (no DynamoDB)."""
         if self._account_sink is None:
             raise ConfigError("account scores are not exported here (EXPORT_ACCOUNT_SCORES is false)")
@@ -264,7 +272,7 @@ class Exporter:
                 page = self._client.account_scores(day)
                 records = self._validate(day, page)
             except ScoresNotReady:
-                return self._not_ready(day, attempt, ACCOUNT)
+                return self._not_ready(day, attempt, ACCOUNT, run)
             except SeqProtocolError as exc:
                 self._keep_aside(day, exc, self._account_sink)
                 raise
@@ -302,16 +310,18 @@ class Exporter:
         error.args = (f"{error.args[0]} [answer kept at {key}]",)
         logger.error("Bad answer kept aside", s3_key=key, size=len(error.raw), excerpt=_excerpt(error.raw))
 
-    def _not_ready(self, day: str, attempt: int, kind: str = SUBUSERS) -> ExportResult:
+    def _not_ready(self, day: str, attempt: int, kind: str, run: str | None) -> ExportResult:
         if attempt >= self._max_not_ready_attempts:
-            self._scheduler.give_up(RetryMessage(date=day, attempt=attempt, reason="gave_up_not_ready", kind=kind))
+            self._scheduler.give_up(
+                RetryMessage(date=day, attempt=attempt, reason="gave_up_not_ready", kind=kind, run=run)
+            )
             logger.error(
                 "Gave up: SendGrid still computing scores",
                 limit=self._max_not_ready_attempts,
                 action="message sent to the dead-letter queue",
             )
             return ExportResult(status="gave_up", date=day, attempt=attempt, kind=kind)
-        message = RetryMessage(date=day, attempt=attempt + 1, kind=kind)
+        message = RetryMessage(date=day, attempt=attempt + 1, kind=kind, run=run)
         delay = self._scheduler.schedule(message)
         logger.info("Scores not ready, re-scheduled", next_attempt=message.attempt, delay_seconds=delay)
         return ExportResult(

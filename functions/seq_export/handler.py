@@ -13,6 +13,7 @@ Accepted events (samples in ``events/``):
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -123,7 +124,7 @@ def build_dependencies(
         table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
     )
     idempotency_config = IdempotencyConfig(
-        event_key_jmespath="[date, attempt, kind, checkpoint.after_key]",
+        event_key_jmespath="[date, attempt, kind, run, checkpoint.after_key]",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
     )
@@ -165,15 +166,17 @@ _invocation = _Invocation()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _export(day: str, attempt: int, checkpoint: Checkpoint | None = None, kind: str = SUBUSERS) -> ExportResult:
+def _export(
+    day: str, attempt: int, checkpoint: Checkpoint | None = None, kind: str = SUBUSERS, run: str | None = None
+) -> ExportResult:
     context = _invocation.context
     time_left = None if context is None else (lambda: context.get_remaining_time_in_millis() / 1000)
     exporter = dependencies().exporter
     try:
         if kind == ACCOUNT:
-            result = exporter.export_account_day(day, attempt=attempt)
+            result = exporter.export_account_day(day, attempt=attempt, run=run)
         else:
-            result = exporter.export_day(day, attempt=attempt, checkpoint=checkpoint, time_left=time_left)
+            result = exporter.export_day(day, attempt=attempt, checkpoint=checkpoint, time_left=time_left, run=run)
     except SeqExportError as exc:
         metrics.add_metric(name=MetricName.EXPORT_FAILED, unit=MetricUnit.Count, value=1)
         logger.error("Export failed", date=day, attempt=attempt, kind=kind, error=type(exc).__name__, reason=str(exc))
@@ -218,7 +221,11 @@ def _retry_record(record: SQSRecord) -> dict[str, Any]:
 
 def _export_message(message: dict[str, Any]) -> dict[str, Any]:
     parsed = RetryMessage.from_dict(message)
-    return _export(parsed.date, parsed.attempt, parsed.checkpoint, parsed.kind).summary()
+    return _export(parsed.date, parsed.attempt, parsed.checkpoint, parsed.kind, parsed.run).summary()
+
+
+def _new_run() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def _scheduled(day: str) -> dict[str, Any]:
@@ -226,7 +233,7 @@ def _scheduled(day: str) -> dict[str, Any]:
     so that its 202s, retries and failures never hold up or fail the subusers' day."""
     deps = dependencies()
     if ACCOUNT in deps.sinks:
-        deps.scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="scheduled", kind=ACCOUNT)])
+        deps.scheduler.enqueue([RetryMessage(date=day, attempt=1, reason="scheduled", kind=ACCOUNT, run=_new_run())])
     return _export(day, 1).summary()
 
 
@@ -243,10 +250,11 @@ def _backfill(first: date, last: date, today: date, *, force: bool) -> dict[str,
         raise InvalidEventError(f"backfill 'to' {last} is not a finished UTC day; the newest allowed is {newest}")
     days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
     deps = dependencies()
+    run = _new_run()
     wanted = [(day, kind) for day in days for kind in deps.sinks]
     skipped = [] if force else [(day, kind) for day, kind in wanted if deps.sinks[kind].exists(day)]
     messages = [
-        RetryMessage(date=day, attempt=1, reason="backfill", kind=kind)
+        RetryMessage(date=day, attempt=1, reason="backfill", kind=kind, run=run)
         for day, kind in wanted
         if (day, kind) not in skipped
     ]

@@ -289,11 +289,16 @@ class RetryMessage:
     reason: str = "not_ready"
     checkpoint: Checkpoint | None = None
     kind: str = SUBUSERS  # or ACCOUNT: the parent account's own scores
+    #: Names one request (a backfill, a daily run) through its re-schedules: part of the
+    #: idempotency key, so a duplicate delivery is recognised but a later forced backfill is not.
+    run: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"date": self.date, "attempt": self.attempt, "reason": self.reason}
         if self.kind != SUBUSERS:
             data["kind"] = self.kind
+        if self.run is not None:
+            data["run"] = self.run
         if self.checkpoint is not None:
             data["checkpoint"] = self.checkpoint.to_dict()
         return data
@@ -328,4 +333,5 @@ class RetryMessage:
             reason=str(reason),
             checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint),
             kind=kind,
+            run=None if data.get("run") is None else str(data["run"]),
         )

@@ -114,3 +114,18 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     assert len({line["exported_at"] for line in lines}) == 1  # one run's object, whole, not a mix
     written = {r["latest_written"] for r in results}
     assert max(written) == sum(1 for r in expected_records(day, stack.simulator.scenario) if "score" in r)
+
+
+def test_a_forced_backfill_exports_again_although_the_day_ran_minutes_ago(stack: Stack) -> None:
+    day = days_ago(2)
+    stack.configure(EXPORT_ACCOUNT_SCORES="false")
+    stack.simulator.reset(Scenario(subusers=30))
+    stack.invoke({"from": day, "to": day})
+    drain(stack)
+    first = stack.lines(day)[0]["exported_at"]
+
+    again = stack.invoke({"from": day, "to": day, "force": True})
+    drain(stack)
+
+    assert again["enqueued"] == [f"subusers:{day}"]
+    assert stack.lines(day)[0]["exported_at"] != first  # not answered from the idempotency record

@@ -95,7 +95,7 @@ def create_resources(session: boto3.session.Session, api_key: str, *, name: str 
             {
                 "IndexName": "username-index",
                 "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
         BillingMode="PAY_PER_REQUEST",

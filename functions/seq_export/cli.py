@@ -934,7 +934,12 @@ def cmd_lookup(app: App) -> int:
                 ExpressionAttributeNames={"#n": "username"},
                 ExpressionAttributeValues={":n": {"S": app.args.username}},
             ):
-                items.extend(page.get("Items", []))
+                keys = [item["user_id"]["S"] for item in page.get("Items", [])]
+                # the index holds keys only (so daily score updates never write it): read the items
+                for key in keys:
+                    item = dynamodb.get_item(TableName=table, Key={"user_id": {"S": key}}).get("Item")
+                    if item:
+                        items.append(item)
     else:
         query = {"user_id": app.args.user_id}
         if app.args.user_id != CONTROL_KEY:

@@ -23,6 +23,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from local.seq_simulator import Scenario, SeqSimulator
+from seq_export.cli import sqs_event as cli_sqs_event
 
 REGION = "us-east-1"
 #: Receives before a message moves to the dead-letter queue; the template uses the same value.
@@ -169,23 +170,8 @@ def local_stack(scenario: Scenario | None = None) -> Iterator[tuple[SeqSimulator
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """The event Lambda's SQS event source builds from received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()},
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
+    """The event Lambda's SQS event source builds from received messages (as the CLI builds it)."""
+    return cli_sqs_event(messages, queue_arn, REGION)
 
 
 def deliver_once(

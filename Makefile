@@ -60,4 +60,27 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(TOOLS_VENV) bench/.venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+
+## performance benchmark of issue 6 (floors, our handler, a naive script, dlt) in its own
+## virtualenv bench/.venv: dlt's s3fs pins a botocore below the dev one. Prints the table and the
+## targets, writes bench/results/{latest.md,latest.json,bench.png}. About 13 minutes on 2 cores.
+## Variables: SIZES=1000,10000,100000 LATENCY=0.1 (seconds per SendGrid page) BENCH_ARGS=--strict
+## Smoke (what CI runs, about a minute): make bench SIZES=1000 LATENCY=0.01
+BENCH_VENV  ?= bench/.venv
+BENCH_BIN   := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed
+SIZES       ?= 1000,10000,100000
+LATENCY     ?= 0.1
+
+.PHONY: bench
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("seq-export needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+	$(BENCH_BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_BIN)/python -m bench.run --sizes $(SIZES) --latency $(LATENCY) $(BENCH_ARGS)

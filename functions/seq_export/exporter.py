@@ -11,8 +11,8 @@ scores behind and a re-run converges. A 202 becomes a delayed retry message, or,
 from __future__ import annotations
 
 import io
+import secrets
 import tempfile
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -303,7 +303,7 @@ class Exporter:
             return
         stamp = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sortable, unique enough
         try:
-            key = (sink or self._sink).quarantine(day, f"{stamp}-{uuid.uuid4().hex[:8]}.body", error.raw)
+            key = (sink or self._sink).quarantine(day, f"{stamp}-{secrets.token_hex(4)}.body", error.raw)
         except StorageError as exc:
             logger.error("Could not keep the bad answer aside", problem=str(exc), excerpt=_excerpt(error.raw))
             return

@@ -12,22 +12,15 @@ Accepted events (samples in ``events/``):
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
@@ -42,6 +35,11 @@ from seq_export.observability import MetricName, logger, metrics, tracer
 from seq_export.retry_scheduler import RetryScheduler
 from seq_export.s3_sink import S3Sink
 from seq_export.seq_client import SeqClient
+
+if TYPE_CHECKING:  # imported where used: the daily (scheduled) path never needs them
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 
 #: SendGrid keeps 90 days of scores; older dates answer 400.
 RETENTION_DAYS = 90
@@ -65,14 +63,32 @@ AWS_CONFIG = Config(
 IDEMPOTENCY_EXPIRY_SECONDS = 3600
 
 
-@dataclass(frozen=True)
+@dataclass
 class Dependencies:
     settings: Settings
     exporter: Exporter
     scheduler: RetryScheduler
-    idempotency: DynamoDBPersistenceLayer
-    idempotency_config: IdempotencyConfig
     sinks: dict[str, S3Sink]  # by kind: where each kind of day is published
+    dynamodb: Any  # the one DynamoDB client, shared by the latest-score store and idempotency
+    _idempotency: tuple[DynamoDBPersistenceLayer, IdempotencyConfig] | None = None
+
+    def idempotency(self) -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+        """Built on the first SQS event: the daily path does not pay for the import."""
+        if self._idempotency is None:
+            from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+            )
+
+            self._idempotency = (
+                DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table, boto3_client=self.dynamodb),
+                IdempotencyConfig(
+                    event_key_jmespath="[date, attempt, kind, run, checkpoint.after_key]",
+                    raise_on_no_idempotency_key=True,
+                    expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+                ),
+            )
+        return self._idempotency
 
 
 def build_dependencies(
@@ -95,6 +111,7 @@ def build_dependencies(
     sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix)}
     if settings.export_account_scores:
         sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix)
+    dynamodb = session.client("dynamodb", config=AWS_CONFIG)
     exporter = Exporter(
         SeqClient(
             settings.api_base_url,
@@ -105,7 +122,7 @@ def build_dependencies(
         ),
         sinks[SUBUSERS],
         LatestStore(
-            session.client("dynamodb", config=AWS_CONFIG),
+            dynamodb,
             settings.latest_scores_table,
             sleep=sleep,
             track_changes=settings.score_change_event_bus is not None,
@@ -120,22 +137,7 @@ def build_dependencies(
         ),
         min_step=settings.score_change_min_step,
     )
-    idempotency = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=session.client("dynamodb", config=AWS_CONFIG)
-    )
-    idempotency_config = IdempotencyConfig(
-        event_key_jmespath="[date, attempt, kind, run, checkpoint.after_key]",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
-    )
-    return Dependencies(
-        settings=settings,
-        exporter=exporter,
-        scheduler=scheduler,
-        idempotency=idempotency,
-        idempotency_config=idempotency_config,
-        sinks=sinks,
-    )
+    return Dependencies(settings=settings, exporter=exporter, scheduler=scheduler, sinks=sinks, dynamodb=dynamodb)
 
 
 _dependencies: Dependencies | None = None
@@ -163,7 +165,17 @@ class _Invocation:
 
 
 _invocation = _Invocation()
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_processor: BatchProcessor | None = None
+
+
+def _batch_processor() -> BatchProcessor:
+    """Powertools Batch, built on the first SQS event (the daily path never imports it)."""
+    global _processor
+    if _processor is None:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType  # noqa: PLC0415
+
+        _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return _processor
 
 
 def _export(
@@ -208,12 +220,14 @@ def _record_metrics(result: ExportResult) -> None:
 
 
 def _retry_record(record: SQSRecord) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function  # noqa: PLC0415
+
     message = RetryMessage.from_json(record.body)
-    deps = dependencies()
+    persistence, config = dependencies().idempotency()
     once = idempotent_function(
         data_keyword_argument="message",
-        persistence_store=deps.idempotency,
-        config=deps.idempotency_config,
+        persistence_store=persistence,
+        config=config,
         key_prefix="seq-export#retry-message",
     )(_export_message)
     return once(message=message.to_dict())  # type: ignore[no-any-return]
@@ -225,7 +239,7 @@ def _export_message(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _new_run() -> str:
-    return uuid.uuid4().hex[:16]
+    return secrets.token_hex(8)
 
 
 def _scheduled(day: str) -> dict[str, Any]:
@@ -282,10 +296,12 @@ def route(event: Any, context: LambdaContext | None, today: date | None = None) 
         and records
         and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
     ):
+        from aws_lambda_powertools.utilities.batch import process_partial_response  # noqa: PLC0415
+
         if context is not None:
-            dependencies().idempotency_config.register_lambda_context(context)
+            dependencies().idempotency()[1].register_lambda_context(context)
         response = process_partial_response(
-            event=event, record_handler=_retry_record, processor=processor, context=context
+            event=event, record_handler=_retry_record, processor=_batch_processor(), context=context
         )
         return dict(response)
     if "scheduled_time" in event:

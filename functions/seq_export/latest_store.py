@@ -28,8 +28,8 @@ does not retry) are retried here with exponential backoff and jitter, at most
 from __future__ import annotations
 
 import random
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -252,7 +252,7 @@ class DayWriter:
         self._store = store
         self._day = day
         self._updated_at = updated_at
-        self._owner = f"{day}/{uuid.uuid4()}"
+        self._owner = f"{day}/{secrets.token_hex(16)}"
         self._mode: str | None = None
         self.counts = WriteCounts()
 

@@ -9,7 +9,7 @@ same promise holds (incomplete uploads are aborted by the bucket's lifecycle rul
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -108,7 +108,7 @@ class S3Sink:
         return PublishedObject(bucket=self._bucket, key=key, size=0)
 
     def stage(self, day: str, body: IO[bytes], size: int) -> str:
-        key = f"{self._prefix}/{STAGING}/dt={day}/{uuid.uuid4().hex}.jsonl"
+        key = f"{self._prefix}/{STAGING}/dt={day}/{secrets.token_hex(16)}.jsonl"
         self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentLength=size)
         return key
 

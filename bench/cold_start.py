@@ -1,0 +1,63 @@
+"""Cold start in a fresh process: our handler's imports and clients against the bare minimum.
+
+``python -m bench.cold_start handler --out FILE``: import ``seq_export.handler`` and build its
+dependencies from the environment (what Lambda's first invocation of a container pays before
+any work). ``python -m bench.cold_start bare --out FILE``: ``import boto3, requests`` and create
+the same four clients (s3, dynamodb, sqs, secretsmanager) and a ``requests.Session``.
+Neither touches the network. The clock starts after the interpreter and this module's
+standard-library imports, the same for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+from bench.common import peak_rss_mib
+
+BARE_CLIENTS = ("s3", "dynamodb", "sqs", "secretsmanager")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["handler", "bare"])
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    if args.mode == "handler":
+        from seq_export import handler  # noqa: PLC0415 - what is measured
+
+        imported = time.perf_counter()
+        handler.build_dependencies()
+    else:
+        import boto3  # noqa: PLC0415 - what is measured
+        import requests  # noqa: PLC0415
+
+        imported = time.perf_counter()
+        session = boto3.session.Session()
+        for name in BARE_CLIENTS:
+            session.client(name)  # type: ignore[call-overload]  # a loop over literal names
+        requests.Session()
+    done = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    report = {
+        "mode": args.mode,
+        "total_s": done - started,
+        "import_s": imported - started,
+        "clients_s": done - imported,
+        "cpu_s": cpu,
+        "maxrss_mib": peak_rss_mib(),
+        "modules": len(sys.modules),
+    }
+    Path(args.out).write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from local.stack import FakeLambdaContext
+from local.lambda_runtime import FakeLambdaContext
 
 
 def peak_rss_kib() -> int:

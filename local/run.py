@@ -20,8 +20,10 @@ from typing import Any
 
 import boto3
 
+from local.lambda_runtime import FakeLambdaContext, SqsEventSource
 from local.seq_simulator import Scenario, SeqSimulator
-from local.stack import AWS_TEST_ENV, FakeLambdaContext, Resources, deliver_once, local_stack, patched_environ
+from local.stack import AWS_TEST_ENV, Resources, local_stack, patched_environ
+from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, day_key
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             POWERTOOLS_METRICS_DISABLED="false" if args.verbose else "true",
         )
         with patched_environ(env):
-            from seq_export import handler  # noqa: PLC0415 - Powertools reads the log level at import
+            from seq_export import handler, wiring  # noqa: PLC0415 - Powertools reads the log level at import
 
-            handler.use_dependencies(None)
+            wiring.use_dependencies(None)
             event: dict[str, Any] = (
                 {"date": args.date}
                 if args.date
@@ -97,23 +99,15 @@ def main(argv: list[str] | None = None) -> int:
 def _drain(handler: Any, resources: Resources, summary: dict[str, Any]) -> None:
     """Act as the SQS event source until the retry queue is empty: re-runs after a 202 (when
     their delay has passed) and the parent account's own day, which the daily run queues."""
-    sqs = boto3.client("sqs")
+    source = SqsEventSource(boto3.client("sqs"), resources.queue_url)
     if summary.get("status") == "not_ready":
         print(f"202           re-scheduled; the SQS message is delayed {summary['next_attempt_delay_seconds']}s")
     while True:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=resources.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
-        )["Attributes"]
-        waiting = {
-            name.removeprefix("ApproximateNumberOfMessages") or "visible": int(v) for name, v in attributes.items()
-        }
-        if not any(waiting.values()):
+        waiting = source.waiting()
+        if not waiting["visible"] and not waiting["delayed"]:
             return
-        print(f"retry queue   {waiting.get('visible', 0)} visible, {waiting.get('Delayed', 0)} delayed; receiving...")
-        response = deliver_once(
-            sqs, resources.queue_url, lambda e: handler.lambda_handler(e, FakeLambdaContext()), wait_seconds=20
-        )
+        print(f"retry queue   {waiting['visible']} visible, {waiting['delayed']} delayed; receiving...")
+        response = source.deliver_once(lambda e: handler.lambda_handler(e, FakeLambdaContext()))
         if response is None:
             continue
         failures = response.get("batchItemFailures", [])
@@ -139,7 +133,7 @@ def _keep(env: dict[str, str], day: str) -> None:
 
 def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: float) -> int:
     s3 = boto3.client("s3")
-    key = f"seq/subuser_scores/dt={day}/scores.jsonl"
+    key = day_key(DEFAULT_PREFIX, day)
     try:
         body = s3.get_object(Bucket=resources.bucket, Key=key)["Body"].read().decode()
     except s3.exceptions.NoSuchKey:
@@ -165,7 +159,7 @@ def _report(resources: Resources, day: str, simulator: SeqSimulator, seconds: fl
         count = sum(page["Count"] for page in scan)
         print(f"DynamoDB      {count} subusers with a latest score; lookup user_id {sample}:")
         print(f"              {json.dumps(item, sort_keys=True)}")
-    account_key = f"seq/account_scores/dt={day}/scores.jsonl"
+    account_key = day_key(DEFAULT_ACCOUNT_PREFIX, day)
     try:
         account = s3.get_object(Bucket=resources.bucket, Key=account_key)["Body"].read().decode().strip()
         print(f"account       s3://{resources.bucket}/{account_key}: {account}")

@@ -11,19 +11,17 @@ import json
 import logging
 import os
 import secrets
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
 from local.seq_simulator import Scenario, SeqSimulator
-from seq_export.cli import sqs_event as cli_sqs_event
+from seq_export.layout import DEFAULT_PREFIX, TABLE_KEY, USERNAME_INDEX
 
 REGION = "us-east-1"
 #: Receives before a message moves to the dead-letter queue; the template uses the same value.
@@ -56,7 +54,7 @@ class Resources:
             "SEQ_API_BASE_URL": api_base_url,
             "SEQ_API_KEY_SECRET_ID": self.secret_id,
             "SCORES_BUCKET": self.bucket,
-            "SCORES_PREFIX": "seq/subuser_scores",
+            "SCORES_PREFIX": DEFAULT_PREFIX,
             "LATEST_SCORES_TABLE": self.table,
             "RETRY_QUEUE_URL": self.queue_url,
             "DEAD_LETTER_QUEUE_URL": self.dlq_url,
@@ -86,15 +84,15 @@ def create_resources(session: boto3.session.Session, api_key: str, *, name: str 
     dynamodb = session.client("dynamodb")
     dynamodb.create_table(
         TableName=table,
-        KeySchema=[{"AttributeName": "user_id", "KeyType": "HASH"}],
+        KeySchema=[{"AttributeName": TABLE_KEY, "KeyType": "HASH"}],
         AttributeDefinitions=[
-            {"AttributeName": "user_id", "AttributeType": "S"},
+            {"AttributeName": TABLE_KEY, "AttributeType": "S"},
             {"AttributeName": "username", "AttributeType": "S"},
         ],
         # As in template.yaml: lookups by username (sparse: no username, no entry).
         GlobalSecondaryIndexes=[
             {
-                "IndexName": "username-index",
+                "IndexName": USERNAME_INDEX,
                 "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
@@ -167,48 +165,3 @@ def local_stack(scenario: Scenario | None = None) -> Iterator[tuple[SeqSimulator
     finally:
         simulator.stop()
         server.stop()
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """The event Lambda's SQS event source builds from received messages (as the CLI builds it)."""
-    return cli_sqs_event(messages, queue_arn, REGION)
-
-
-def deliver_once(
-    sqs: Any, queue_url: str, handler: Callable[[dict[str, Any]], dict[str, Any]], *, wait_seconds: int = 20
-) -> dict[str, Any] | None:
-    """Do what the event source mapping does once: receive, invoke, delete what succeeded.
-
-    Returns the handler's answer, or None if no message became visible within ``wait_seconds``
-    (a long poll: SQS answers as soon as a delayed message becomes visible).
-    """
-    answer = sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds, AttributeNames=["All"]
-    )
-    messages = answer.get("Messages", [])
-    if not messages:
-        return None
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    response = handler(sqs_event(messages, arn))
-    failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-    for message in messages:
-        if message["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return response
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes Powertools reads from Lambda's context object."""
-
-    function_name: str = "seq-export-local"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:seq-export-local"
-    aws_request_id: str = "local"
-    timeout_seconds: float = 900.0
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlparse
 
+from botocore.config import Config
+
 from seq_export.errors import ConfigError
+from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX
 from seq_export.models import SCORE_MAX, SCORE_MIN
 
 DEFAULT_API_BASE_URL = "https://api.sendgrid.com"
-DEFAULT_PREFIX = "seq/subuser_scores"
-DEFAULT_ACCOUNT_PREFIX = "seq/account_scores"
 #: 16 answers of 202 with delays 300, 600, 900, 900, ... cover about 3.5 hours of SendGrid
 #: still computing the day, long past the usual readiness, yet short enough to page someone
 #: on the same morning.
@@ -27,6 +28,17 @@ DEFAULT_NOT_READY_DELAY_SECONDS = 300
 SQS_MAX_DELAY_SECONDS = 900
 MAX_PAGE_SIZE = 1000
 DEFAULT_READ_TIMEOUT_SECONDS = 30
+
+
+def aws_client_config(*, read_timeout: int = 30, max_attempts: int = 5) -> Config:
+    """botocore's client settings for every AWS call we make: its standard retry mode is the one
+    retry layer for AWS (bounded by ``max_attempts``), and the pool fits a page's parallel writes."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=16,
+    )
 
 
 @dataclass(frozen=True, slots=True)

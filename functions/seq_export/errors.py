@@ -1,6 +1,6 @@
 """Domain errors.
 
-Adapters translate SDK and HTTP failures into these, so the exporter and the handler decide
+Adapters translate SDK and HTTP failures into these, so the use cases decide
 what to do by type (retry through the queue, fail fast, give up) without knowing botocore or
 requests. Messages say what failed and where; none of them ever carries the API key.
 """
@@ -52,7 +52,7 @@ class SeqUnavailableError(SeqApiError):
 class SeqProtocolError(SeqExportError):
     """SendGrid answered 200 with something the contract does not allow (bad body, stuck cursor).
 
-    ``raw`` holds the offending answer's body when known, so the exporter can keep it aside.
+    ``raw`` holds the offending answer's body when known, so the export can keep it aside.
     """
 
     def __init__(self, message: str, *, raw: bytes | None = None) -> None:
@@ -75,7 +75,7 @@ class LatestStoreBusyError(StorageError):
 
 
 class ScoresNotReady(SeqExportError):
-    """202: SendGrid is still computing the day; the exporter re-schedules it through SQS."""
+    """202: SendGrid is still computing the day; the export re-schedules it through SQS."""
 
     retryable = True
 

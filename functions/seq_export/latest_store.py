@@ -39,19 +39,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.errors import LatestStoreBusyError, StorageError, describe_aws_error
+from seq_export.layout import CONTROL_KEY, ITEM_ATTRIBUTES
 from seq_export.models import METRIC_NAMES, ScoreChange, ScoreRecord
 from seq_export.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-CONTROL_KEY = "#seq-export#control"
 BATCH_LIMIT = 25  # BatchWriteItem's hard limit on AWS (moto accepts more)
 LEASE_SECONDS = 960  # > the 900 s Lambda maximum, so an expired lease has no live holder
-
-
-#: Attributes of a subuser's item besides its key, as ``to_item`` writes them.
-ATTRIBUTES = ("date", "updated_at", "username", "score", "metrics")
 
 
 @dataclass
@@ -110,8 +106,13 @@ class LatestStore:
     def open_day(self, day: str, updated_at: str) -> DayWriter:
         return DayWriter(self, day, updated_at)
 
+    @property
+    def tracks_changes(self) -> bool:
+        """Whether writes return the item they replace (score-change events are on)."""
+        return self._track_changes
+
     # -- lease -----------------------------------------------------------------------------
-    def _claim(self, day: str, owner: str) -> bool:
+    def claim_lease(self, day: str, owner: str) -> bool:
         """True if this run may batch-write ``day``; False if it must write conditionally."""
         deadline = self._clock() + self._lease_wait_seconds
         pause = 0.5
@@ -156,7 +157,7 @@ class LatestStore:
             self._sleep(pause * (0.5 + self._jitter()))
             pause = min(pause * 2, 10.0)
 
-    def _release(self, owner: str) -> None:
+    def release_lease(self, owner: str) -> None:
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -169,7 +170,7 @@ class LatestStore:
             logger.warning("Could not release the write lease", problem=describe_aws_error(exc))
 
     # -- writes ----------------------------------------------------------------------------
-    def _batch_put(self, records: Sequence[ScoreRecord], updated_at: str) -> int:
+    def batch_put(self, records: Sequence[ScoreRecord], updated_at: str) -> int:
         """Put every record, 25 per call, the calls of a page in parallel (each waits on the network)."""
         parts = chunks(records)
         if len(parts) == 1:
@@ -206,10 +207,10 @@ class LatestStore:
         """Write if not older than the stored day; returns (written, the item it replaced)."""
         # every name goes through a placeholder: "date" and "metrics" are DynamoDB reserved words
         item = to_item(record, updated_at)
-        names = {f"#{name}": name for name in ATTRIBUTES}
-        values = {f":{name}": item[name] for name in ATTRIBUTES if name in item}
-        sets = [f"#{name} = :{name}" for name in ATTRIBUTES if name in item]
-        removes = [f"#{name}" for name in ATTRIBUTES if name not in item]
+        names = {f"#{name}": name for name in ITEM_ATTRIBUTES}
+        values = {f":{name}": item[name] for name in ITEM_ATTRIBUTES if name in item}
+        sets = [f"#{name} = :{name}" for name in ITEM_ATTRIBUTES if name in item]
+        removes = [f"#{name}" for name in ITEM_ATTRIBUTES if name not in item]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             answer = self._client.update_item(
@@ -232,9 +233,10 @@ class LatestStore:
             raise StorageError(f"DynamoDB UpdateItem on {self._table} failed: {exc}") from None
         return True, answer.get("Attributes")
 
-    def _conditional_puts(
+    def conditional_puts(
         self, records: Sequence[ScoreRecord], updated_at: str
     ) -> tuple[WriteCounts, list[ScoreChange]]:
+        """One conditional write per record, in parallel; refusals (a newer day) are counted."""
         results = list(self._pool().map(lambda r: self._conditional_put(r, updated_at), records))
         written = sum(1 for done, _ in results if done)
         changes = [
@@ -267,21 +269,21 @@ class DayWriter:
         if not scored:
             return []
         if self._mode is None:
-            if self._store._track_changes:
+            if self._store.tracks_changes:
                 self._mode = "tracked"  # every write must return the old item: no batch path
             else:
-                self._mode = "batch" if self._store._claim(self._day, self._owner) else "conditional"
+                self._mode = "batch" if self._store.claim_lease(self._day, self._owner) else "conditional"
         if self._mode == "batch":
-            self.counts.written += self._store._batch_put(scored, self._updated_at)
+            self.counts.written += self._store.batch_put(scored, self._updated_at)
             return []
-        counts, changes = self._store._conditional_puts(scored, self._updated_at)
+        counts, changes = self._store.conditional_puts(scored, self._updated_at)
         self.counts.written += counts.written
         self.counts.kept_newer += counts.kept_newer
         return changes
 
     def close(self) -> None:
         if self._mode == "batch":
-            self._store._release(self._owner)
+            self._store.release_lease(self._owner)
 
     def __enter__(self) -> DayWriter:
         return self

@@ -9,12 +9,12 @@ a ``Decimal`` without going through ``float``.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+import secrets
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
+from seq_export.dates import parse_day
 from seq_export.errors import InvalidEventError, InvalidRecordError, SeqProtocolError
 
 Number = int | Decimal
@@ -26,7 +26,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "bounce_rate",
     "spam_rate",
 )
-#: Every line of the S3 object has exactly these keys, in this order (DESIGN.md).
+#: Every line of the S3 object has exactly these keys, in this order (the data contract).
 RECORD_KEYS: tuple[str, ...] = ("date", "user_id", "username", "score", "metrics", "exported_at")
 SCORE_MIN = 1
 SCORE_MAX = 5
@@ -35,10 +35,6 @@ SCORE_MAX = 5
 SUBUSERS = "subusers"
 ACCOUNT = "account"
 KINDS = (SUBUSERS, ACCOUNT)
-#: Partition column of the lake: ``{prefix}/dt=YYYY-MM-DD/``.
-PARTITION_KEY = "dt"
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _reject_constant(name: str) -> Any:
@@ -48,27 +44,6 @@ def _reject_constant(name: str) -> Any:
 def loads_exact(text: str | bytes) -> Any:
     """Parse JSON keeping fractional numbers as ``Decimal`` and refusing NaN/Infinity."""
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-
-
-def parse_day(value: object, *, what: str = "date") -> date:
-    """Parse a strict ``YYYY-MM-DD`` string (no other ISO forms), naming ``what`` on failure."""
-    if not isinstance(value, str) or not _DATE_RE.match(value):
-        raise InvalidEventError(f"{what} must be a string YYYY-MM-DD, got {value!r}")
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise InvalidEventError(f"{what} is not a calendar date: {value!r}") from None
-
-
-def day_before(moment: str, *, what: str) -> date:
-    """The UTC day before an ISO-8601 instant: the day a scheduled run at ``moment`` exports."""
-    try:
-        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        raise InvalidEventError(f"{what} must be an ISO-8601 timestamp, got {moment!r}") from None
-    if parsed.tzinfo is None:
-        raise InvalidEventError(f"{what} must carry a UTC offset (for example 'Z'), got {moment!r}")
-    return parsed.astimezone(UTC).date() - timedelta(days=1)
 
 
 def _json_number(value: Number) -> str:
@@ -151,20 +126,16 @@ def validate_record(raw: object, *, day: str, where: str) -> ScoreRecord:
     return ScoreRecord(date=day, user_id=user_id, username=username, score=score, metrics=metrics)
 
 
-def glue_columns() -> list[dict[str, str]]:
-    """Glue/Athena columns of the JSON lines, derived from the same names the writer uses.
-
-    Numbers are ``double``: every SEQ value (1..5, at most a few decimals) is exact in it.
-    """
-    types = {
-        "date": "string",
-        "user_id": "string",
-        "username": "string",
-        "score": "double",
-        "metrics": "struct<" + ",".join(f"{name}:double" for name in METRIC_NAMES) + ">",
-        "exported_at": "string",
-    }
-    return [{"Name": key, "Type": types[key]} for key in RECORD_KEYS]
+def validate_page(day: str, page: Page) -> list[ScoreRecord]:
+    """Every record of a page, checked; a bad one fails the page with the body attached."""
+    try:
+        return [
+            validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
+            for index, raw in enumerate(page.records, start=1)
+        ]
+    except SeqProtocolError as exc:
+        exc.raw = page.raw
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,31 +208,49 @@ def parse_page(body: Any, *, number: int, where: str | None = None, raw: bytes =
 
 
 @dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where a day stopped when the Lambda ran short of time, so a fresh invocation continues.
+class Counters:
+    """What an export of a day has done so far: carried by a checkpoint from one invocation to
+    the next, reported by the result. One type, so nothing copies the numbers field by field."""
 
-    The lines so far are either parts of an S3 multipart upload of the day's object (when at
-    least 5 MiB) or a small staged object (``tail_key``) the next invocation reads back; the
-    day's object appears only when the last invocation completes it.
-    """
-
-    after_key: str
-    next_page: int
-    exported_at: str
     pages: int = 0
     records: int = 0
     ineligible: int = 0
     latest_written: int = 0
     latest_kept_newer: int = 0
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+COUNTER_NAMES = tuple(f.name for f in fields(Counters))
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a day stopped when the Lambda ran short of time, so a fresh invocation continues.
+
+    The lines so far are either parts of an S3 multipart upload of the day's object (when at
+    least 5 MiB) or a small staged object (``tail_key``) the next invocation reads back; the
+    day's object appears only when the last invocation completes it. In a message the counters
+    stand flat beside the other fields.
+    """
+
+    after_key: str
+    next_page: int
+    exported_at: str
+    counts: Counters = field(default_factory=Counters)
     uploaded_bytes: int = 0
     upload_id: str | None = None
     parts: tuple[tuple[int, str], ...] = ()
     tail_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "counts"}
         data["parts"] = [list(part) for part in self.parts]
-        return data
+        return {**data, **self.counts.to_dict()}
 
     @classmethod
     def from_dict(cls, data: object) -> Checkpoint:
@@ -269,7 +258,9 @@ class Checkpoint:
             raise InvalidEventError("retry message checkpoint must be an object")
         try:
             parts = tuple((int(number), str(etag)) for number, etag in data.get("parts", []))
-            checkpoint = cls(**{**data, "parts": parts})
+            counts = Counters(**{name: data[name] for name in COUNTER_NAMES if name in data})
+            rest = {name: value for name, value in data.items() if name not in COUNTER_NAMES}
+            checkpoint = cls(**{**rest, "parts": parts, "counts": counts})
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(f"retry message checkpoint is malformed: {exc}") from None
         if not isinstance(checkpoint.after_key, str) or not isinstance(checkpoint.next_page, int):
@@ -277,9 +268,15 @@ class Checkpoint:
         return checkpoint
 
 
+def new_run() -> str:
+    """A fresh run id: names one request (a daily run, a backfill) through its re-schedules."""
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True, slots=True)
-class RetryMessage:
-    """Body of a message on the retry queue: export ``date``, this being try number ``attempt``.
+class Job:
+    """One export to do, as the job queue carries it (the SQS retry message of the contract):
+    export ``kind`` of ``date``, this being try number ``attempt``.
 
     ``checkpoint`` is set when the message continues a day cut short by the Lambda time limit.
     """
@@ -307,7 +304,7 @@ class RetryMessage:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, body: str) -> RetryMessage:
+    def from_json(cls, body: str) -> Job:
         try:
             data = json.loads(body)
         except (TypeError, ValueError):
@@ -315,7 +312,7 @@ class RetryMessage:
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: object) -> RetryMessage:
+    def from_dict(cls, data: object) -> Job:
         if not isinstance(data, dict):
             raise InvalidEventError('retry message must be a JSON object {"date": "YYYY-MM-DD", "attempt": n}')
         day = parse_day(data.get("date"), what="retry message date").isoformat()

@@ -7,10 +7,11 @@ Lambda too (the local runner, tests): set ``POWERTOOLS_TRACE_DISABLED=true`` the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "seq-export"
 DEFAULT_NAMESPACE = "SeqExport"
@@ -69,3 +70,9 @@ class MetricName:
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"
     BACKFILL_DAYS_ENQUEUED = "BackfillDaysEnqueued"
+
+
+def emit(counts: Mapping[str, int]) -> None:
+    """Add each count to this invocation's EMF metrics (flushed by the handler's decorator)."""
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,4 +1,4 @@
-"""S3 adapter: publishes one day's JSON-lines object.
+"""S3 adapter: publishes one day's JSON-lines object (keys from ``layout``).
 
 A day is one object written by one PutObject. S3 shows an object whole or not at all, and the
 key is a function of the day alone, so a re-run replaces the object instead of adding a second
@@ -10,25 +10,22 @@ same promise holds (incomplete uploads are aborted by the bucket's lifecycle rul
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export.errors import StorageError, describe_aws_error
+from seq_export import layout
+from seq_export.dates import compact_timestamp
+from seq_export.errors import SeqProtocolError, StorageError, describe_aws_error
+from seq_export.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-OBJECT_NAME = "scores.jsonl"
-#: Bad answers are kept under ``{prefix}/_quarantine/``: Hive, Athena and Spark skip paths that
-#: start with "_", so they never leak into the table.
-QUARANTINE = "_quarantine"
-#: Lines of a day cut short by the Lambda time limit, too few for a multipart part (< 5 MiB).
-STAGING = "_staging"
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
-CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +36,17 @@ class PublishedObject:
 
 
 class S3Sink:
-    def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
+    def __init__(
+        self, client: S3Client, bucket: str, prefix: str, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._client = client
         self._bucket = bucket
-        self._prefix = prefix.strip("/")
+        self._prefix = layout.normal_prefix(prefix)
+        self._clock = clock
 
     def key_for(self, day: str) -> str:
-        """Hive-style partition key, ``{prefix}/dt=YYYY-MM-DD/scores.jsonl`` (DESIGN.md)."""
-        return f"{self._prefix}/dt={day}/{OBJECT_NAME}"
+        """Hive-style partition key, ``{prefix}/dt=YYYY-MM-DD/scores.jsonl`` (``layout.day_key``)."""
+        return layout.day_key(self._prefix, day)
 
     def publish(self, day: str, body: IO[bytes], *, size: int, records: int, exported_at: str) -> PublishedObject:
         key = self.key_for(day)
@@ -57,7 +57,7 @@ class S3Sink:
             Key=key,
             Body=body,
             ContentLength=size,
-            ContentType=CONTENT_TYPE,
+            ContentType=layout.CONTENT_TYPE,
             Metadata={"records": str(records), "exported-at": exported_at},
         )
         return PublishedObject(bucket=self._bucket, key=key, size=size)
@@ -71,14 +71,29 @@ class S3Sink:
 
     def quarantine(self, day: str, name: str, body: bytes) -> str:
         """Keep a bad SendGrid answer as received, for a person to inspect; returns its key."""
-        key = f"{self._prefix}/{QUARANTINE}/dt={day}/{name}"
+        key = layout.quarantine_key(self._prefix, day, name)
         self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentType="application/octet-stream")
         return key
+
+    def keep_aside(self, day: str, error: SeqProtocolError) -> None:
+        """Quarantine the answer a protocol error carries, so nothing SendGrid sent is silently
+        lost, and name its key in the error. A failure to keep it is logged, never raised: the
+        day's own error is the one to report."""
+        if not error.raw:
+            return
+        name = f"{compact_timestamp(self._clock())}-{secrets.token_hex(4)}.body"
+        try:
+            key = self.quarantine(day, name, error.raw)
+        except StorageError as exc:
+            logger.error("Could not keep the bad answer aside", problem=str(exc), excerpt=_excerpt(error.raw))
+            return
+        error.args = (f"{error.args[0]} [answer kept at {key}]",)
+        logger.error("Bad answer kept aside", s3_key=key, size=len(error.raw), excerpt=_excerpt(error.raw))
 
     # -- continuation across invocations ----------------------------------------------------
     def start_upload(self, day: str) -> str:
         key = self.key_for(day)
-        answer = self._call("CreateMultipartUpload", key, Bucket=self._bucket, Key=key, ContentType=CONTENT_TYPE)
+        answer = self._call("CreateMultipartUpload", key, Bucket=self._bucket, Key=key, ContentType=layout.CONTENT_TYPE)
         return str(answer["UploadId"])
 
     def upload_part(self, day: str, upload_id: str, number: int, body: IO[bytes], size: int) -> str:
@@ -108,7 +123,7 @@ class S3Sink:
         return PublishedObject(bucket=self._bucket, key=key, size=0)
 
     def stage(self, day: str, body: IO[bytes], size: int) -> str:
-        key = f"{self._prefix}/{STAGING}/dt={day}/{secrets.token_hex(16)}.jsonl"
+        key = layout.staging_key(self._prefix, day, f"{secrets.token_hex(16)}.jsonl")
         self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentLength=size)
         return key
 
@@ -130,3 +145,8 @@ class S3Sink:
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _excerpt(raw: bytes, limit: int = 300) -> str:
+    """The start of a body for a log line (SendGrid answers carry no credentials)."""
+    return raw[:limit].decode("utf-8", errors="replace")

@@ -5,7 +5,7 @@ Retries for SendGrid live here and nowhere else, bounded by ``max_attempts`` tri
 * 429: wait until ``X-RateLimit-Reset`` (epoch seconds; ``Retry-After`` as a fallback), parsed
   defensively and capped at ``max_rate_limit_wait`` seconds, then try again;
 * 5xx, timeouts and connection errors: exponential backoff with full jitter;
-* 202 (scores not computed yet) is *not* retried here: it can last hours, so the exporter
+* 202 (scores not computed yet) is *not* retried here: it can last hours, so the export
   re-schedules the day through SQS instead of holding a Lambda open;
 * 400/401/403/404 are never retried: a clear error names the cause.
 

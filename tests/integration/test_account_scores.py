@@ -9,8 +9,7 @@ import pytest
 
 from local.seq_simulator import Fault, Scenario, account_record
 from seq_export.errors import ConfigError, SeqAuthError
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 

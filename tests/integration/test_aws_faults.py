@@ -15,8 +15,7 @@ import pytest
 from local.aws_fault_proxy import AwsFault, AwsFaultProxy
 from local.seq_simulator import Scenario, expected_records
 from seq_export.errors import StorageError
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 

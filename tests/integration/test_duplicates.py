@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Fault, Scenario, expected_records
-from local.stack import sqs_event
-from seq_export.handler import build_dependencies
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from seq_export.models import Job
+from seq_export.wiring import build_dependencies
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +58,7 @@ def test_a_duplicated_202_message_does_not_start_a_second_chain(stack: Stack) ->
     first = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert len(first["Messages"]) == 2
     # the event source batches both copies into one event
-    arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])
-    response = stack.invoke(sqs_event(first["Messages"], arn["Attributes"]["QueueArn"]))
+    response = stack.invoke(stack.queue.event_for(first["Messages"]))
     for message in first["Messages"]:
         stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
@@ -94,7 +92,7 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     def export(index: int) -> None:
         start.wait()
         try:
-            results.append(runs[index].exporter.export_day(day).summary())
+            results.append(runs[index].exports.subusers.run(Job(date=day, attempt=1)).summary())
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 

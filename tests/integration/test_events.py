@@ -10,8 +10,7 @@ import pytest
 
 from local.seq_simulator import Scenario
 from seq_export.errors import InvalidEventError
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).parents[2] / "events"

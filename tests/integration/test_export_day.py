@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from local.seq_simulator import Scenario, expected_records
-from seq_export.latest_store import CONTROL_KEY
+from seq_export.layout import CONTROL_KEY
 from seq_export.models import RECORD_KEYS
-from tests.conftest import Stack
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
-
-
-def days_ago(n: int) -> str:
-    return (datetime.now(UTC).date() - timedelta(days=n)).isoformat()
 
 
 def test_three_pages_export_exactly_the_simulators_records_with_ineligible_as_nulls(stack: Stack) -> None:

@@ -16,8 +16,7 @@ from seq_export.errors import (
     SeqProtocolError,
     SeqUnavailableError,
 )
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 from seq_export.errors import LatestStoreBusyError
 from seq_export.latest_store import LatestStore
 from seq_export.models import ScoreRecord
-from tests.conftest import Stack
+from tests.support import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,7 @@ import json
 import pytest
 
 from local.seq_simulator import Scenario
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +50,7 @@ def test_202_without_a_body_is_still_not_ready(stack: Stack) -> None:
     assert stack.invoke({"date": days_ago(1)})["status"] == "not_ready"
 
 
-def test_gives_up_after_the_limit_into_the_dead_letter_queue(
-    stack: Stack, capsys: pytest.CaptureFixture[str], log_output: io.StringIO
-) -> None:
+def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_output: io.StringIO) -> None:
     day = days_ago(1)
     stack.configure(NOT_READY_DELAY_SECONDS="0", MAX_NOT_READY_ATTEMPTS="3")
     stack.simulator.reset(Scenario(subusers=10, not_ready=100))
@@ -66,7 +63,8 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(
     assert stack.dlq_bodies() == [{"date": day, "attempt": 3, "reason": "gave_up_not_ready"}]
     assert stack.object_keys() == []
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
-    assert capsys.readouterr().out.count('"GaveUp":[1.0]') == 1
+    assert stack.metrics["GaveUp"] == 1
+    assert stack.metrics["NotReadyRescheduled"] == 2
     gave_up = [json.loads(line) for line in log_output.getvalue().splitlines() if "Gave up" in line]
     assert len(gave_up) == 1
     assert gave_up[0]["level"] == "ERROR"

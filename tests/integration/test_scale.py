@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Scenario
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
-from tests.integration.test_time_limit import run_to_completion
+from tests.support import Stack, days_ago, run_to_completion
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]

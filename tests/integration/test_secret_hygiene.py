@@ -9,9 +9,7 @@ import pytest
 
 from local.seq_simulator import Fault, Scenario
 from seq_export.errors import SeqExportError
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
-from tests.integration.test_time_limit import invoke_short
+from tests.support import Stack, days_ago, invoke_short
 
 pytestmark = pytest.mark.integration
 

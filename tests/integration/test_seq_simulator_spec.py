@@ -11,7 +11,7 @@ import yaml
 from openapi_schema_validator import OAS31Validator
 
 from local.seq_simulator import SUBUSER_SCORES_PATH, Fault, Scenario, SeqSimulator
-from tests.integration.test_export_day import days_ago
+from tests.support import days_ago
 
 pytestmark = pytest.mark.integration
 SPEC_PATH = Path(__file__).parents[2] / "local" / "seq_openapi_v3.yaml"

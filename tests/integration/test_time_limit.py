@@ -4,50 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import pytest
 
-from local.seq_simulator import Scenario, SeqSimulator, expected_records
-from local.stack import FakeLambdaContext, sqs_event
-from seq_export import handler
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from local.seq_simulator import Scenario, expected_records
+from tests.support import Stack, days_ago, invoke_short, run_to_completion
 
 pytestmark = pytest.mark.integration
-
-
-class ShortContext(FakeLambdaContext):
-    """A Lambda context whose remaining time runs out once ``pages`` pages have been served."""
-
-    def __init__(self, simulator: SeqSimulator, pages: int) -> None:
-        super().__init__()
-        self._simulator = simulator
-        self._until = simulator.pages_served() + pages
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000 if self._simulator.pages_served() < self._until else 30_000
-
-
-def invoke_short(stack: Stack, event: dict[str, Any], pages: int) -> dict[str, Any]:
-    return dict(handler.lambda_handler(event, ShortContext(stack.simulator, pages)))
-
-
-def run_to_completion(stack: Stack, day: str, pages: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    first = invoke_short(stack, {"date": day}, pages)
-    bodies: list[dict[str, Any]] = []
-    while True:
-        answer = stack.sqs.receive_message(
-            QueueUrl=stack.resources.queue_url, WaitTimeSeconds=1, AttributeNames=["All"]
-        )
-        messages = answer.get("Messages", [])
-        if not messages:
-            return first, bodies
-        bodies.append(json.loads(messages[0]["Body"]))
-        arn = stack.sqs.get_queue_attributes(QueueUrl=stack.resources.queue_url, AttributeNames=["QueueArn"])
-        response = invoke_short(stack, sqs_event(messages, arn["Attributes"]["QueueArn"]), pages)
-        assert response == {"batchItemFailures": []}
-        stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
 
 
 def test_running_short_of_time_continues_page_by_page_into_one_whole_object(

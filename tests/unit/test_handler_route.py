@@ -1,4 +1,4 @@
-"""Event routing decisions that need no AWS: rejected shapes and backfill ranges."""
+"""Event parsing that needs no AWS: what each shape becomes, rejected shapes, backfill ranges."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from seq_export import handler
 from seq_export.errors import InvalidEventError
+from seq_export.events import Backfill, DailyRun, ExportDay, QueuedJobs, parse_event
+from seq_export.models import ACCOUNT, Job
 
 TODAY = date(2026, 11, 23)
 
@@ -28,7 +29,7 @@ TODAY = date(2026, 11, 23)
 )
 def test_unknown_shapes_are_rejected_listing_every_accepted_shape(event: Any) -> None:
     with pytest.raises(InvalidEventError) as caught:
-        handler.route(event, None, today=TODAY)
+        parse_event(event)
 
     text = str(caught.value)
     for shape in ("scheduled_time", "Scheduled Event", "SQS", '{"date"', '{"from"'):
@@ -45,5 +46,37 @@ def test_unknown_shapes_are_rejected_listing_every_accepted_shape(event: Any) ->
     ],
 )
 def test_backfill_ranges_outside_what_sendgrid_serves_are_rejected(first: str, last: str, message: str) -> None:
+    def days() -> list[str]:
+        request = parse_event({"from": first, "to": last})
+        assert isinstance(request, Backfill)
+        return request.days(TODAY)
+
     with pytest.raises(InvalidEventError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        handler.route({"from": first, "to": last}, None, today=TODAY)
+        days()
+
+
+@pytest.mark.parametrize(
+    ("event", "request_"),
+    [
+        ({"scheduled_time": "2026-11-23T06:00:00Z"}, DailyRun("2026-11-22")),
+        (
+            {"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-23T06:00:00Z"},
+            DailyRun("2026-11-22"),
+        ),
+        ({"date": "2026-11-20"}, ExportDay(Job(date="2026-11-20", attempt=1))),
+        ({"date": "2026-11-20", "kind": "account"}, ExportDay(Job(date="2026-11-20", attempt=1, kind=ACCOUNT))),
+        ({"from": "2026-11-01", "to": "2026-11-02"}, Backfill(date(2026, 11, 1), date(2026, 11, 2))),
+        (
+            {"from": "2026-11-01", "to": "2026-11-02", "force": True},
+            Backfill(date(2026, 11, 1), date(2026, 11, 2), force=True),
+        ),
+    ],
+)
+def test_each_accepted_shape_becomes_its_typed_request(event: dict[str, Any], request_: object) -> None:
+    assert parse_event(event) == request_
+
+
+def test_an_sqs_event_is_handed_whole_to_the_job_worker() -> None:
+    event = {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}
+
+    assert parse_event(event) == QueuedJobs(event)

@@ -19,13 +19,13 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from seq_export.errors import LatestStoreBusyError, StorageError
 from seq_export.latest_store import (
     BATCH_LIMIT,
-    CONTROL_KEY,
     LEASE_SECONDS,
     DayWriter,
     LatestStore,
     chunks,
     to_item,
 )
+from seq_export.layout import CONTROL_KEY
 from seq_export.models import METRIC_NAMES, Number, ScoreRecord
 
 if TYPE_CHECKING:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +15,9 @@ from seq_export.latest_store import to_item
 from seq_export.models import (
     METRIC_NAMES,
     RECORD_KEYS,
-    RetryMessage,
+    Job,
     ScoreRecord,
-    day_before,
     loads_exact,
-    parse_day,
     parse_page,
     validate_record,
 )
@@ -179,10 +176,10 @@ def test_page_envelope_reads_the_cursor_and_refuses_a_missing_result() -> None:
 
 
 def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
-    message = RetryMessage(date=DAY, attempt=3)
+    message = Job(date=DAY, attempt=3)
 
-    assert RetryMessage.from_json(message.to_json()) == message
-    assert RetryMessage.from_json('{"date": "2026-11-22"}').attempt == 1
+    assert Job.from_json(message.to_json()) == message
+    assert Job.from_json('{"date": "2026-11-22"}').attempt == 1
     for body, text in [
         ("nope", "not JSON"),
         ("[]", "must be a JSON object"),
@@ -191,25 +188,4 @@ def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
         ('{"attempt": 2}', "retry message date must be a string YYYY-MM-DD"),
     ]:
         with pytest.raises(InvalidEventError, match=text):
-            RetryMessage.from_json(body)
-
-
-@pytest.mark.parametrize(
-    ("moment", "expected"),
-    [
-        ("2026-11-23T06:00:00Z", date(2026, 11, 22)),
-        ("2026-11-23T00:00:00Z", date(2026, 11, 22)),
-        ("2026-11-23T23:59:59.999Z", date(2026, 11, 22)),
-        ("2026-11-22T23:30:00-02:00", date(2026, 11, 22)),  # 01:30 UTC on the 23rd
-        ("2026-03-01T05:00:00+00:00", date(2026, 2, 28)),
-    ],
-)
-def test_scheduled_runs_export_the_utc_day_before(moment: str, expected: date) -> None:
-    assert day_before(moment, what="t") == expected
-
-
-def test_dates_are_strict() -> None:
-    assert parse_day("2024-02-29") == date(2024, 2, 29)
-    for text in ("2026-02-29", "20261122", "2026-11-22T00:00:00", " 2026-11-22", None, 20261122):
-        with pytest.raises(InvalidEventError):
-            parse_day(text)
+            Job.from_json(body)

@@ -20,10 +20,13 @@ import yaml
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from local.stack import MAX_RECEIVE_COUNT
-from seq_export import config, handler, latest_store, observability, retry_scheduler, s3_sink
+from seq_export import config, handler, job_queue, latest_store, layout, observability, s3_sink, wiring
 from seq_export.config import Settings
+from seq_export.dates import RETENTION_DAYS, parse_day
 from seq_export.errors import ConfigError
-from seq_export.models import METRIC_NAMES, PARTITION_KEY, RECORD_KEYS, ScoreRecord, glue_columns, parse_day
+from seq_export.events import DailyRun, parse_event
+from seq_export.layout import PARTITION_KEY, glue_columns
+from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord
 from seq_export.observability import MetricName
 from seq_export.s3_sink import S3Sink
 
@@ -241,7 +244,7 @@ def test_the_deployed_environment_loads_with_the_code_defaults(template: dict[st
     settings = Settings.from_env(deployed_env(template, env))
 
     assert settings.api_base_url == config.DEFAULT_API_BASE_URL
-    assert settings.scores_prefix == config.DEFAULT_PREFIX
+    assert settings.scores_prefix == layout.DEFAULT_PREFIX
     assert settings.max_not_ready_attempts == config.DEFAULT_MAX_NOT_READY_ATTEMPTS
     assert settings.not_ready_delay_seconds == config.DEFAULT_NOT_READY_DELAY_SECONDS
     assert settings.api_key_secret_id == SAMPLE_SECRET_ARN
@@ -314,7 +317,7 @@ def test_parameter_bounds_match_what_the_code_accepts(template: dict[str, Any]) 
         "https://api.eu.sendgrid.com",
     }
     prefix = parameters["ScoresPrefix"]["AllowedPattern"]
-    assert re.fullmatch(prefix, config.DEFAULT_PREFIX)
+    assert re.fullmatch(prefix, layout.DEFAULT_PREFIX)
     for bad in ("", "/seq", "seq/", "seq//scores"):
         assert not re.fullmatch(prefix, bad)
 
@@ -363,13 +366,8 @@ def test_the_sqs_event_reads_the_retry_queue_with_partial_batch_failures(
     assert 2 <= sqs[0]["ScalingConfig"]["MaximumConcurrency"] <= 10
 
 
-class _Summary:
-    def summary(self) -> dict[str, Any]:
-        return {"status": "exported"}
-
-
 def test_the_schedule_input_is_the_scheduled_event_the_handler_routes(
-    resources: dict[str, Any], function: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    resources: dict[str, Any], function: dict[str, Any]
 ) -> None:
     schedules = [event["Properties"] for event in function["Events"].values() if event["Type"] == "ScheduleV2"]
     assert len(schedules) == 1
@@ -383,17 +381,9 @@ def test_the_schedule_input_is_the_scheduled_event_the_handler_routes(
     dlq, _ = get_att(schedule["DeadLetterConfig"]["Arn"])
     assert resource_type(resources, dlq) == "AWS::SQS::Queue"
 
-    # what the scheduler sends once it fills in the placeholder, through the real router
-    exported: list[str] = []
-
-    def fake_scheduled(day: str) -> dict[str, str]:
-        exported.append(day)
-        return {"status": "exported"}
-
-    monkeypatch.setattr(handler, "_scheduled", fake_scheduled)
+    # what the scheduler sends once it fills in the placeholder, through the real event parser
     delivered = json.loads(schedule["Input"].replace("<aws.scheduler.scheduled-time>", "2026-11-23T06:00:00Z"))
-    assert handler.route(delivered, None) == {"status": "exported"}
-    assert exported == ["2026-11-22"]
+    assert parse_event(delivered) == DailyRun("2026-11-22")
 
 
 def test_failed_asynchronous_invocations_are_kept(resources: dict[str, Any], function: dict[str, Any]) -> None:
@@ -467,7 +457,7 @@ def test_the_latest_table_matches_the_store_and_is_kept(resources: dict[str, Any
     assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert {"AttributeName": "username", "AttributeType": "S"} in properties["AttributeDefinitions"]
     # the store writes username as a string attribute, and leaves it out when unknown (sparse index)
-    assert "username" in latest_store.ATTRIBUTES
+    assert "username" in layout.ITEM_ATTRIBUTES
 
 
 def test_the_idempotency_table_matches_powertools_defaults(resources: dict[str, Any], env: dict[str, Any]) -> None:
@@ -528,7 +518,7 @@ def test_glue_location_and_partitions_follow_the_s3_sink_layout(resources: dict[
     location = render_sub(table["StorageDescriptor"]["Location"], names)
     partition = render_sub(parameters["storage.location.template"], names)
     assert partition == f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/"
-    assert f"s3://{bucket}/{key}" == partition.replace(f"${{{PARTITION_KEY}}}", day) + s3_sink.OBJECT_NAME
+    assert f"s3://{bucket}/{key}" == partition.replace(f"${{{PARTITION_KEY}}}", day) + layout.OBJECT_NAME
     assert table["PartitionKeys"] == [{"Name": PARTITION_KEY, "Type": "string"}]
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
 
@@ -545,7 +535,7 @@ def test_partition_projection_covers_the_days_the_exporter_writes(resources: dic
     start, end = parameters[f"projection.{key}.range"].split(",")
     assert end == "NOW"
     # starts before any day SendGrid could still serve when this product shipped
-    assert parse_day(start) <= date(2026, 11, 23) - timedelta(days=handler.RETENTION_DAYS)
+    assert parse_day(start) <= date(2026, 11, 23) - timedelta(days=RETENTION_DAYS)
 
 
 # -- alarms ----------------------------------------------------------------------------------
@@ -619,7 +609,7 @@ def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(resour
     ("module", "service", "variables"),
     [
         (latest_store, "dynamodb", ["LATEST_SCORES_TABLE"]),
-        (retry_scheduler, "sqs", ["RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"]),
+        (job_queue, "sqs", ["RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"]),
     ],
 )
 def test_every_aws_call_of_the_code_is_allowed_on_its_resource(
@@ -645,13 +635,13 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
     resources: dict[str, Any], env: dict[str, Any]
 ) -> None:
     role = resources[ROLE]
-    lakes = (f"arn:aws:s3:::lake/{config.DEFAULT_PREFIX}/", f"arn:aws:s3:::lake/{config.DEFAULT_ACCOUNT_PREFIX}/")
+    lakes = (f"arn:aws:s3:::lake/{layout.DEFAULT_PREFIX}/", f"arn:aws:s3:::lake/{layout.DEFAULT_ACCOUNT_PREFIX}/")
     names = {
         f"{ref(env['SCORES_BUCKET'])}.Arn": "arn:aws:s3:::lake",
-        ref(env["SCORES_PREFIX"]): config.DEFAULT_PREFIX,
-        ref(env["ACCOUNT_SCORES_PREFIX"]): config.DEFAULT_ACCOUNT_PREFIX,
+        ref(env["SCORES_PREFIX"]): layout.DEFAULT_PREFIX,
+        ref(env["ACCOUNT_SCORES_PREFIX"]): layout.DEFAULT_ACCOUNT_PREFIX,
     }
-    day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", config.DEFAULT_PREFIX).key_for("2026-11-22")
+    day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", layout.DEFAULT_PREFIX).key_for("2026-11-22")
 
     def granted(action: str) -> list[str]:
         return [render_sub(resource, names) for resource in allowed(role, action)]
@@ -666,15 +656,15 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
     (listing,) = [s for s in statements(role) if "s3:ListBucket" in as_list(s["Action"])]
     assert get_att(listing["Resource"]) == (ref(env["SCORES_BUCKET"]), "Arn")
     prefixes = [render_sub(p, names) for p in listing["Condition"]["StringLike"]["s3:prefix"]]
-    assert prefixes == [f"{config.DEFAULT_PREFIX}/dt=*", f"{config.DEFAULT_ACCOUNT_PREFIX}/dt=*"]
+    assert prefixes == [f"{layout.DEFAULT_PREFIX}/dt=*", f"{layout.DEFAULT_ACCOUNT_PREFIX}/dt=*"]
     assert any(fnmatch(day_object, resource) for resource in granted("s3:PutObject"))
     # the function reads and deletes only what it staged itself, never a day's object
     for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
         assert not any(fnmatch(day_object, resource) for resource in granted(action)), action
 
 
-def test_the_handler_uses_only_services_the_role_is_written_for(resources: dict[str, Any]) -> None:
-    clients = set(re.findall(r'\.client\(\s*"([a-z0-9-]+)"', inspect.getsource(handler)))
+def test_the_function_makes_clients_only_for_services_its_role_is_written_for(resources: dict[str, Any]) -> None:
+    clients = set(re.findall(r'\.client\(\s*"([a-z0-9-]+)"', inspect.getsource(wiring)))
     services = {
         action.split(":")[0] for statement in statements(resources[ROLE]) for action in as_list(statement["Action"])
     }

@@ -1,10 +1,14 @@
-"""SQS adapter: delayed re-runs of a day (202 answers, backfills) and the explicit give-up.
+"""SQS adapter: the job queue. Delayed re-runs of a day (202 answers), continuations, backfill
+fan-out and the parent account's day, and the explicit give-up to the dead-letter queue.
 
 A 202 can last hours, far longer than a Lambda should wait, so a not-ready day becomes a
 message with ``DelaySeconds`` that the same function consumes later. The delay doubles per
 attempt from ``first_delay`` and is capped at SQS's 900-second maximum. Giving up sends the
 message to the dead-letter queue directly, so the operator sees it at once (with the reason)
 rather than after ``maxReceiveCount`` redeliveries that would only ask SendGrid again.
+
+Retries: botocore's standard mode (``config.aws_client_config``) is the only retry layer for SQS;
+a refused entry of a batch send fails the call with the days it names.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError, describe_aws_error
-from seq_export.models import RetryMessage
+from seq_export.models import Job
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
 SEND_BATCH_LIMIT = 10  # SendMessageBatch's limit
 
 
-class RetryScheduler:
+class JobQueue:
     def __init__(self, client: SQSClient, queue_url: str, dead_letter_queue_url: str, *, first_delay: int) -> None:
         self._client = client
         self._queue_url = queue_url
@@ -37,19 +41,19 @@ class RetryScheduler:
             return 0
         return int(min(SQS_MAX_DELAY_SECONDS, self._first_delay * 2 ** min(attempt - 2, 20)))
 
-    def schedule(self, message: RetryMessage) -> int:
+    def schedule(self, message: Job) -> int:
         delay = self.delay_for(message.attempt)
         self._send(self._queue_url, message, delay)
         return delay
 
-    def continue_later(self, message: RetryMessage) -> None:
+    def continue_later(self, message: Job) -> None:
         """Hand a day cut short by the time limit to a fresh invocation, at once."""
         self._send(self._queue_url, message, 0)
 
-    def give_up(self, message: RetryMessage) -> None:
+    def give_up(self, message: Job) -> None:
         self._send(self._dead_letter_queue_url, message, 0)
 
-    def enqueue(self, messages: Sequence[RetryMessage]) -> None:
+    def enqueue(self, messages: Sequence[Job]) -> None:
         """Send many messages (one per day of a backfill), ten per call, each with no delay."""
         for start in range(0, len(messages), SEND_BATCH_LIMIT):
             batch = messages[start : start + SEND_BATCH_LIMIT]
@@ -68,7 +72,7 @@ class RetryScheduler:
                 reason = failed[0].get("Message", failed[0].get("Code"))
                 raise StorageError(f"SQS refused messages for {days}: {reason}")
 
-    def _send(self, queue_url: str, message: RetryMessage, delay: int) -> None:
+    def _send(self, queue_url: str, message: Job, delay: int) -> None:
         try:
             self._client.send_message(QueueUrl=queue_url, MessageBody=message.to_json(), DelaySeconds=delay)
         except (ClientError, BotoCoreError) as exc:

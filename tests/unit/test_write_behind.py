@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from seq_export.errors import StorageError
-from seq_export.exporter import _Overlap
+from seq_export.export_day import WriteBehind
 
 
 def test_a_write_runs_beside_the_caller_and_wait_joins_it() -> None:
@@ -19,7 +19,7 @@ def test_a_write_runs_beside_the_caller_and_wait_joins_it() -> None:
         release.wait(5)
         done.extend(batch)
 
-    with _Overlap() as overlap:
+    with WriteBehind() as overlap:
         overlap.submit(write, [1, 2])
         assert started.wait(5)
         assert done == []  # the caller goes on (fetches the next page) while the write runs
@@ -34,7 +34,7 @@ def test_submitting_the_next_page_waits_for_the_previous_write() -> None:
     def write(batch: list[str]) -> None:
         order.append(batch[0])
 
-    with _Overlap() as overlap:
+    with WriteBehind() as overlap:
         for page in ("p1", "p2", "p3"):
             overlap.submit(write, [page])
     assert order == ["p1", "p2", "p3"]
@@ -44,7 +44,7 @@ def test_a_failed_write_is_raised_at_the_next_submit() -> None:
     def fail(batch: list[int]) -> None:
         raise StorageError("DynamoDB BatchWriteItem on t failed: AccessDeniedException")
 
-    overlap = _Overlap()
+    overlap = WriteBehind()
     overlap.submit(fail, [1])
     with pytest.raises(StorageError, match="AccessDeniedException"):
         overlap.submit(fail, [2])
@@ -55,5 +55,5 @@ def test_leaving_the_block_waits_for_the_last_write_and_raises_its_error() -> No
     def fail(batch: list[int]) -> None:
         raise StorageError("boom")
 
-    with pytest.raises(StorageError, match="boom"), _Overlap() as overlap:
+    with pytest.raises(StorageError, match="boom"), WriteBehind() as overlap:
         overlap.submit(fail, [1])

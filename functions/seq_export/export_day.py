@@ -1,0 +1,245 @@
+"""Use case: export one subusers' day. No Lambda and no environment in here.
+
+Pages are validated and streamed to a temporary file (the spool) as they arrive, so memory holds
+one page at a time whatever the subuser count; the S3 object is put only after the last page, so
+a run that fails part-way publishes nothing. Each page's scored records go to DynamoDB while the
+next page is fetched (``WriteBehind``): those writes are idempotent and guarded by date, so a
+failed run leaves only true scores behind and a re-run converges. A 202 goes to the not-ready
+policy; a day that nears the Lambda time limit is checkpointed and continued through the queue.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO, TypeVar
+
+from seq_export.dates import iso_timestamp
+from seq_export.errors import ScoresNotReady, SeqProtocolError
+from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
+from seq_export.job_queue import JobQueue
+from seq_export.latest_store import DayWriter, LatestStore
+from seq_export.models import Checkpoint, Counters, Job, ScoreRecord, validate_page
+from seq_export.not_ready import NotReadyPolicy
+from seq_export.observability import logger
+from seq_export.results import ExportResult
+from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
+from seq_export.seq_client import SeqClient
+
+#: Stop fetching when less than this is left of the invocation: enough for one more page with
+#: its retries, the checkpoint upload and the continuation message.
+CONTINUE_RESERVE_SECONDS = 90.0
+TimeLeft = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ScoreChangeRule:
+    """Where score moves of at least ``min_step`` go (score-change events are optional)."""
+
+    publisher: ScoreChangePublisher
+    min_step: Decimal = Decimal(1)
+
+
+class SubuserDayExport:
+    def __init__(
+        self,
+        client: SeqClient,
+        sink: S3Sink,
+        store: LatestStore,
+        queue: JobQueue,
+        not_ready: NotReadyPolicy,
+        *,
+        score_changes: ScoreChangeRule | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        spool_dir: str | None = None,
+        reserve_seconds: float = CONTINUE_RESERVE_SECONDS,
+    ) -> None:
+        self._client = client
+        self._sink = sink
+        self._store = store
+        self._queue = queue
+        self._not_ready = not_ready
+        self._score_changes = score_changes
+        self._clock = clock
+        self._spool_dir = spool_dir
+        self._reserve = reserve_seconds
+
+    def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
+        """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
+        logger.append_keys(date=job.date, attempt=job.attempt)
+        try:
+            try:
+                result = self._export(job, time_left)
+            except ScoresNotReady:
+                return self._not_ready.handle(job)
+            except SeqProtocolError as exc:
+                self._sink.keep_aside(job.date, exc)
+                raise
+            logger.remove_keys(["page"])
+            logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
+            return result
+        finally:
+            logger.remove_keys(["date", "attempt", "page"])
+
+    def _export(self, job: Job, time_left: TimeLeft | None) -> ExportResult:
+        day = job.date
+        state = job.checkpoint or Checkpoint(after_key="", next_page=1, exported_at=iso_timestamp(self._clock()))
+        counts = state.counts
+        seen: set[str] = set()
+        events = PublishCounts()
+        with (
+            tempfile.TemporaryFile(dir=self._spool_dir) as spool,
+            self._store.open_day(day, state.exported_at) as writer,
+            WriteBehind() as behind,
+        ):
+            if state.tail_key:
+                self._sink.read_staged(state.tail_key, spool)
+            for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
+                logger.append_keys(page=page.number)
+                batch = validate_page(day, page)
+                for record in batch:
+                    if record.user_id in seen:
+                        raise SeqProtocolError(
+                            f"{day} page {page.number}: user_id {record.user_id} was already returned on an "
+                            "earlier page; refusing to write it twice",
+                            raw=page.raw,
+                        )
+                    seen.add(record.user_id)
+                spool.write("".join(record.to_json_line(state.exported_at) for record in batch).encode())
+                behind.submit(lambda b: self._write_page(writer, b, events), batch)  # beside the next fetch
+                page_ineligible = sum(1 for record in batch if not record.eligible)
+                counts += Counters(pages=1, records=len(batch), ineligible=page_ineligible)
+                logger.info("Page fetched", records=len(batch), ineligible=page_ineligible, total=counts.records)
+                if page.next_after_key is not None and time_left is not None and time_left() < self._reserve:
+                    behind.wait()
+                    following = replace(
+                        state,
+                        after_key=page.next_after_key,
+                        next_page=page.number + 1,
+                        counts=counts + _written(writer),
+                    )
+                    return replace(
+                        self._continue_later(job, spool, state, following),
+                        score_change_events=events.sent,
+                        score_change_events_failed=events.failed,
+                    )
+            behind.wait()
+            size = spool.tell()
+            spool.seek(0)
+            if state.upload_id is None:
+                published = self._sink.publish(
+                    day, spool, size=size, records=counts.records, exported_at=state.exported_at
+                )
+            else:
+                parts = state.parts
+                if size:
+                    etag = self._sink.upload_part(day, state.upload_id, len(parts) + 1, spool, size)
+                    parts = (*parts, (len(parts) + 1, etag))
+                published = self._sink.complete_upload(day, state.upload_id, parts)
+        if state.tail_key:
+            self._sink.delete_staged(state.tail_key)
+        return ExportResult(
+            status="exported",
+            date=day,
+            attempt=job.attempt,
+            counts=counts + _written(writer),
+            s3_key=published.key,
+            bytes=state.uploaded_bytes + size,
+            score_change_events=events.sent,
+            score_change_events_failed=events.failed,
+        )
+
+    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], events: PublishCounts) -> None:
+        """Upsert a page; publish the score moves of at least the configured step."""
+        changes = writer.write(batch)
+        rule = self._score_changes
+        if rule is None or not changes:
+            return
+        moved = [change for change in changes if abs(change.change) >= rule.min_step]
+        if moved:
+            counts = rule.publisher.publish(moved)
+            events.sent += counts.sent
+            events.failed += counts.failed
+
+    def _continue_later(self, job: Job, spool: IO[bytes], state: Checkpoint, following: Checkpoint) -> ExportResult:
+        """Save the lines so far and hand the rest of the day to a fresh invocation.
+
+        Order matters for redelivery: the new part or tail is written and the continuation sent
+        before the previous tail is deleted, so a crash at any point leaves a message whose
+        checkpoint still points at data that exists.
+        """
+        day = job.date
+        size = spool.tell()
+        spool.seek(0)
+        if size >= MIN_PART_BYTES:
+            upload_id = state.upload_id or self._sink.start_upload(day)
+            number = len(state.parts) + 1
+            etag = self._sink.upload_part(day, upload_id, number, spool, size)
+            following = replace(
+                following,
+                upload_id=upload_id,
+                parts=(*state.parts, (number, etag)),
+                uploaded_bytes=state.uploaded_bytes + size,
+                tail_key=None,
+            )
+        else:
+            following = replace(following, tail_key=self._sink.stage(day, spool, size) if size else None)
+        self._queue.continue_later(
+            Job(date=day, attempt=job.attempt, reason="continue", checkpoint=following, run=job.run)
+        )
+        if state.tail_key:
+            self._sink.delete_staged(state.tail_key)
+        return ExportResult(
+            status="continued",
+            date=day,
+            attempt=job.attempt,
+            counts=following.counts,
+            bytes=following.uploaded_bytes,
+        )
+
+
+def _written(writer: DayWriter) -> Counters:
+    """This invocation's DynamoDB writes, as counters to add to the checkpoint's."""
+    return Counters(latest_written=writer.counts.written, latest_kept_newer=writer.counts.kept_newer)
+
+
+_T = TypeVar("_T")
+
+
+class WriteBehind:
+    """Runs one write at a time beside the caller, so fetching page k+1 overlaps writing page k.
+
+    ``submit`` first waits for the previous write (at most one page is in flight, so memory
+    stays flat) and re-raises its error; ``wait`` does the same before anything that needs the
+    writes done (the checkpoint, the publish). Leaving the block waits too, so no write outlives
+    the day's export.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer")
+        self._pending: Future[None] | None = None
+
+    def submit(self, write: Callable[[_T], None], batch: _T) -> None:
+        self.wait()
+        self._pending = self._pool.submit(write, batch)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let it finish; the day's own error is the one reported
+        finally:
+            self._pool.shutdown(wait=True)

@@ -1,0 +1,122 @@
+"""Use case: run queued jobs. One job is one export of a day, of the subusers or the account.
+
+``run_job`` is the one place an export runs and its outcome becomes metrics, whoever asked: the
+daily run, a direct ``{"date": D}``, or a message of the job queue. ``JobWorker`` consumes SQS
+events with Powertools Batch (partial batch failures) and runs each job once with Powertools
+Idempotency: SQS delivers at least once, and a duplicate 202 message must not start a second
+chain of re-schedules. Both are imported when the first SQS event arrives, so the daily
+(scheduled) path does not pay for them at cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seq_export.errors import ConfigError, SeqExportError
+from seq_export.export_account import AccountDayExport
+from seq_export.export_day import SubuserDayExport, TimeLeft
+from seq_export.models import ACCOUNT, Job
+from seq_export.observability import MetricName, emit, logger
+from seq_export.results import ExportResult
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+#: A job (date, attempt, kind, run, checkpoint cursor) is handled once. An hour covers every
+#: redelivery and the longest delay; a later backfill of the same day runs again.
+IDEMPOTENCY_EXPIRY_SECONDS = 3600
+IDEMPOTENCY_KEY = "[date, attempt, kind, run, checkpoint.after_key]"
+IDEMPOTENCY_KEY_PREFIX = "seq-export#retry-message"
+
+
+@dataclass(frozen=True)
+class Exports:
+    """The two exports a job can ask for; ``account`` is None where account scores are off."""
+
+    subusers: SubuserDayExport
+    account: AccountDayExport | None = None
+
+
+def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
+    """Run one job's export and emit its metrics; a failure counts ``ExportFailed`` and propagates."""
+    try:
+        if job.kind == ACCOUNT:
+            if exports.account is None:
+                raise ConfigError("account scores are not exported here (EXPORT_ACCOUNT_SCORES is false)")
+            result = exports.account.run(job)
+        else:
+            result = exports.subusers.run(job, time_left)
+    except SeqExportError as exc:
+        emit({MetricName.EXPORT_FAILED: 1})
+        logger.error(
+            "Export failed",
+            date=job.date,
+            attempt=job.attempt,
+            kind=job.kind,
+            error=type(exc).__name__,
+            reason=str(exc),
+        )
+        raise
+    emit(result.metrics())
+    return result
+
+
+class JobWorker:
+    """Consumes an SQS event of jobs; built once per container, on the first SQS event."""
+
+    def __init__(self, exports: Exports, dynamodb: DynamoDBClient, idempotency_table: str) -> None:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType  # noqa: PLC0415
+        from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        self._exports = exports
+        self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._config = IdempotencyConfig(
+            event_key_jmespath=IDEMPOTENCY_KEY,
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+        )
+        persistence: DynamoDBPersistenceLayer = DynamoDBPersistenceLayer(
+            table_name=idempotency_table, boto3_client=dynamodb
+        )
+        self._run_once: Callable[..., dict[str, Any]] = idempotent_function(
+            data_keyword_argument="message",
+            persistence_store=persistence,
+            config=self._config,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )(self._run)
+
+    def handle(self, event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+        """Run every record's job; failed records are reported for SQS to deliver again."""
+        from aws_lambda_powertools.utilities.batch import process_partial_response  # noqa: PLC0415
+
+        if context is not None:
+            self._config.register_lambda_context(context)
+        time_left = time_left_of(context)
+
+        def record_handler(record: SQSRecord) -> dict[str, Any]:
+            # only ``message`` is part of the idempotency key; the time left rides along
+            return self._run_once(message=Job.from_json(record.body).to_dict(), time_left=time_left)
+
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=self._processor, context=context
+        )
+        return dict(response)
+
+    def _run(self, message: dict[str, Any], time_left: TimeLeft | None) -> dict[str, Any]:
+        return run_job(self._exports, Job.from_dict(message), time_left).summary()
+
+
+def time_left_of(context: LambdaContext | None) -> TimeLeft | None:
+    """Seconds the invocation has left, read when asked (None outside Lambda: no time limit)."""
+    if context is None:
+        return None
+    return lambda: context.get_remaining_time_in_millis() / 1000

@@ -1,0 +1,42 @@
+"""What a day's export does when SendGrid answers 202 (scores still being computed).
+
+One rule for the subusers' day and the account's day: re-schedule the same job through the job
+queue with a growing delay (``JobQueue.delay_for``), or, once ``max_attempts`` answers of 202
+were seen, give up visibly by sending the job to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from seq_export.job_queue import JobQueue
+from seq_export.models import Job
+from seq_export.observability import logger
+from seq_export.results import ExportResult
+
+
+class NotReadyPolicy:
+    def __init__(self, queue: JobQueue, *, max_attempts: int) -> None:
+        self._queue = queue
+        self._max_attempts = max_attempts
+
+    def handle(self, job: Job) -> ExportResult:
+        if job.attempt >= self._max_attempts:
+            self._queue.give_up(replace(job, reason="gave_up_not_ready", checkpoint=None))
+            logger.error(
+                "Gave up: SendGrid still computing scores",
+                limit=self._max_attempts,
+                action="message sent to the dead-letter queue",
+            )
+            return ExportResult(status="gave_up", date=job.date, attempt=job.attempt, kind=job.kind)
+        following = Job(date=job.date, attempt=job.attempt + 1, kind=job.kind, run=job.run)
+        delay = self._queue.schedule(following)
+        logger.info("Scores not ready, re-scheduled", next_attempt=following.attempt, delay_seconds=delay)
+        return ExportResult(
+            status="not_ready",
+            date=job.date,
+            attempt=job.attempt,
+            kind=job.kind,
+            next_attempt=following.attempt,
+            next_attempt_delay_seconds=delay,
+        )

@@ -1,0 +1,91 @@
+"""What the use cases return: a summary for the caller and the metrics the result stands for.
+
+Each result knows its own metrics (names in ``observability.MetricName``), so the daily run, a
+direct export and a queued job emit the same numbers for the same outcome, and tests assert them
+from the result alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from seq_export.models import ACCOUNT, SUBUSERS, Counters, Job
+from seq_export.observability import MetricName
+
+Status = Literal["exported", "continued", "not_ready", "gave_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    status: Status
+    date: str
+    attempt: int
+    counts: Counters = field(default_factory=Counters)
+    s3_key: str | None = None
+    bytes: int = 0
+    next_attempt: int | None = None
+    next_attempt_delay_seconds: int | None = None
+    kind: str = SUBUSERS
+    score_change_events: int = 0
+    score_change_events_failed: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """The answer of a direct invocation and the stored result of a queued job."""
+        return {
+            "status": self.status,
+            "date": self.date,
+            "attempt": self.attempt,
+            **self.counts.to_dict(),
+            "s3_key": self.s3_key,
+            "bytes": self.bytes,
+            "next_attempt": self.next_attempt,
+            "next_attempt_delay_seconds": self.next_attempt_delay_seconds,
+            "kind": self.kind,
+            "score_change_events": self.score_change_events,
+            "score_change_events_failed": self.score_change_events_failed,
+        }
+
+    def metrics(self) -> dict[str, int]:
+        """Counts to emit for this outcome (score-change counts only when there were any)."""
+        emitted: dict[str, int] = {}
+        if self.score_change_events:
+            emitted[MetricName.SCORE_CHANGE_EVENTS] = self.score_change_events
+        if self.score_change_events_failed:
+            emitted[MetricName.SCORE_CHANGE_EVENTS_FAILED] = self.score_change_events_failed
+        if self.status == "exported" and self.kind == ACCOUNT:
+            emitted[MetricName.ACCOUNT_SCORES_EXPORTED] = self.counts.records
+        elif self.status == "exported":
+            emitted[MetricName.RECORDS_EXPORTED] = self.counts.records
+            emitted[MetricName.PAGES_FETCHED] = self.counts.pages
+            emitted[MetricName.INELIGIBLE_SUBUSERS] = self.counts.ineligible
+            emitted[MetricName.LATEST_SCORES_WRITTEN] = self.counts.latest_written
+        elif self.status == "continued":
+            emitted[MetricName.CONTINUED] = 1
+        elif self.status == "not_ready":
+            emitted[MetricName.NOT_READY_RESCHEDULED] = 1
+        else:
+            emitted[MetricName.GAVE_UP] = 1
+        return emitted
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    first: str
+    last: str
+    days: int
+    enqueued: list[Job] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (day, kind) already exported
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": "enqueued",
+            "from": self.first,
+            "to": self.last,
+            "days": self.days,
+            "enqueued": [f"{job.kind}:{job.date}" for job in self.enqueued],
+            "skipped_already_exported": [f"{kind}:{day}" for day, kind in self.skipped],
+        }
+
+    def metrics(self) -> dict[str, int]:
+        return {MetricName.BACKFILL_DAYS_ENQUEUED: len(self.enqueued)}

@@ -1,0 +1,110 @@
+"""Wiring: settings -> AWS clients -> adapters -> use cases, built once per container.
+
+The clients, the HTTP session and the secret cache live as long as the container, so a warm
+invocation pays for none of them again. Tests, the local runner and the benchmark build their
+own (``build_dependencies`` with a session, a sleep or a store of their choice) and install it
+with ``use_dependencies``; nothing patches a private attribute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import boto3
+
+from seq_export.api_key import ApiKeySource
+from seq_export.config import Settings, aws_client_config
+from seq_export.events_publisher import ScoreChangePublisher
+from seq_export.export_account import AccountDayExport
+from seq_export.export_day import ScoreChangeRule, SubuserDayExport
+from seq_export.job_queue import JobQueue
+from seq_export.jobs import Exports, JobWorker
+from seq_export.latest_store import LatestStore
+from seq_export.models import ACCOUNT, SUBUSERS
+from seq_export.not_ready import NotReadyPolicy
+from seq_export.s3_sink import S3Sink
+from seq_export.seq_client import SeqClient
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass
+class Dependencies:
+    settings: Settings
+    exports: Exports
+    queue: JobQueue
+    sinks: dict[str, S3Sink]  # by kind: where each exported kind of day is published
+    dynamodb: DynamoDBClient  # one client for the latest-score store and idempotency
+    _worker: JobWorker | None = field(default=None, repr=False)
+
+    def job_worker(self) -> JobWorker:
+        """Built on the first SQS event: the daily path does not import Batch or Idempotency."""
+        if self._worker is None:
+            self._worker = JobWorker(self.exports, self.dynamodb, self.settings.idempotency_table)
+        return self._worker
+
+
+def build_dependencies(
+    settings: Settings | None = None,
+    *,
+    session: boto3.session.Session | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    store: LatestStore | None = None,
+) -> Dependencies:
+    """Wire adapters to clients; callers may pass their own session, sleep or latest-score store."""
+    settings = settings or Settings.from_env()
+    session = session or boto3.session.Session()
+    config = aws_client_config()
+    queue = JobQueue(
+        session.client("sqs", config=config),
+        settings.retry_queue_url,
+        settings.dead_letter_queue_url,
+        first_delay=settings.not_ready_delay_seconds,
+    )
+    not_ready = NotReadyPolicy(queue, max_attempts=settings.max_not_ready_attempts)
+    s3 = session.client("s3", config=config)
+    sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix)}
+    if settings.export_account_scores:
+        sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix)
+    client = SeqClient(
+        settings.api_base_url,
+        ApiKeySource(session.client("secretsmanager", config=config), settings.api_key_secret_id),
+        page_size=settings.page_size,
+        read_timeout=settings.read_timeout_seconds,
+        sleep=sleep,
+    )
+    dynamodb = session.client("dynamodb", config=config)
+    tracked = settings.score_change_event_bus is not None
+    store = store or LatestStore(dynamodb, settings.latest_scores_table, sleep=sleep, track_changes=tracked)
+    score_changes = None
+    if settings.score_change_event_bus is not None:
+        publisher = ScoreChangePublisher(
+            session.client("events", config=config), settings.score_change_event_bus, sleep=sleep
+        )
+        score_changes = ScoreChangeRule(publisher, settings.score_change_min_step)
+    exports = Exports(
+        subusers=SubuserDayExport(client, sinks[SUBUSERS], store, queue, not_ready, score_changes=score_changes),
+        account=None if ACCOUNT not in sinks else AccountDayExport(client, sinks[ACCOUNT], not_ready),
+    )
+    return Dependencies(settings=settings, exports=exports, queue=queue, sinks=sinks, dynamodb=dynamodb)
+
+
+_dependencies: Dependencies | None = None
+
+
+def dependencies() -> Dependencies:
+    """Built on first use and kept for the container's life (clients, HTTP session, secret cache)."""
+    global _dependencies
+    if _dependencies is None:
+        _dependencies = build_dependencies()
+    return _dependencies
+
+
+def use_dependencies(deps: Dependencies | None) -> None:
+    """Replace the container's dependencies (tests, local runner); None rebuilds from the env."""
+    global _dependencies
+    _dependencies = deps

@@ -1,0 +1,124 @@
+"""What Lambda does around the function, played locally: the context object and the SQS event
+source. One of each, used by ``make run``, the CLI's ``--local``, the tests and the benchmark.
+
+moto stores queues but does not run event source mappings usefully (PLATFORM_NOTES), so this
+does what the mapping does: receive (a long poll, so a delayed message is taken as soon as it is
+visible), invoke the handler with an SQS event, and delete what succeeded. Records the handler
+reports in ``batchItemFailures`` stay on the queue and come back after its visibility timeout,
+and after ``maxReceiveCount`` receives SQS moves them to the dead-letter queue, as in AWS.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
+#: SQS's longest long poll.
+LONG_POLL_SECONDS = 20
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes Powertools reads from Lambda's context object; the remaining time counts
+    down from ``timeout_seconds`` like the real one."""
+
+    function_name: str = "seq-export-local"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:seq-export-local"
+    aws_request_id: str = field(default_factory=lambda: f"local-{uuid.uuid4()}")
+    timeout_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source builds from received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()},
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+class SqsEventSource:
+    """The event source mapping of one queue, one batch at a time."""
+
+    def __init__(self, sqs: SQSClient, queue_url: str, *, batch_size: int = 10) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._batch_size = batch_size
+        self._arn: str | None = None
+
+    @property
+    def queue_arn(self) -> str:
+        if self._arn is None:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])
+            self._arn = attributes["Attributes"]["QueueArn"]
+        return self._arn
+
+    def event_for(self, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The SQS event of received messages (tests hand the same batch to the handler twice)."""
+        return sqs_event(messages, self.queue_arn, self._sqs.meta.region_name)
+
+    def receive(self, *, wait_seconds: int = LONG_POLL_SECONDS) -> list[dict[str, Any]]:
+        answer = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+        )
+        return [dict(message) for message in answer.get("Messages", [])]
+
+    def deliver_once(self, invoke: Invoke, *, wait_seconds: int = LONG_POLL_SECONDS) -> dict[str, Any] | None:
+        """Receive, invoke, delete what succeeded. Returns the handler's answer, or None when no
+        message became visible within ``wait_seconds``."""
+        messages = self.receive(wait_seconds=wait_seconds)
+        if not messages:
+            return None
+        response = dict(invoke(self.event_for(messages)))
+        failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return response
+
+    def waiting(self) -> dict[str, int]:
+        """Messages on the queue: ``visible``, ``delayed`` and ``in_flight`` (received, not deleted)."""
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesDelayed",
+                "ApproximateNumberOfMessagesNotVisible",
+            ],
+        )["Attributes"]
+        return {
+            "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+            "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        }
+
+    def is_empty(self) -> bool:
+        return not any(self.waiting().values())

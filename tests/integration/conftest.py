@@ -1,0 +1,53 @@
+"""Integration fixtures: one moto server and one SEQ simulator per session, fresh state per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from local.seq_simulator import Scenario, SeqSimulator
+from local.stack import AWS_TEST_ENV, create_resources, new_api_key, reset_moto, start_moto
+from seq_export.config import Settings
+from tests.support import Stack
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return new_api_key()
+
+
+@pytest.fixture(scope="session")
+def simulator(api_key: str) -> Iterator[SeqSimulator]:
+    with SeqSimulator(api_key) as sim:
+        yield sim
+
+
+@pytest.fixture
+def stack(moto_endpoint: str, simulator: SeqSimulator, api_key: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    reset_moto(moto_endpoint)
+    simulator.reset(Scenario(subusers=2_500))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    for key, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(key, value)
+    session = boto3.session.Session()
+    resources = create_resources(session, api_key)
+    for key, value in resources.env(simulator.url, NOT_READY_DELAY_SECONDS="1", MAX_NOT_READY_ATTEMPTS="3").items():
+        monkeypatch.setenv(key, value)
+    stack = Stack(
+        resources=resources,
+        simulator=simulator,
+        session=session,
+        settings=Settings.from_env(),
+        monkeypatch=monkeypatch,
+    )
+    stack.configure()
+    return stack

@@ -1,0 +1,157 @@
+"""What tests share: the local stack's handle (``Stack``), day and metric helpers.
+
+Unit-test fakes live with the tests of the adapter they fake; whatever two test modules need
+lives here, so no test module imports another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from local.lambda_runtime import FakeLambdaContext, SqsEventSource
+from local.seq_simulator import SeqSimulator
+from local.stack import Resources
+from seq_export import handler, wiring
+from seq_export.config import Settings
+from seq_export.layout import day_key, is_data_key
+
+
+def days_ago(n: int) -> str:
+    return (datetime.now(UTC).date() - timedelta(days=n)).isoformat()
+
+
+class ShortContext(FakeLambdaContext):
+    """A Lambda context whose remaining time runs out once ``pages`` pages have been served."""
+
+    def __init__(self, simulator: SeqSimulator, pages: int) -> None:
+        super().__init__()
+        self._simulator = simulator
+        self._until = simulator.pages_served() + pages
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000 if self._simulator.pages_served() < self._until else 30_000
+
+
+def invoke_short(stack: Stack, event: dict[str, Any], pages: int) -> dict[str, Any]:
+    """Invoke with a context that runs short of time after ``pages`` pages."""
+    return stack.invoke(event, ShortContext(stack.simulator, pages))
+
+
+def run_to_completion(stack: Stack, day: str, pages: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Export ``day`` with every invocation cut short after ``pages`` pages, delivering each
+    continuation one at a time; returns the first answer and the continuation bodies."""
+    first = invoke_short(stack, {"date": day}, pages)
+    bodies: list[dict[str, Any]] = []
+    queue = SqsEventSource(stack.sqs, stack.resources.queue_url, batch_size=1)
+    while True:
+        messages = queue.receive(wait_seconds=1)
+        if not messages:
+            return first, bodies
+        bodies.append(json.loads(messages[0]["Body"]))
+        response = invoke_short(stack, queue.event_for(messages), pages)
+        assert response == {"batchItemFailures": []}
+        stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+
+def emitted_metrics(output: str) -> Counter[str]:
+    """Totals of every EMF metric in ``output`` (one JSON document a line, as Lambda ships them)."""
+    totals: Counter[str] = Counter()
+    for line in output.splitlines():
+        if '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                totals[metric["Name"]] += int(sum(values) if isinstance(values, list) else values)
+    return totals
+
+
+@dataclass
+class Stack:
+    """The deployed function's world, locally: resources on moto, the simulator, the handler.
+
+    Every invocation's EMF output is parsed into ``metrics`` (totals since the test began)."""
+
+    resources: Resources
+    simulator: SeqSimulator
+    session: boto3.session.Session
+    settings: Settings
+    monkeypatch: pytest.MonkeyPatch
+    sleeps: list[float] = field(default_factory=list)
+    metrics: Counter[str] = field(default_factory=Counter)
+
+    def invoke(self, event: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
+        output = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(output):
+                return dict(handler.lambda_handler(event, context or FakeLambdaContext()))
+        finally:
+            self.metrics.update(emitted_metrics(output.getvalue()))
+
+    @property
+    def queue(self) -> SqsEventSource:
+        """The retry queue's event source, as Lambda's event source mapping would play it."""
+        return SqsEventSource(self.sqs, self.resources.queue_url)
+
+    def deliver(self, *, wait_seconds: int = 0) -> dict[str, Any] | None:
+        return self.queue.deliver_once(self.invoke, wait_seconds=wait_seconds)
+
+    @property
+    def sqs(self) -> Any:
+        return self.session.client("sqs")
+
+    def key(self, day: str) -> str:
+        return day_key(self.settings.scores_prefix, day)
+
+    def object_keys(self) -> list[str]:
+        answer = self.session.client("s3").list_object_versions(Bucket=self.resources.bucket)
+        return sorted(v["Key"] for v in answer.get("Versions", []))
+
+    def data_keys(self) -> list[str]:
+        """Keys of published days (what Athena reads): no quarantined answers, no staged lines."""
+        return [key for key in self.object_keys() if is_data_key(key)]
+
+    def quarantined(self) -> list[bytes]:
+        s3 = self.session.client("s3")
+        keys = [key for key in self.object_keys() if "/_quarantine/" in key]
+        return [s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read() for key in keys]
+
+    def lines(self, day: str) -> list[dict[str, Any]]:
+        body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=self.key(day))["Body"].read()
+        return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+
+    def item(self, user_id: str) -> dict[str, Any] | None:
+        table = self.session.resource("dynamodb").Table(self.resources.table)
+        return table.get_item(Key={"user_id": user_id}).get("Item")
+
+    def queue_counts(self, queue_url: str | None = None) -> dict[str, int]:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url or self.resources.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+        )["Attributes"]
+        return {
+            "visible": int(attributes["ApproximateNumberOfMessages"]),
+            "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
+        }
+
+    def dlq_bodies(self) -> list[dict[str, Any]]:
+        answer = self.sqs.receive_message(QueueUrl=self.resources.dlq_url, MaxNumberOfMessages=10)
+        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+    def configure(self, **env: str) -> None:
+        """Rebuild the function's dependencies with changed settings (as a redeploy would)."""
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)  # undone after the test
+        self.settings = Settings.from_env()
+        wiring.use_dependencies(wiring.build_dependencies(self.settings, sleep=self.sleeps.append))

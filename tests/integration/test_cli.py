@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Scenario
-from seq_export import handler
-from seq_export.cli import main
-from tests.conftest import Stack
-from tests.integration.test_export_day import days_ago
+from seq_export import wiring
+from seq_export_cli.main import main
+from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +79,7 @@ def test_run_local_without_the_functions_environment_is_a_configuration_error_na
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SEQ_API_KEY_SECRET_ID")
-    handler.use_dependencies(None)  # a fresh process: the function reads its environment
+    wiring.use_dependencies(None)  # a fresh process: the function reads its environment
 
     code, out, err = cli(capsys, "run", "--local", "--date", days_ago(1))
 

@@ -9,22 +9,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from seq_export import cli
-from seq_export.cli import (
+from seq_export_cli.app import Target
+from seq_export_cli.commands import backfill_event
+from seq_export_cli.errors import ServiceError, TargetConfigError
+from seq_export_cli.invoke import invoke_function
+from seq_export_cli.main import main, parse_args
+from seq_export_cli.s3_objects import count_lines
+from seq_export_cli.scores import sort_by_score, subuser
+from seq_export_cli.waiting import (
+    DEFAULT_WAIT_TIMEOUT,
     DayWatcher,
     ProgressBar,
-    ServiceError,
-    Target,
-    TargetConfigError,
-    backfill_event,
-    count_lines,
-    invoke_function,
-    main,
-    parse_args,
     poll_until_exported,
     render_progress,
-    sort_by_score,
-    subuser,
 )
 
 COMMANDS = ["run", "backfill", "lookup", "low-scores", "status"]
@@ -99,7 +96,7 @@ def test_backfill_defaults() -> None:
         True,
         False,
     )
-    assert args.timeout == cli.DEFAULT_WAIT_TIMEOUT
+    assert args.timeout == DEFAULT_WAIT_TIMEOUT
 
 
 def test_backfill_event_carries_force_only_when_asked() -> None:

@@ -1,0 +1,69 @@
+"""Exit codes and the CLI's expected failures: each is one line on stderr, never a traceback.
+
+0 success; 1 a negative answer (not found, not exported, nothing matched); 2 usage; 3
+configuration (a missing setting, credentials or region); 4 AWS or the function failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from seq_export.errors import describe_aws_error
+
+PROG = "seq-export"
+EXIT_OK = 0
+EXIT_NEGATIVE = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_SERVICE = 4
+
+#: botocore's errors that mean the caller's setup is incomplete, not that AWS failed.
+SETUP_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
+
+
+class CliError(Exception):
+    """An expected failure: one line on stderr and ``exit_code``, never a traceback."""
+
+    exit_code = EXIT_SERVICE
+
+
+class TargetConfigError(CliError):
+    """A setting the command needs is missing (variable, stack output, credentials, region)."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ServiceError(CliError):
+    """AWS refused or failed a call, or the function answered with an error."""
+
+    exit_code = EXIT_SERVICE
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def aws_failure(what: str, exc: ClientError | BotoCoreError) -> CliError:
+    """The ``CliError`` for a botocore error raised while doing ``what``."""
+    if isinstance(exc, SETUP_ERRORS):
+        return TargetConfigError(f"{what}: {exc}")
+    return ServiceError(f"{what} failed: {describe_aws_error(exc)}")
+
+
+@contextlib.contextmanager
+def aws(what: str) -> Iterator[None]:
+    """Turn botocore's errors inside the block into a ``CliError`` naming ``what`` failed."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_failure(what, exc) from None

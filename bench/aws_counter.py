@@ -3,14 +3,13 @@
 A WSGI middleware around moto's own application: every request is classified (the same
 names as ``local/aws_fault_proxy.py`` uses, S3 refined by method, path and query) and
 counted; nothing is forwarded over a second HTTP hop, so the counting does not slow down the
-process being measured.
+process being measured. The driver's commands (``bench/services.py`` reads them on standard
+input) go to :meth:`AwsCounter.command`:
 
-* ``GET /__bench/calls``: the counts, and this process's CPU seconds;
-* ``POST /__bench/reset``: zero them (``?forget=1`` also forgets the items written: moto was
-  emptied);
-* ``POST /__bench/tables``: the key schema and global secondary indexes of the tables (the
-  driver reads them with DescribeTable), possibly with "what-if" indexes (another projection of
-  a real one) whose writes are tallied apart.
+* ``calls``: the counts, and this process's CPU seconds (every command answers them);
+* ``reset``: zero them; ``forget``: also forget the items written (moto was emptied);
+* ``tables JSON``: DescribeTable's answer for each table (its key schema and global secondary
+  indexes).
 
 DynamoDB capacity is *computed from item sizes*, with DynamoDB's published rules, because
 moto's ``ReturnConsumedCapacity`` is not usable for this (it answers 1.0 for a whole
@@ -21,7 +20,7 @@ BatchWriteItem call of 25 items, and nothing for UpdateItem):
 * a global secondary index costs one more write of ceil((projected size + 100) / 1 KiB) units
   whenever the write changes what the index holds for that item: it puts a new index entry,
   changes its key (a delete and a put, 2 writes) or, with projection ALL or INCLUDE, changes a
-  projected attribute. The counter remembers what each key last wrote since the last reset;
+  projected attribute. The counter remembers what each key last wrote since the last forget;
 * a read costs 0.5 unit per item of up to 4 KiB (eventually consistent), 1 if consistent.
   Query and Scan are counted as calls (their units depend on what they return).
 """
@@ -39,17 +38,29 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
 
 from local.aws_fault_proxy import operation_of
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
-CONTROL_PREFIX = "/__bench/"
 KIB = 1024
 INDEX_OVERHEAD = 100  # bytes DynamoDB adds to every index entry
 DYNAMODB_READS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
+#: S3 operations by method, then by what the path names (a bucket or an object) and the first of
+#: ``S3_MARKERS`` in the query string.
+S3_MARKERS = ("partNumber", "uploadId", "uploads", "delete", "list-type")
+S3_OPERATIONS = {
+    "GET": {"bucket list-type": "ListObjectsV2", "object": "GetObject", "object uploadId": "ListParts"},
+    "HEAD": {"bucket": "HeadBucket", "object": "HeadObject"},
+    "PUT": {"bucket": "CreateBucket", "object": "PutObject", "object partNumber": "UploadPart"},
+    "POST": {
+        "bucket delete": "DeleteObjects",
+        "object uploads": "CreateMultipartUpload",
+        "object uploadId": "CompleteMultipartUpload",
+    },
+    "DELETE": {"bucket": "DeleteBucket", "object": "DeleteObject", "object uploadId": "AbortMultipartUpload"},
+}
 
 
 # -- DynamoDB item sizes (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html)
@@ -61,25 +72,21 @@ def number_size(text: str) -> int:
 
 def value_size(value: dict[str, Any]) -> int:
     kind, data = next(iter(value.items()))
-    if kind == "S":
-        return len(str(data).encode())
-    if kind == "N":
-        return number_size(str(data))
-    if kind == "B":
-        return len(base64.b64decode(data))
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in data.items())
-    if kind == "L":
-        return 3 + sum(value_size(v) + 1 for v in data)
-    if kind == "SS":
-        return sum(len(s.encode()) for s in data)
-    if kind == "NS":
-        return sum(number_size(s) for s in data)
-    if kind == "BS":
-        return sum(len(base64.b64decode(b)) for b in data)
-    return 0
+    return VALUE_SIZES[kind](data) if kind in VALUE_SIZES else 0
+
+
+VALUE_SIZES: dict[str, Callable[[Any], int]] = {
+    "S": lambda d: len(str(d).encode()),
+    "N": lambda d: number_size(str(d)),
+    "B": lambda d: len(base64.b64decode(d)),
+    "BOOL": lambda _: 1,
+    "NULL": lambda _: 1,
+    "M": lambda d: 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in d.items()),
+    "L": lambda d: 3 + sum(value_size(v) + 1 for v in d),
+    "SS": lambda d: sum(len(s.encode()) for s in d),
+    "NS": lambda d: sum(number_size(s) for s in d),
+    "BS": lambda d: sum(len(base64.b64decode(b)) for b in d),
+}
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -96,13 +103,26 @@ class IndexSpec:
     keys: tuple[str, ...]  # hash key, then range key if any
     projection: str  # ALL, KEYS_ONLY or INCLUDE
     included: tuple[str, ...] = ()
-    what_if: bool = False  # not a real index: its writes are tallied apart, as "what it would cost"
 
 
 @dataclass
 class TableSpec:
     keys: tuple[str, ...]
     indexes: list[IndexSpec] = field(default_factory=list)
+
+    @classmethod
+    def described(cls, table: dict[str, Any]) -> TableSpec:
+        """From DescribeTable's ``Table``."""
+        indexes = [
+            IndexSpec(
+                index["IndexName"],
+                tuple(k["AttributeName"] for k in index["KeySchema"]),
+                index["Projection"]["ProjectionType"],
+                tuple(index["Projection"].get("NonKeyAttributes", ())),
+            )
+            for index in table.get("GlobalSecondaryIndexes", [])
+        ]
+        return cls(tuple(k["AttributeName"] for k in table["KeySchema"]), indexes)
 
 
 @dataclass
@@ -114,7 +134,6 @@ class Tally:
     rcu: float = 0.0
     items_written: int = 0
     max_item_bytes: int = 0
-    what_if: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,57 +147,30 @@ class Tally:
                 "read_calls": sum(n for op, n in self.calls.items() if op.split(".", 1)[-1] in DYNAMODB_READS),
                 "items_written": self.items_written,
                 "max_item_bytes": self.max_item_bytes,
-                "what_if_index_wcu": dict(self.what_if),
             },
         }
 
 
-def s3_operation(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
-    segments = [s for s in path.split("/") if s]
-    if not segments:
+def s3_operation(request: Request) -> str:
+    depth = len([s for s in request.path.split("/") if s])
+    if depth == 0:
         return "S3.ListBuckets"
-    if len(segments) == 1:  # the bucket itself
-        if method == "GET":
-            return "S3.ListObjectsV2" if query.get("list-type") == ["2"] else "S3.GetBucket?" + "&".join(sorted(query))
-        if method == "HEAD":
-            return "S3.HeadBucket"
-        if method == "PUT":
-            return "S3.CreateBucket" if not query else "S3.PutBucket?" + "&".join(sorted(query))
-        if method == "POST" and "delete" in query:
-            return "S3.DeleteObjects"
-        if method == "DELETE":
-            return "S3.DeleteBucket"
-    else:  # an object
-        if method == "PUT":
-            if "partNumber" in query:
-                return "S3.UploadPart"
-            if "x-amz-copy-source" in headers:
-                return "S3.CopyObject"
-            return "S3.PutObject" if not query else "S3.PutObject?" + "&".join(sorted(query))
-        if method == "GET":
-            return "S3.ListParts" if "uploadId" in query else "S3.GetObject"
-        if method == "HEAD":
-            return "S3.HeadObject"
-        if method == "DELETE":
-            return "S3.AbortMultipartUpload" if "uploadId" in query else "S3.DeleteObject"
-        if method == "POST":
-            if "uploads" in query:
-                return "S3.CreateMultipartUpload"
-            if "uploadId" in query:
-                return "S3.CompleteMultipartUpload"
-    return f"S3.{method}"
+    if depth > 1 and request.method == "PUT" and "x-amz-copy-source" in request.headers:
+        return "S3.CopyObject"
+    other = "&".join(sorted(set(request.args) - {"x-id"}))
+    named = "bucket" if depth == 1 else "object"
+    marker = next((m for m in S3_MARKERS if m in request.args), other)
+    known = S3_OPERATIONS.get(request.method, {}).get(f"{named} {marker}".strip())
+    return f"S3.{known or f'{request.method} {named}?{other}'}"
 
 
 def classify(environ: dict[str, Any]) -> str:
     request = Request(environ)  # reads headers and query only, never the body
-    named = operation_of(request)
-    if named.split(".", 1)[0] in ("DynamoDB", "SQS", "SecretsManager"):
-        return named
     target = request.headers.get("X-Amz-Target", "")
-    if target:
-        return target
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    return s3_operation(request.method, request.path, parse_qs(environ.get("QUERY_STRING", ""), True), headers)
+    if not target:
+        return s3_operation(request)
+    named = operation_of(request)  # the names of local/aws_fault_proxy.py where it has them
+    return named if named.split(".", 1)[0] in ("DynamoDB", "SQS", "SecretsManager") else target
 
 
 class AwsCounter:
@@ -193,10 +185,7 @@ class AwsCounter:
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         def counted(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            path = environ.get("PATH_INFO", "")
-            if path.startswith(CONTROL_PREFIX):
-                return self._control(environ, start_response)
-            if path.startswith("/moto-api/"):
+            if environ.get("PATH_INFO", "").startswith("/moto-api/"):
                 return app(environ, start_response)
             operation = classify(environ)
             body: dict[str, Any] | None = None
@@ -229,53 +218,34 @@ class AwsCounter:
 
         return counted
 
-    # -- control -----------------------------------------------------------------------------
-    def _control(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        action = request.path[len(CONTROL_PREFIX) :]
+    def command(self, name: str, argument: str) -> dict[str, Any]:
+        """One command of the driver (see the module's docstring); answers the counts."""
         with self._lock:
-            if action == "calls":
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                answer: Any = {**self._tally.as_dict(), "server_cpu_s": usage.ru_utime + usage.ru_stime}
-            elif action == "reset" and request.method == "POST":
+            if name in ("reset", "forget"):
                 self._tally = Tally()
-                if request.args.get("forget") == "1":  # moto was emptied: no item is known any more
+                if name == "forget":  # moto was emptied: no item is known any more
                     self._views.clear()
-                answer = {"reset": True}
-            elif action == "tables" and request.method == "POST":
-                for name, spec in json.loads(request.get_data()).items():
-                    self._tables[name] = TableSpec(
-                        keys=tuple(spec["keys"]),
-                        indexes=[
-                            IndexSpec(
-                                i["name"],
-                                tuple(i["keys"]),
-                                i["projection"],
-                                tuple(i.get("included", ())),
-                                bool(i.get("what_if", False)),
-                            )
-                            for i in spec.get("indexes", [])
-                        ],
-                    )
-                answer = {"tables": sorted(self._tables)}
-            else:
-                return Response("unknown bench control", status=404)(environ, start_response)
-        return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+            elif name == "tables":
+                self._tables.update({t: TableSpec.described(d) for t, d in json.loads(argument).items()})
+            elif name != "calls":
+                raise ValueError(f"unknown command {name!r}")
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return {**self._tally.as_dict(), "server_cpu_s": usage.ru_utime + usage.ru_stime}
 
     # -- DynamoDB capacity -------------------------------------------------------------------
     def _dynamodb(self, action: str, body: dict[str, Any], ok: bool) -> None:
         tally = self._tally
         if action == "PutItem":
-            self._put(body.get("TableName", ""), body.get("Item", {}), ok)
+            self._write(body.get("TableName", ""), body.get("Item", {}), ok)
         elif action == "BatchWriteItem" and ok:
             for table, requests in body.get("RequestItems", {}).items():
                 for request in requests:
                     if "PutRequest" in request:
-                        self._put(table, request["PutRequest"].get("Item", {}), ok)
+                        self._write(table, request["PutRequest"].get("Item", {}), ok)
                     else:
                         tally.table_wcu += 1
         elif action == "UpdateItem":
-            self._update(body, ok)
+            self._write(body.get("TableName", ""), _updated(body), ok)
         elif action == "DeleteItem":
             tally.table_wcu += 1
         elif action == "TransactWriteItems":
@@ -288,34 +258,14 @@ class AwsCounter:
         elif action == "TransactGetItems":
             tally.rcu += 2 * len(body.get("TransactItems", []))
 
-    def _put(self, table: str, item: dict[str, Any], ok: bool) -> None:
+    def _write(self, table: str, item: dict[str, Any], ok: bool) -> None:
+        """A put or update of ``item`` (for an update: its key and the attributes it sets)."""
         size = item_size(item)
         self._tally.table_wcu += write_units(size)
-        self._tally.items_written += 1
         self._tally.max_item_bytes = max(self._tally.max_item_bytes, size)
         if ok:
+            self._tally.items_written += 1
             self._index_writes(table, item)
-
-    def _update(self, body: dict[str, Any], ok: bool) -> None:
-        table = body.get("TableName", "")
-        key = body.get("Key", {})
-        names = body.get("ExpressionAttributeNames", {})
-        values = body.get("ExpressionAttributeValues", {})
-        written = dict(key)
-        expression = body.get("UpdateExpression", "")
-        set_part = expression.split("SET", 1)[1].split("REMOVE", 1)[0] if "SET" in expression else ""
-        for assignment in set_part.split(","):
-            if "=" not in assignment:
-                continue
-            name, placeholder = (part.strip() for part in assignment.split("=", 1))
-            if placeholder in values:
-                written[names.get(name, name)] = values[placeholder]
-        size = item_size(written)
-        self._tally.table_wcu += write_units(size)
-        self._tally.items_written += 1 if ok else 0
-        self._tally.max_item_bytes = max(self._tally.max_item_bytes, size)
-        if ok:
-            self._index_writes(table, written)
 
     def _index_writes(self, table: str, item: dict[str, Any]) -> None:
         spec = self._tables.get(table)
@@ -327,7 +277,7 @@ class AwsCounter:
             old = self._views.get(view_key)
             if not all(k in item for k in index.keys):
                 if old is not None:  # the entry leaves the index
-                    self._charge(index, 1)
+                    self._tally.index_wcu += 1
                     del self._views[view_key]
                 continue
             if index.projection == "ALL":
@@ -341,11 +291,19 @@ class AwsCounter:
                 continue
             units = write_units(item_size(projected) + INDEX_OVERHEAD)
             moved = old is not None and old[0] != index_key
-            self._charge(index, units * (2 if moved else 1))
+            self._tally.index_wcu += units * (2 if moved else 1)
             self._views[view_key] = view
 
-    def _charge(self, index: IndexSpec, units: int) -> None:
-        if index.what_if:
-            self._tally.what_if[index.name] += units
-        else:
-            self._tally.index_wcu += units
+
+def _updated(body: dict[str, Any]) -> dict[str, Any]:
+    """What an UpdateItem writes: its key and the attributes its SET clause assigns."""
+    names, values = body.get("ExpressionAttributeNames", {}), body.get("ExpressionAttributeValues", {})
+    written = dict(body.get("Key", {}))
+    expression = body.get("UpdateExpression", "")
+    set_part = expression.split("SET", 1)[1].split("REMOVE", 1)[0] if "SET" in expression else ""
+    for assignment in set_part.split(","):
+        if "=" in assignment:
+            name, placeholder = (part.strip() for part in assignment.split("=", 1))
+            if placeholder in values:
+                written[names.get(name, name)] = values[placeholder]
+    return written

@@ -1,44 +1,41 @@
-"""What the driver and its child processes share: the job spec, the stopwatch, the result file.
+"""What the driver and its child processes share: the job spec, the measurement, the page loop.
 
-Every contender runs in a fresh child process. The driver passes the job as JSON in the
-``BENCH_SPEC`` environment variable (with the function's own environment beside it); the
-child does its setup (imports, clients), then measures only the job itself with
-:class:`Stopwatch` and writes one JSON object to the ``--out`` file it was given. The driver
-also reads the whole process's rusage with ``os.wait4``.
+Every contender runs in a fresh child process, given the function's environment and its job as
+JSON in ``BENCH_SPEC``. It does its setup (imports, clients), then :func:`run_job` measures the
+job alone and writes one JSON object to the ``--out`` file; the driver adds the process's rusage.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from local.invoke import peak_rss_kib
+from seq_export.config import MAX_PAGE_SIZE, Settings
+from seq_export.layout import day_key
+from seq_export.seq_client import MAX_PAGES, SUBUSER_SCORES_PATH
+
 SPEC_VARIABLE = "BENCH_SPEC"
-SCORES_PATH = "/v3/engagementquality/subusers/scores"
-PAGE_SIZE = 1000
-#: Every loop over pages in bench/ stops here, whatever the API says (10 million subusers).
-MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One job for one child process."""
+    """One job for one child process; the rest is the function's own environment (its settings)."""
 
     day: str
     subusers: int
-    api_base_url: str
-    api_key: str
-    aws_endpoint: str
-    bucket: str
-    table: str
-    key: str = ""  # S3 key the naive script and the S3 floor write
+    api_key: str  # the key itself: the environment names only its secret
     workers: int = 8  # threads of the write floor
-    variant: str = ""  # contender-specific switch
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,63 +44,55 @@ class Spec:
     def from_env(cls) -> Spec:
         return cls(**json.loads(os.environ[SPEC_VARIABLE]))
 
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.from_env()
 
-def scored_count(subusers: int, ineligible_every: int = 7) -> int:
-    """Subusers with a score in the simulator's default scenario (every 7th has none)."""
-    return subusers - (subusers // ineligible_every if ineligible_every else 0)
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size, in MiB.
-
-    ``VmHWM`` of ``/proc/self/status``, not ``ru_maxrss``: on Linux a child started by fork (or
-    vfork) and exec inherits the parent's high-water mark in ``ru_maxrss``, so a small child of a
-    large driver would report the driver's size.
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux, an upper bound
+    @property
+    def key(self) -> str:
+        """The day's S3 key, where ours writes (and so the naive script and the S3 floor)."""
+        return day_key(self.settings.scores_prefix, self.day)
 
 
-def _cpu(usage: resource.struct_rusage) -> tuple[float, float]:
-    return usage.ru_utime, usage.ru_stime
+def child_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of a child: ``python -m MODULE ... --out FILE``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
+    parser.add_argument("--out", required=True, help="where to write the measurements (JSON)")
+    return parser
 
 
-class Stopwatch:
-    """Wall time, CPU seconds (this process and any children it reaped) and peak RSS of a job."""
-
-    def __init__(self) -> None:
-        self._wall = 0.0
-        self._self = (0.0, 0.0)
-        self._children = (0.0, 0.0)
-        self.result: dict[str, float] = {}
-
-    def __enter__(self) -> Stopwatch:
-        self._self = _cpu(resource.getrusage(resource.RUSAGE_SELF))
-        self._children = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
-        self._wall = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self._wall
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        user = own.ru_utime - self._self[0] + children.ru_utime - self._children[0]
-        system = own.ru_stime - self._self[1] + children.ru_stime - self._children[1]
-        self.result = {
-            "wall_s": wall,
-            "cpu_user_s": user,
-            "cpu_sys_s": system,
-            "cpu_s": user + system,
-            "maxrss_mib": peak_rss_mib(),
-        }
+def _cpu() -> tuple[float, float]:
+    """User and system CPU seconds of this process and of the children it reaped."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime
 
 
-def write_result(path: str, watch: Stopwatch, **details: Any) -> None:
-    """The child's report: its measurements plus what it did (records, pages, answer...)."""
-    Path(path).write_text(json.dumps({**watch.result, "details": details}, default=str))
+def run_job(out: str, job: Callable[[], dict[str, Any]]) -> int:
+    """Run ``job`` alone on the clock; write its wall time, CPU seconds, peak RSS and what it did."""
+    before, started = _cpu(), time.perf_counter()
+    details = job()
+    wall = time.perf_counter() - started
+    user, system = (after - start for after, start in zip(_cpu(), before, strict=True))
+    result: dict[str, Any] = {"wall_s": wall, "cpu_user_s": user, "cpu_sys_s": system, "cpu_s": user + system}
+    result |= {"maxrss_mib": peak_rss_kib() / 1024, "details": details}
+    Path(out).write_text(json.dumps(result, default=str))
+    return 0
+
+
+def pages(spec: Spec, parse: Callable[[bytes], Any]) -> Iterator[dict[str, Any]]:
+    """Every page of the day with a bare ``requests`` loop, one after the other (the cursor allows
+    nothing else), each body parsed with ``parse``; bounded as our client is."""
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {spec.api_key}"}
+    params: dict[str, str | int] = {"date": spec.day, "limit": MAX_PAGE_SIZE}
+    for _ in range(MAX_PAGES):
+        response = session.get(
+            spec.settings.api_base_url + SUBUSER_SCORES_PATH, params=params, headers=headers, timeout=30
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = parse(response.content)
+        yield body
+        after_key = (body.get("_metadata") or {}).get("next_params", {}).get("after_key")
+        if not after_key:
+            return
+        params["after_key"] = after_key

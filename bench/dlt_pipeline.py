@@ -1,70 +1,51 @@
 """dlt doing the S3 part of the job: its ``rest_api`` source into its filesystem destination.
 
-The source pages with dlt's JSON cursor paginator (cursor at
-``_metadata.next_params.after_key``, sent back as ``after_key``), the records under
-``result``; the destination writes uncompressed JSON lines to the same bucket on moto
-(``s3://BUCKET/dlt/...``). dlt is a bench-only dependency (``pip install -e .[bench]``), never a
-runtime one. Telemetry is off: nothing leaves the machine.
-
-``python -m bench.dlt_pipeline --out FILE`` with ``BENCH_SPEC`` and the AWS variables set.
-The pipeline and its source are built before the clock starts; the job is ``pipeline.run``.
+``python -m bench.dlt_pipeline --out FILE`` with ``BENCH_SPEC`` and the function's environment set.
+The source pages with dlt's JSON cursor paginator, the destination writes uncompressed JSON lines
+to the same bucket on moto (``s3://BUCKET/dlt/...``). Both are built before the clock starts; the
+job is ``pipeline.run``. dlt is a bench-only dependency; its telemetry is off.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
+from importlib.metadata import version
 from typing import Any
 
-from bench.common import PAGE_SIZE, SCORES_PATH, Spec, Stopwatch, write_result
+from bench.common import Spec, child_parser, run_job
+from seq_export.config import MAX_PAGE_SIZE
+from seq_export.seq_client import SUBUSER_SCORES_PATH
 
 DATASET = "dlt"
 TABLE = "subuser_scores"
-
-
-def configure_environment() -> None:
-    """dlt reads its settings from the environment; set them before dlt is imported."""
-    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
-    os.environ["DATA_WRITER__DISABLE_COMPRESSION"] = "true"  # plain JSON lines, as ours
+#: dlt reads its settings from the environment: set before dlt is imported.
+DLT_SETTINGS = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "RUNTIME__LOG_LEVEL": "WARNING",
+    "DATA_WRITER__DISABLE_COMPRESSION": "true",  # plain JSON lines, as ours
+}
 
 
 def build(spec: Spec, pipelines_dir: str) -> tuple[Any, Any]:
+    os.environ.update(DLT_SETTINGS)
     import dlt  # noqa: PLC0415 - a bench-only dependency, configured first
     from dlt.sources.rest_api import rest_api_source  # noqa: PLC0415
 
-    source = rest_api_source(
-        {
-            "client": {
-                "base_url": spec.api_base_url,
-                "auth": {"type": "bearer", "token": spec.api_key},
-                "paginator": {
-                    "type": "cursor",
-                    "cursor_path": "_metadata.next_params.after_key",
-                    "cursor_param": "after_key",
-                },
-            },
-            "resources": [
-                {
-                    "name": TABLE,
-                    "endpoint": {
-                        "path": SCORES_PATH.lstrip("/"),
-                        "params": {"date": spec.day, "limit": PAGE_SIZE},
-                        "data_selector": "result",
-                    },
-                }
-            ],
-        }
-    )
+    paginator = {"type": "cursor", "cursor_path": "_metadata.next_params.after_key", "cursor_param": "after_key"}
+    auth = {"type": "bearer", "token": spec.api_key}
+    client = {"base_url": spec.settings.api_base_url, "auth": auth, "paginator": paginator}
+    params = {"date": spec.day, "limit": MAX_PAGE_SIZE}
+    endpoint = {"path": SUBUSER_SCORES_PATH.lstrip("/"), "params": params, "data_selector": "result"}
+    source = rest_api_source({"client": client, "resources": [{"name": TABLE, "endpoint": endpoint}]})
     destination = dlt.destinations.filesystem(
-        bucket_url=f"s3://{spec.bucket}",
+        bucket_url=f"s3://{spec.settings.scores_bucket}",
         credentials={
             "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
             "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-            "endpoint_url": spec.aws_endpoint,
+            "endpoint_url": os.environ["AWS_ENDPOINT_URL"],
         },
     )
     pipeline = dlt.pipeline(
@@ -74,20 +55,18 @@ def build(spec: Spec, pipelines_dir: str) -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.dlt_pipeline", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="where to write the measurements (JSON)")
-    args = parser.parse_args(argv)
+    args = child_parser("bench.dlt_pipeline", __doc__).parse_args(argv)
     spec = Spec.from_env()
-    configure_environment()
     with tempfile.TemporaryDirectory(prefix="bench-dlt-") as pipelines_dir:
         pipeline, source = build(spec, pipelines_dir)
-        with Stopwatch() as watch:
-            info = pipeline.run(source, loader_file_format="jsonl")
-        rows = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
-    import dlt  # noqa: PLC0415
+        dlt_version = version("dlt")
 
-    write_result(args.out, watch, dlt_version=dlt.__version__, loads=len(info.loads_ids), rows=dict(rows))
-    return 0
+        def job() -> dict[str, Any]:
+            info = pipeline.run(source, loader_file_format="jsonl")
+            rows = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+            return {"dlt_version": dlt_version, "loads": len(info.loads_ids), "rows": dict(rows)}
+
+        return run_job(args.out, job)
 
 
 if __name__ == "__main__":

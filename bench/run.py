@@ -1,21 +1,12 @@
 """``make bench``: the benchmark of issue 6, from services to the printed table and the plot.
 
-1. moto (server mode, with the AWS call counter) and the SEQ simulator (with a per-answer
-   latency, default 100 ms) start in processes of their own, on free ports of 127.0.0.1;
-2. for every N and every contender, moto is reset and the stack's resources created anew,
-   then the contender runs in a fresh child process: the floors (fetch alone, DynamoDB writes
-   alone, one S3 put alone), our exporter through the real handler (and its S3 part alone),
-   the naive script and dlt. Each child measures its job; the driver adds the child's
-   rusage, the SendGrid requests counted at the simulator and the AWS calls and DynamoDB
-   capacity counted at moto, and checks what each one wrote;
-3. a guarantee probe (the smallest N): the newest day still wins when two days export at
-   once, the backfill (conditional) path's cost, the steady-state capacity of a second day;
-4. cold start: fresh processes importing our handler and building its clients, against bare
-   boto3 + requests with the same clients;
-5. the table, pairwise ratios and each target of the issue as MET / NOT MET, printed and
-   written to bench/results/latest.md, with bench/results/bench.png and latest.json.
-
-Everything is bounded: page loops, child time limits, the number of runs.
+moto (with the AWS call counter) and the SEQ simulator (with a per-page latency) run in processes
+of their own. For every N and contender, moto is reset and the stack's resources created anew,
+and the contender runs in a fresh child process that measures its job; the driver adds the
+child's rusage and what the services counted, and checks what was written. Then the guarantee
+probe, moto's own capacity answers, the cold start, and the report (table, pairwise ratios, each
+target of the issue MET / NOT MET): bench/README.md says what runs where and how to read it.
+Everything is bounded: page loops, child time limits, waits for the services, the number of runs.
 """
 
 from __future__ import annotations
@@ -24,36 +15,57 @@ import argparse
 import json
 import os
 import platform
+import select
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import boto3
-import requests
 
-from bench.common import SPEC_VARIABLE, Spec, scored_count
-from bench.report import Report, render_markdown, write_plot
-from local.stack import AWS_TEST_ENV, Resources, create_resources, new_api_key, patched_environ
-from seq_export.latest_store import CONTROL_KEY
+from bench import dlt_pipeline
+from bench.common import SPEC_VARIABLE, Spec
+from bench.floors import day_items
+from bench.report import Report, render_markdown, scored_count, write_plot
+from local.stack import AWS_TEST_ENV, create_resources, new_api_key, reset_moto
+from seq_export.dates import days_between, yesterday_utc
+from seq_export.layout import CONTROL_KEY, DEFAULT_PREFIX, TABLE_KEY, day_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
-CONTENDERS = ("floor-fetch", "floor-write", "floor-s3", "ours", "ours-s3only", "naive", "dlt")
+#: What each contender runs: ``python -m`` these.
+CONTENDERS = {
+    "floor-fetch": ["bench.floors", "fetch"],
+    "floor-write": ["bench.floors", "write"],
+    "floor-s3": ["bench.floors", "s3"],
+    "ours": ["bench.ours"],
+    "ours-s3only": ["bench.ours", "--s3-only"],
+    "naive": ["bench.naive_exporter"],
+    "dlt": ["bench.dlt_pipeline"],
+}
+#: Contenders that run over a table already holding every subuser's day before (the daily steady state).
+SEEDED = ("floor-write", "ours")
 CHILD_TIMEOUT_SECONDS = 3600.0
-SERVICE_START_SECONDS = 60.0
+SERVICE_TIMEOUT_SECONDS = 60.0
 #: How far ahead the first of two concurrent exports starts: about its imports, so that it is
 #: writing (and holds the lease) when the second one asks.
 STAGGER_SECONDS = 1.5
+#: What the guarantee probe keeps of our handler's answers.
+ANSWER_KEYS = ("date", "status", "latest_written", "latest_kept_newer")
+STARTED = time.perf_counter()
+
+
+def say(text: str) -> None:
+    print(f"[{time.perf_counter() - STARTED:7.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -77,349 +89,214 @@ class Run:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ChildResult:
-    code: int
-    wall_s: float
-    cpu_s: float
-    report: dict[str, Any]
-    log: str
-
-
 # -- processes -----------------------------------------------------------------------------
-class Service:
-    """A child process that prints one JSON line when ready and serves until stdin closes."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str], log: Path) -> None:
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, *args],
+def python_m(args: Sequence[str], env: dict[str, str], log: Path, *, piped: bool = False) -> subprocess.Popen[bytes]:
+    """``python -m ARGS`` from the repository root; its output to ``log`` (only stderr when ``piped``)."""
+    pipe = subprocess.PIPE if piped else None
+    with log.open("wb") as out:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", *args],
             cwd=ROOT,
             env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
+            stdin=pipe or subprocess.DEVNULL,
+            stdout=pipe or out,
+            stderr=out,
         )
-        self.info = self._announcement()
 
-    def _announcement(self) -> dict[str, Any]:
-        stdout = self.process.stdout
-        if stdout is None:
-            raise RuntimeError("a service needs its standard output piped")
-        box: list[bytes] = []
-        reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(SERVICE_START_SECONDS)
-        if not box or not box[0]:
+
+class Service:
+    """``python -m bench.services ...``: one JSON line when ready, then one per command sent."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.process = python_m(["bench.services", *args], env, log, piped=True)
+        self.url = str(self.ask("")["url"])
+
+    def ask(self, command: str) -> dict[str, Any]:
+        """Send a command (none: read the announcement) and read the answer, waiting a bounded time."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("a service needs its standard input and output piped")
+        if command:
+            stdin.write(command.encode() + b"\n")
+            stdin.flush()
+        ready, _, _ = select.select([stdout], [], [], SERVICE_TIMEOUT_SECONDS)
+        line = stdout.readline() if ready else b""
+        if not line:
             self.stop()
-            raise RuntimeError(f"service {self.process.args!r} did not start; see {self._log.name}")
-        info: dict[str, Any] = json.loads(box[0])
-        return info
+            raise RuntimeError(f"service {self.process.args!r} did not answer {command!r}; see {self.log.name}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.process.stdin is not None:
-                self.process.stdin.close()
+        if self.process.poll() is None and self.process.stdin is not None:
+            self.process.stdin.close()  # the service returns when its standard input closes
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
-        self._log.close()
 
 
-def start_child(args: Sequence[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-    )
+class Child:
+    """A contender's fresh process, reaped with ``os.wait4``: its own CPU time, not the services'."""
 
+    def __init__(self, module: Sequence[str], env: dict[str, str], stem: Path) -> None:
+        self.out, self.log = Path(f"{stem}.json"), Path(f"{stem}.log")
+        self.code, self.wall_s, self.cpu_s = -1, 0.0, 0.0
+        self.report: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.process = python_m([*module, "--out", str(self.out)], env, self.log)
 
-def reap(process: subprocess.Popen[bytes], started: float, timeout: float = CHILD_TIMEOUT_SECONDS) -> ChildResult:
-    """Wait for one child with ``os.wait4``: its own CPU time, not the services'."""
-    killer = threading.Timer(timeout, process.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        killer.cancel()
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return ChildResult(
-        code=process.returncode,
-        wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,  # (ru_maxrss is not used: a child inherits the parent's)
-        report={},
-        log="",
-    )
+    def wait(self) -> Child:
+        killer = threading.Timer(CHILD_TIMEOUT_SECONDS, self.process.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(self.process.pid, 0)
+        finally:
+            killer.cancel()
+        self.wall_s = time.perf_counter() - self.started
+        self.code = self.process.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_s = usage.ru_utime + usage.ru_stime  # (not ru_maxrss: a child inherits the parent's)
+        if self.code == 0 and self.out.exists():
+            self.report = json.loads(self.out.read_text())
+        return self
 
 
 # -- the benchmark --------------------------------------------------------------------------
 class Bench:
+    """The two services, the stack's resources on moto, and the contenders' processes."""
+
     def __init__(self, latency: float, workdir: Path, workers: int) -> None:
-        self.latency = latency
-        self.workdir = workdir
-        self.workers = workers
+        self.workdir, self.workers, self.children, self.subusers = workdir, workers, 0, 0
         self.api_key = new_api_key()
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BENCH_", "POWERTOOLS_"))}
-        self.moto: Service | None = None
-        self.seq: Service | None = None
-        self._resources: Resources | None = None
-        self.http = requests.Session()
-        self.subusers = 0
-        self.day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-        self.older_day = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
-        self._log_number = 0
+        self.moto = Service(["moto"], self.base_env, workdir / "moto.log")
+        seq_args = ["seq", "--latency", str(latency), "--api-key", self.api_key]
+        self.seq = Service(seq_args, self.base_env, workdir / "seq.log")
+        self.aws_env = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": self.moto.url}
+        os.environ.update(self.aws_env)  # this process's own clients reach moto too
+        self.session = boto3.session.Session()
+        self.s3, self.dynamodb = self.session.client("s3"), self.session.client("dynamodb")
+        yesterday = yesterday_utc()
+        self.older_day, self.day = days_between(yesterday - timedelta(days=1), yesterday)
+        self.fresh_stack(0)
 
-    # services
-    def start(self) -> None:
-        self.moto = Service(["-m", "bench.services", "moto"], self.base_env, self.workdir / "moto.log")
-        self.seq = Service(
-            ["-m", "bench.services", "seq", "--latency", str(self.latency), "--api-key", self.api_key],
-            self.base_env,
-            self.workdir / "seq.log",
-        )
+    def __enter__(self) -> Bench:
+        return self
 
-    def stop(self) -> None:
-        for service in (self.seq, self.moto):
-            if service is not None:
-                service.stop()
+    def __exit__(self, *exc: object) -> None:
+        self.seq.stop()
+        self.moto.stop()
 
-    @property
-    def endpoint(self) -> str:
-        if self.moto is None:
-            raise RuntimeError("start() first")
-        return str(self.moto.info["endpoint"])
-
-    @property
-    def seq_url(self) -> str:
-        if self.seq is None:
-            raise RuntimeError("start() first")
-        return str(self.seq.info["url"])
-
-    @property
-    def resources(self) -> Resources:
-        if self._resources is None:
-            raise RuntimeError("fresh_stack() first")
-        return self._resources
-
-    @contextmanager
-    def aws(self) -> Iterator[boto3.session.Session]:
-        with patched_environ({**AWS_TEST_ENV, "AWS_ENDPOINT_URL": self.endpoint}):
-            yield boto3.session.Session()
-
-    def fresh_stack(self, subusers: int) -> Resources:
-        """moto emptied, resources created again, the counter told the tables' indexes."""
-        self.http.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
-        self.http.post(f"{self.endpoint}/__bench/reset", params={"forget": "1"}, timeout=30).raise_for_status()
-        with self.aws() as session:
-            self._resources = create_resources(session, self.api_key)
-            dynamodb = session.client("dynamodb")
-            tables = {}
-            for name in (self._resources.table, self._resources.idempotency_table):
-                description = dynamodb.describe_table(TableName=name)["Table"]
-                indexes: list[dict[str, Any]] = [
-                    {
-                        "name": index["IndexName"],
-                        "keys": [k["AttributeName"] for k in index["KeySchema"]],
-                        "projection": index["Projection"]["ProjectionType"],
-                        "included": index["Projection"].get("NonKeyAttributes", []),
-                    }
-                    for index in description.get("GlobalSecondaryIndexes", [])
-                ]
-                # what the same index would cost with projection KEYS_ONLY (tallied apart)
-                indexes += [
-                    {**index, "name": f"{index['name']} as KEYS_ONLY", "projection": "KEYS_ONLY", "what_if": True}
-                    for index in indexes
-                    if index["projection"] != "KEYS_ONLY"
-                ]
-                tables[name] = {"keys": [k["AttributeName"] for k in description["KeySchema"]], "indexes": indexes}
-        self.http.post(f"{self.endpoint}/__bench/tables", json=tables, timeout=30).raise_for_status()
+    def fresh_stack(self, subusers: int) -> None:
+        """moto emptied, resources created again, the counter told the tables' keys and indexes."""
+        reset_moto(self.moto.url)
+        self.moto.ask("forget")
+        self.resources = create_resources(self.session, self.api_key)
+        names = (self.resources.table, self.resources.idempotency_table)
+        tables = {name: self.dynamodb.describe_table(TableName=name)["Table"] for name in names}
+        self.moto.ask("tables " + json.dumps(tables, default=str))
         self.subusers = subusers
-        return self._resources
 
     def reset_counters(self) -> float:
         """Zero the counts at moto and the simulator; returns moto's CPU seconds so far."""
-        self.http.post(f"{self.endpoint}/__bench/reset", timeout=30).raise_for_status()
-        self.http.post(
-            f"{self.seq_url}/__bench/reset", params={"subusers": self.subusers}, timeout=30
-        ).raise_for_status()
-        return float(self.http.get(f"{self.endpoint}/__bench/calls", timeout=30).json()["server_cpu_s"])
-
-    def counters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        aws = self.http.get(f"{self.endpoint}/__bench/calls", timeout=30).json()
-        seq = self.http.get(f"{self.seq_url}/__bench/stats", timeout=30).json()
-        return aws, seq
+        self.seq.ask(f"reset {self.subusers}")
+        return float(self.moto.ask("reset")["server_cpu_s"])
 
     def child_env(self, spec: Spec) -> dict[str, str]:
-        return {
-            **self.base_env,
-            **AWS_TEST_ENV,
-            "AWS_ENDPOINT_URL": self.endpoint,
-            **self.resources.env(self.seq_url),
-            SPEC_VARIABLE: spec.to_json(),
-        }
+        function_env = self.resources.env(self.seq.url)
+        return {**self.base_env, **self.aws_env, **function_env, SPEC_VARIABLE: spec.to_json()}
 
-    def spec(self, n: int, **changes: Any) -> Spec:
-        values: dict[str, Any] = {
-            "day": self.day,
-            "subusers": n,
-            "api_base_url": self.seq_url,
-            "api_key": self.api_key,
-            "aws_endpoint": self.endpoint,
-            "bucket": self.resources.bucket,
-            "table": self.resources.table,
-            "key": f"bench/{n}/object.jsonl",
-            "workers": self.workers,
-        }
-        values.update(changes)
-        return Spec(**values)
+    def spec(self, n: int, day: str = "") -> Spec:
+        return Spec(day=day or self.day, subusers=n, api_key=self.api_key, workers=self.workers)
 
-    def _log(self, name: str) -> IO[bytes]:
-        self._log_number += 1
-        return (self.workdir / f"{self._log_number:03d}-{name}.log").open("wb")
+    def start(self, name: str, spec: Spec, module: Sequence[str]) -> Child:
+        self.children += 1
+        return Child(module, self.child_env(spec), self.workdir / f"{self.children:03d}-{name}")
 
-    def launch(
-        self, name: str, args: Sequence[str], spec: Spec
-    ) -> tuple[subprocess.Popen[bytes], float, Path, IO[bytes]]:
-        out = self.workdir / f"{self._log_number + 1:03d}-{name}.json"
-        log = self._log(name)
-        started = time.perf_counter()
-        process = start_child([*args, "--out", str(out)], self.child_env(spec), log)
-        return process, started, out, log
-
-    def finish(self, launched: tuple[subprocess.Popen[bytes], float, Path, IO[bytes]]) -> ChildResult:
-        process, started, out, log = launched
-        result = reap(process, started)
-        log.close()
-        result.log = log.name
-        if result.code == 0 and out.exists():
-            result.report = json.loads(out.read_text())
-        return result
-
-    def measure(self, n: int, contender: str, spec: Spec, args: Sequence[str]) -> Run:
+    def measure(self, n: int, contender: str, spec: Spec, module: Sequence[str]) -> Run:
         moto_cpu_before = self.reset_counters()
-        child = self.finish(self.launch(contender, args, spec))
-        aws, seq = self.counters()
-        run = Run(n=n, contender=contender)
-        run.process_wall_s, run.process_cpu_s = child.wall_s, child.cpu_s
-        run.sendgrid_requests = int(seq["requests"])
-        run.aws_calls = dict(sorted(aws["calls"].items()))
-        run.aws_errors = aws["errors"]
-        run.dynamodb = aws["dynamodb"]
+        child = self.start(contender, spec, module).wait()
+        aws, seq = self.moto.ask("calls"), self.seq.ask("stats")
+        run = Run(n=n, contender=contender, process_wall_s=child.wall_s, process_cpu_s=child.cpu_s)
+        run.sendgrid_requests, run.aws_calls = int(seq["requests"]), dict(sorted(aws["calls"].items()))
+        run.aws_errors, run.dynamodb = aws["errors"], aws["dynamodb"]
         run.moto_cpu_s = float(aws["server_cpu_s"]) - moto_cpu_before
         if child.code != 0 or not child.report:
-            run.check = f"child exited {child.code}; log {child.log}"
-            return run
-        report = child.report
-        run.wall_s, run.cpu_s, run.maxrss_mib = report["wall_s"], report["cpu_s"], report["maxrss_mib"]
-        run.details = report["details"]
+            run.check = f"child exited {child.code}; log {child.log.name}"
+        else:
+            run.wall_s, run.cpu_s = child.report["wall_s"], child.report["cpu_s"]
+            run.maxrss_mib, run.details = child.report["maxrss_mib"], child.report["details"]
         return run
 
     # verification (after the counters were read, so it is not counted)
     def object_lines(self, key: str) -> tuple[int, int]:
-        with self.aws() as session:
-            body = session.client("s3").get_object(Bucket=self.resources.bucket, Key=key)["Body"].read()
+        """Lines and bytes of an object; none if it is missing."""
+        try:
+            body = self.s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return 0, 0
         return body.count(b"\n"), len(body)
 
     def keys_under(self, prefix: str) -> list[str]:
-        with self.aws() as session:
-            pages = (
-                session.client("s3")
-                .get_paginator("list_objects_v2")
-                .paginate(Bucket=self.resources.bucket, Prefix=prefix, PaginationConfig={"MaxItems": 10_000})
-            )
-            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.resources.bucket, Prefix=prefix, PaginationConfig={"MaxItems": 10_000}
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def table_dates(self) -> dict[str, str]:
-        """user_id -> date of every subuser item (bounded by the sizes the probe uses)."""
-        dates: dict[str, str] = {}
-        with self.aws() as session:
-            pages = (
-                session.client("dynamodb")
-                .get_paginator("scan")
-                .paginate(
-                    TableName=self.resources.table,
-                    ProjectionExpression="user_id, #d",
-                    ExpressionAttributeNames={"#d": "date"},
-                    PaginationConfig={"MaxItems": 2_000_000},
-                )
-            )
-            for page in pages:
-                for item in page["Items"]:
-                    if "date" in item and not item["user_id"]["S"].startswith("#"):
-                        dates[item["user_id"]["S"]] = item["date"]["S"]
-        return dates
+        """user_id -> date of every subuser item (the control item has no date)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.resources.table,
+            ProjectionExpression="#k, #d",
+            ExpressionAttributeNames={"#k": TABLE_KEY, "#d": "date"},
+            PaginationConfig={"MaxItems": 2_000_000},
+        )
+        return {item[TABLE_KEY]["S"]: item["date"]["S"] for page in pages for item in page["Items"] if "date" in item}
 
     def item_count(self) -> int:
         """Subuser items in the latest-score table (moto's live ItemCount, less the control item)."""
-        with self.aws() as session:
-            dynamodb = session.client("dynamodb")
-            count = int(dynamodb.describe_table(TableName=self.resources.table)["Table"]["ItemCount"])
-            control = dynamodb.get_item(TableName=self.resources.table, Key={"user_id": {"S": CONTROL_KEY}})
-        return count - (1 if "Item" in control else 0)
+        table = self.resources.table
+        count = self.dynamodb.describe_table(TableName=table)["Table"].get("ItemCount", 0)
+        control = self.dynamodb.get_item(TableName=table, Key={TABLE_KEY: {"S": CONTROL_KEY}})
+        return count - int("Item" in control)
 
 
 # -- contenders -----------------------------------------------------------------------------
-#: Contenders that run over a table already holding every subuser's day before (the daily steady state).
-SEEDED = ("floor-write", "ours")
-
-
-def seed_previous_day(bench: Bench, n: int) -> None:
-    """Write the day before's items (the write floor, neither timed nor counted): a daily run's table."""
-    seeded = bench.measure(n, "seed", bench.spec(n, day=bench.older_day), ["-m", "bench.floors", "write"])
-    if seeded.check or seeded.details.get("items") != scored_count(n):
-        raise RuntimeError(f"seeding the table failed: {seeded.check or seeded.details}")
-
-
 def run_contender(bench: Bench, n: int, contender: str, *, seed: bool = True) -> Run:
     bench.fresh_stack(n)
-    if seed and contender in SEEDED:
-        seed_previous_day(bench, n)
-    scored = scored_count(n)
-    if contender == "floor-fetch":
-        run = bench.measure(n, contender, bench.spec(n), ["-m", "bench.floors", "fetch"])
-        run.ok = run.details.get("records") == n
-        run.check = run.check or f"records {run.details.get('records')}/{n}"
-    elif contender == "floor-write":
-        run = bench.measure(n, contender, bench.spec(n), ["-m", "bench.floors", "write"])
-        items = bench.item_count()
-        run.ok = items == scored
-        run.check = run.check or f"items {items}/{scored}"
-    elif contender == "floor-s3":
-        spec = bench.spec(n)
-        run = bench.measure(n, contender, spec, ["-m", "bench.floors", "s3"])
-        if not run.check:
-            lines, written = bench.object_lines(spec.key)
-            run.ok = written == run.details.get("bytes") and lines == n
-            run.check = f"bytes {written}, lines {lines}/{n}"
-    elif contender in ("ours", "ours-s3only"):
-        args = ["-m", "bench.ours", *(["--s3-only"] if contender == "ours-s3only" else [])]
-        run = bench.measure(n, contender, bench.spec(n), args)
-        answer = run.details.get("answer", {})
-        if not run.check:
-            lines, size = bench.object_lines(answer.get("s3_key", ""))
-            items = bench.item_count()
-            want_items = scored if contender == "ours" else 0
-            run.ok = answer.get("status") == "exported" and lines == n and items == want_items
-            run.check = f"{answer.get('status')}; lines {lines}/{n} ({size} bytes); items {items}/{want_items}"
-    elif contender == "naive":
-        spec = bench.spec(n)
-        run = bench.measure(n, contender, spec, ["-m", "bench.naive_exporter"])
-        if not run.check:
-            lines, _ = bench.object_lines(spec.key)
-            items = bench.item_count()
-            run.ok = lines == n and items == scored
-            run.check = f"lines {lines}/{n}; items {items}/{scored}"
-    elif contender == "dlt":
-        run = bench.measure(n, contender, bench.spec(n), ["-m", "bench.dlt_pipeline"])
-        if not run.check:
-            data = [k for k in bench.keys_under("dlt/subuser_scores/") if k.endswith(".jsonl")]
-            lines = sum(bench.object_lines(k)[0] for k in data)
-            run.ok = lines == n
-            run.check = f"lines {lines}/{n} in {len(data)} data file(s)"
-    else:
-        raise ValueError(contender)
+    if seed and contender in SEEDED:  # the day before, by the write floor (not timed): a daily run's table
+        seeded = bench.measure(n, "seed", bench.spec(n, bench.older_day), CONTENDERS["floor-write"])
+        if seeded.check or seeded.details.get("items") != scored_count(n):
+            raise RuntimeError(f"seeding the table failed: {seeded.check or seeded.details}")
+    spec = bench.spec(n)
+    run = bench.measure(n, contender, spec, CONTENDERS[contender])
+    if not run.check:
+        run.ok, run.check = verify(bench, contender, n, run.details, day_key(DEFAULT_PREFIX, spec.day))
     return run
+
+
+def verify(bench: Bench, contender: str, n: int, details: dict[str, Any], key: str) -> tuple[bool, str]:
+    """Whether a contender did its whole job: what it read, or what it wrote to S3 and DynamoDB."""
+    if contender == "floor-fetch":
+        return details.get("records") == n, f"records {details.get('records')}/{n}"
+    if contender == "dlt":
+        data = [k for k in bench.keys_under(f"{dlt_pipeline.DATASET}/{dlt_pipeline.TABLE}/") if k.endswith(".jsonl")]
+        lines = sum(bench.object_lines(k)[0] for k in data)
+        return lines == n, f"lines {lines}/{n} in {len(data)} data file(s)"
+    if contender == "floor-s3":
+        lines, size = bench.object_lines(key)
+        return size == details.get("bytes") and lines == n, f"bytes {size}, lines {lines}/{n}"
+    items, want = bench.item_count(), 0 if contender == "ours-s3only" else scored_count(n)
+    if contender == "floor-write":
+        return items == want, f"items {items}/{want}"
+    answer = details.get("answer", {})  # ours names the key it wrote; the naive script writes the day's key
+    lines, size = bench.object_lines(answer.get("s3_key") or key)
+    figures = f"lines {lines}/{n} ({size} bytes); items {items}/{want}"
+    if not answer:
+        return lines == n and items == want, figures
+    return answer.get("status") == "exported" and lines == n and items == want, f"{answer.get('status')}; {figures}"
 
 
 # -- guarantee probe ------------------------------------------------------------------------
@@ -430,102 +307,73 @@ def guarantee_probe(bench: Bench, n: int) -> dict[str, Any]:
     probe: dict[str, Any] = {"n": n, "newer": newer, "older": older}
 
     def ours(day: str) -> list[str]:
-        return ["-m", "bench.ours", "--event", json.dumps({"date": day})]
+        return ["bench.ours", "--event", json.dumps({"date": day})]
 
     # a. the older day, then the newer one over it: the newer one's cost is the steady state
     bench.fresh_stack(n)
-    first = bench.measure(n, "ours", bench.spec(n, day=older), ours(older))
-    steady = bench.measure(n, "ours", bench.spec(n), ours(newer))
-    probe["first_day"] = _summary(first)
-    probe["steady_state"] = _summary(steady)
+    probe["first_day"] = _summary(bench.measure(n, "ours", bench.spec(n, older), ours(older)))
+    probe["steady_state"] = _summary(bench.measure(n, "ours", bench.spec(n), ours(newer)))
     # b. the older day again (a backfill): the conditional path must keep every newer score
-    backfill = bench.measure(n, "ours", bench.spec(n, day=older), ours(older))
+    backfill = bench.measure(n, "ours", bench.spec(n, older), ours(older))
     probe["backfill"] = _summary(backfill)
-    dates = bench.table_dates()
+    dates = list(bench.table_dates().values())
     kept = backfill.details.get("answer", {}).get("latest_kept_newer")
-    probe["backfill_ok"] = all(d == newer for d in dates.values()) and len(dates) == scored and kept == scored
-    probe["backfill_check"] = (
-        f"{sum(d == newer for d in dates.values())}/{scored} items hold {newer}; kept_newer {kept}"
-    )
+    probe["backfill_ok"] = dates.count(newer) == len(dates) == scored and kept == scored
+    probe["backfill_check"] = f"{dates.count(newer)}/{scored} items hold {newer}; kept_newer {kept}"
     # c. both days at once: started together, and each one a little ahead (so that it holds the lease)
-    concurrent: list[dict[str, Any]] = []
-    for first_day, second_day, ahead in (
-        (older, newer, 0.0),
-        (older, newer, STAGGER_SECONDS),
-        (newer, older, STAGGER_SECONDS),
-    ):
+    probe["concurrent"] = []
+    for first, second, ahead in ((older, newer, 0.0), (older, newer, STAGGER_SECONDS), (newer, older, STAGGER_SECONDS)):
         bench.fresh_stack(n)
         bench.reset_counters()
-        launched = [bench.launch(f"concurrent-{first_day}", ours(first_day), bench.spec(n, day=first_day))]
+        started = [bench.start(f"concurrent-{first}", bench.spec(n, first), ours(first))]
         time.sleep(ahead)
-        launched.append(bench.launch(f"concurrent-{second_day}", ours(second_day), bench.spec(n, day=second_day)))
-        results = [bench.finish(item) for item in launched]
-        dates = bench.table_dates()
-        answers = [r.report.get("details", {}).get("answer", {}) for r in results]
-        concurrent.append(
+        started.append(bench.start(f"concurrent-{second}", bench.spec(n, second), ours(second)))
+        children = [child.wait() for child in started]
+        dates = list(bench.table_dates().values())
+        answers = [child.report.get("details", {}).get("answer", {}) for child in children]
+        probe["concurrent"].append(
             {
-                "started_first": first_day,
+                "started_first": first,
                 "ahead_s": ahead,
-                "exit_codes": [r.code for r in results],
-                "answers": [
-                    {k: a.get(k) for k in ("date", "status", "latest_written", "latest_kept_newer")} for a in answers
-                ],
-                "items_newest": sum(d == newer for d in dates.values()),
+                "exit_codes": [child.code for child in children],
+                "answers": [{k: answer.get(k) for k in ANSWER_KEYS} for answer in answers],
+                "items_newest": dates.count(newer),
                 "items": len(dates),
-                "ok": all(r.code == 0 for r in results)
-                and len(dates) == scored
-                and all(d == newer for d in dates.values()),
+                "ok": all(child.code == 0 for child in children) and dates.count(newer) == len(dates) == scored,
             }
         )
-    probe["concurrent"] = concurrent
     # d. the contrast: plain unconditional batch writes, newer day then older day
     bench.fresh_stack(n)
-    bench.measure(n, "floor-write", bench.spec(n), ["-m", "bench.floors", "write"])
-    bench.measure(n, "floor-write", bench.spec(n, day=older), ["-m", "bench.floors", "write"])
-    dates = bench.table_dates()
-    probe["plain_batch_overwritten"] = sum(d == older for d in dates.values())
-    probe["ok"] = probe["backfill_ok"] and all(c["ok"] for c in concurrent)
+    for day in (newer, older):
+        bench.measure(n, "floor-write", bench.spec(n, day), CONTENDERS["floor-write"])
+    probe["plain_batch_overwritten"] = list(bench.table_dates().values()).count(older)
+    probe["ok"] = probe["backfill_ok"] and all(c["ok"] for c in probe["concurrent"])
     return probe
 
 
 def _summary(run: Run) -> dict[str, Any]:
     answer = run.details.get("answer", {})
-    return {
-        "ok": run.check == "" and answer.get("status") == "exported",
-        "date": answer.get("date"),
-        "wall_s": run.wall_s,
-        "cpu_s": run.cpu_s,
-        "latest_written": answer.get("latest_written"),
-        "latest_kept_newer": answer.get("latest_kept_newer"),
-        "aws_calls": run.aws_calls,
-        "dynamodb": run.dynamodb,
-    }
+    ok = run.check == "" and answer.get("status") == "exported"
+    figures = {"wall_s": run.wall_s, "cpu_s": run.cpu_s, "aws_calls": run.aws_calls, "dynamodb": run.dynamodb}
+    return {"ok": ok, **{k: answer.get(k) for k in ANSWER_KEYS}, **figures}
 
 
-# -- consumed capacity as moto reports it ---------------------------------------------------
 def moto_capacity_probe(bench: Bench) -> dict[str, Any]:
     """What moto answers to ReturnConsumedCapacity for writes of our shape (AWS rules differ)."""
-    from bench.floors import day_items  # noqa: PLC0415 - imports production code; only here
-
-    resources = bench.fresh_stack(25)
-    items = day_items(bench.day, 28, "2026-01-01T00:00:00.000Z")[:25]
-    with bench.aws() as session:
-        dynamodb = session.client("dynamodb")
-        batch = dynamodb.batch_write_item(
-            RequestItems={resources.table: [{"PutRequest": {"Item": item}} for item in items]},
-            ReturnConsumedCapacity="TOTAL",
-        )
-        put = dynamodb.put_item(TableName=resources.table, Item=items[0], ReturnConsumedCapacity="TOTAL")
-        update = dynamodb.update_item(
-            TableName=resources.table,
-            Key={"user_id": {"S": "#probe"}},
-            UpdateExpression="SET newest_date = :d",
-            ExpressionAttributeValues={":d": {"S": bench.day}},
-            ReturnConsumedCapacity="TOTAL",
-        )
-        get = dynamodb.get_item(
-            TableName=resources.table, Key={"user_id": items[0]["user_id"]}, ReturnConsumedCapacity="TOTAL"
-        )
+    bench.fresh_stack(25)
+    table, items = bench.resources.table, day_items(bench.day, 28)[:25]
+    batch = bench.dynamodb.batch_write_item(
+        RequestItems={table: [{"PutRequest": {"Item": item}} for item in items]}, ReturnConsumedCapacity="TOTAL"
+    )
+    put = bench.dynamodb.put_item(TableName=table, Item=items[0], ReturnConsumedCapacity="TOTAL")
+    update = bench.dynamodb.update_item(
+        TableName=table,
+        Key={TABLE_KEY: {"S": "#probe"}},
+        UpdateExpression="SET newest_date = :d",
+        ExpressionAttributeValues={":d": {"S": bench.day}},
+        ReturnConsumedCapacity="TOTAL",
+    )
+    get = bench.dynamodb.get_item(TableName=table, Key={TABLE_KEY: items[0][TABLE_KEY]}, ReturnConsumedCapacity="TOTAL")
     return {
         "batch_write_25_items": batch.get("ConsumedCapacity"),
         "put_item": put.get("ConsumedCapacity"),
@@ -542,12 +390,11 @@ def cold_start(bench: Bench, repeats: int) -> dict[str, Any]:
     samples: dict[str, list[dict[str, Any]]] = {"handler": [], "bare": []}
     ratios: list[float] = []
     for round_number in range(repeats + 1):  # round 0 warms the page cache and bytecode
-        order = ("bare", "handler") if round_number % 2 else ("handler", "bare")
         pair: dict[str, dict[str, Any]] = {}
-        for mode in order:
-            child = bench.finish(bench.launch(f"cold-{mode}", ["-m", "bench.cold_start", mode], spec))
+        for mode in ("bare", "handler") if round_number % 2 else ("handler", "bare"):
+            child = bench.start(f"cold-{mode}", spec, ["bench.cold_start", mode]).wait()
             if child.code != 0:
-                raise RuntimeError(f"cold start ({mode}) failed; log {child.log}")
+                raise RuntimeError(f"cold start ({mode}) failed; log {child.log.name}")
             pair[mode] = {**child.report, "process_wall_s": child.wall_s}
         if round_number:
             for mode, sample in pair.items():
@@ -561,27 +408,19 @@ def cold_start(bench: Bench, repeats: int) -> dict[str, Any]:
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
         "samples": samples,
-        "imports": import_breakdown(bench, spec),
+        "imports": import_breakdown(bench.child_env(spec)),
     }
 
 
-def import_breakdown(bench: Bench, spec: Spec, top: int = 12) -> list[dict[str, Any]]:
+def import_breakdown(env: dict[str, str], top: int = 12) -> list[dict[str, Any]]:
     """The handler's direct imports by cumulative time (``python -X importtime``)."""
-    completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import seq_export.handler"],
-        cwd=ROOT,
-        env=bench.child_env(spec),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    command = [sys.executable, "-X", "importtime", "-c", "import seq_export.handler"]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)  # noqa: S603
     rows: list[tuple[int, int, str]] = []
     for line in completed.stderr.decode().splitlines():
-        if not line.startswith("import time:") or "cumulative" in line:
-            continue
-        _, cumulative, name = line[len("import time:") :].split("|")
-        depth = (len(name) - len(name.lstrip())) // 2
-        rows.append((depth, int(cumulative), name.strip()))
+        if line.startswith("import time:") and "cumulative" not in line:
+            _, cumulative, name = line[len("import time:") :].split("|")
+            rows.append(((len(name) - len(name.lstrip())) // 2, int(cumulative), name.strip()))
     handler_at = next((i for i, row in enumerate(rows) if row[2] == "seq_export.handler"), None)
     if handler_at is None:
         return []
@@ -598,8 +437,6 @@ def import_breakdown(bench: Bench, spec: Spec, top: int = 12) -> list[dict[str, 
 
 # -- main -----------------------------------------------------------------------------------
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
     found = {"python": platform.python_version(), "cpus": str(os.cpu_count())}
     for name in ("boto3", "botocore", "moto", "requests", "aws-lambda-powertools", "dlt", "s3fs", "matplotlib"):
         try:
@@ -623,12 +460,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
     parser.add_argument("--workers", type=int, default=8, help="threads of the write floor (default 8, as our store)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the median is kept (1)")
-    parser.add_argument(
-        "--seed",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run ours and the write floor over a table holding the day before (default; --no-seed: empty table)",
-    )
+    seed_help = "run ours and the write floor over a table holding the day before (default; --no-seed: empty)"
+    parser.add_argument("--seed", action=argparse.BooleanOptionalAction, default=True, help=seed_help)
     parser.add_argument("--cold-repeats", type=int, default=7, help="cold-start pairs of processes (default 7)")
     parser.add_argument("--probe-size", type=int, default=1000, help="N of the guarantee probe (default 1000; 0 skips)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of latest.md, latest.json, bench.png")
@@ -645,90 +478,69 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def measure_all(args: argparse.Namespace, command: str) -> tuple[Report, list[str]]:
-    """Start the services, run every contender at every N, the probes and the cold start."""
-    started, started_at = time.perf_counter(), datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def measure_all(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
+    """Every contender at every N (the median of ``--repeat`` runs), the probes, the cold start."""
+    say(f"moto {bench.moto.url}, SEQ simulator {bench.seq.url} (latency {args.latency * 1000:.0f} ms)")
     runs: list[Run] = []
-    failures: list[str] = []
+    for n in args.sizes:
+        for contender in args.contenders:
+            tries = [run_contender(bench, n, contender, seed=args.seed) for _ in range(args.repeat)]
+            run = sorted(tries, key=lambda t: (not t.ok, t.wall_s))[len(tries) // 2]
+            if len(tries) > 1:
+                run.details["repeats_wall_s"] = [t.wall_s for t in tries]
+                run.details["repeats_cpu_s"] = [t.cpu_s for t in tries]
+            runs.append(run)
+            figures = f"{run.wall_s:8.2f} s wall {run.cpu_s:7.2f} s CPU"
+            say(f"N={n:>7} {contender:<12} {figures}  {'ok' if run.ok else 'FAILED'}: {run.check}")
     probe: dict[str, Any] = {}
+    if args.probe_size and "ours" in args.contenders:
+        probe = guarantee_probe(bench, min(args.probe_size, max(args.sizes)))
+        say(f"guarantee probe at N={probe['n']}: {'ok' if probe['ok'] else 'FAILED'}")
+    capacity = moto_capacity_probe(bench)
+    cold = cold_start(bench, args.cold_repeats) if args.cold_repeats > 0 else {}
+    if cold:
+        handler, bare = cold["median"]["handler"]["total_s"], cold["median"]["bare"]["total_s"]
+        say(f"cold start: handler {handler:.3f} s, bare {bare:.3f} s (medians)")
+    return {"runs": [asdict(r) for r in runs], "probe": probe, "capacity": capacity, "cold": cold}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     for stale in logs.glob("*.log"):
         stale.unlink()
     with tempfile.TemporaryDirectory(prefix="seq-bench-") as scratch:
-        bench = Bench(args.latency, Path(scratch), args.workers)
-        say = _printer()
         try:
-            bench.start()
-            say(f"moto {bench.endpoint}, SEQ simulator {bench.seq_url} (latency {args.latency * 1000:.0f} ms)")
-            for n in args.sizes:
-                for contender in args.contenders:
-                    tries = [run_contender(bench, n, contender, seed=args.seed) for _ in range(args.repeat)]
-                    run = sorted(tries, key=lambda t: (not t.ok, t.wall_s))[len(tries) // 2]
-                    if len(tries) > 1:
-                        run.details["repeats_wall_s"] = [t.wall_s for t in tries]
-                        run.details["repeats_cpu_s"] = [t.cpu_s for t in tries]
-                    runs.append(run)
-                    verdict = "ok" if run.ok else "FAILED"
-                    figures = f"{run.wall_s:8.2f} s wall {run.cpu_s:7.2f} s CPU"
-                    say(f"N={n:>7} {contender:<12} {figures}  {verdict}: {run.check}")
-                    if not run.ok:
-                        failures.append(f"N={n} {contender}: {run.check}")
-            if args.probe_size and "ours" in args.contenders:
-                probe = guarantee_probe(bench, min(args.probe_size, max(args.sizes)))
-                say(f"guarantee probe at N={probe['n']}: {'ok' if probe['ok'] else 'FAILED'}")
-            capacity = moto_capacity_probe(bench)
-            cold = cold_start(bench, args.cold_repeats) if args.cold_repeats > 0 else {}
-            if cold:
-                medians = cold["median"]
-                handler, bare = medians["handler"]["total_s"], medians["bare"]["total_s"]
-                say(f"cold start: handler {handler:.3f} s, bare {bare:.3f} s (medians)")
+            with Bench(args.latency, Path(scratch), args.workers) as bench:
+                measured = measure_all(args, bench)
         finally:
-            bench.stop()
             for item in Path(scratch).glob("*.log"):
                 (logs / item.name).write_bytes(item.read_bytes()[-200_000:])
     report = Report(
-        runs=[asdict(r) for r in runs],
+        **measured,
         sizes=args.sizes,
         latency=args.latency,
         versions=versions(),
-        probe=probe,
-        capacity=capacity,
-        cold=cold,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=time.perf_counter() - STARTED,
         started_at=started_at,
-        command=command,
+        command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
         seeded=args.seed,
     )
-    return report, failures
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])])
-    report, failures = measure_all(args, command)
     markdown = render_markdown(report)
     print(markdown)
     (args.out / "latest.md").write_text(markdown)
     (args.out / "latest.json").write_text(json.dumps(asdict(report), indent=1, default=str))
     write_plot(report, args.out / "bench.png")
     print(f"wrote {args.out}/latest.md, bench.png and latest.json; {report.elapsed_s:.0f} s in all")
+    failures = [f"N={r['n']} {r['contender']}: {r['check']}" for r in report.runs if not r["ok"]]
     if failures:
         print("FAILED runs:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2
     if args.strict and not all(t.met for t in report.targets() if t.met is not None):
         return 1
     return 0
-
-
-def _printer() -> Callable[[str], None]:
-    started = time.perf_counter()
-
-    def say(text: str) -> None:
-        print(f"[{time.perf_counter() - started:7.1f} s] {text}", file=sys.stderr, flush=True)
-
-    return say
 
 
 if __name__ == "__main__":

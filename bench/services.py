@@ -1,10 +1,12 @@
 """The services the exporters talk to, each in its own process so that they are measured alone.
 
 ``python -m bench.services moto`` runs moto in server mode on a free port of 127.0.0.1 with
-the AWS call counter around it; ``python -m bench.services seq --latency 0.1`` runs the SEQ
-simulator with a fixed delay before every answer (SendGrid's round trip). Each prints one JSON
-line with its URL, then serves until its standard input closes (the driver holds it open), so
-a service never outlives the benchmark.
+the AWS call counter around it; ``python -m bench.services seq --latency 0.1 --api-key K`` runs
+the SEQ simulator answering every page ``latency`` seconds late (SendGrid's round trip). Each
+prints one JSON line with its URL, then answers the driver's commands, a JSON line for each
+line read on its standard input, until that closes (the driver holds it open), so a service
+never outlives the benchmark. moto: ``calls``, ``reset``, ``forget``, ``tables JSON`` (see
+``aws_counter.py``); seq: ``reset N`` (N subusers a day, requests forgotten) and ``stats``.
 """
 
 from __future__ import annotations
@@ -12,94 +14,70 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
-import time
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
-from bench.aws_counter import CONTROL_PREFIX, AwsCounter
-from local.seq_simulator import Scenario, SeqSimulator
+from bench.aws_counter import AwsCounter
+from local.seq_simulator import Fault, Scenario, SeqSimulator
+from seq_export.config import MAX_PAGE_SIZE
 
-
-class CountingMotoServer(ThreadedMotoServer):
-    """moto's threaded server with :class:`AwsCounter` around its WSGI application."""
-
-    def __init__(self, counter: AwsCounter) -> None:
-        super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
-        self.counter = counter
-
-    def _server_entry(self) -> None:  # as ThreadedMotoServer's, with the counter wrapped in
-        app = self.counter.wrap(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-        self._server_ready_event.set()
-        self._server.serve_forever()
+Answer = Callable[[str, str], dict[str, Any]]
 
 
-class LatencySeqSimulator(SeqSimulator):
-    """The SEQ simulator, answering every request ``latency`` seconds late.
-
-    ``GET /__bench/stats`` counts the requests served since ``POST /__bench/reset?subusers=N``
-    (which also sets the day's subuser count).
-    """
-
-    def __init__(self, api_key: str, latency: float) -> None:
-        super().__init__(api_key, Scenario())
-        self.latency = latency
-
-    def _answer(self, request: Request) -> Response:
-        time.sleep(self.latency)  # the round trip to SendGrid; threaded server: others go on
-        return super()._answer(request)
-
-    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith(CONTROL_PREFIX):
-            return super()._wsgi(environ, start_response)
-        request = Request(environ)
-        if path == CONTROL_PREFIX + "reset" and request.method == "POST":
-            self.reset(Scenario(subusers=int(request.args.get("subusers", "0"))))
-            answer: dict[str, Any] = {"subusers": self.scenario.subusers}
-        elif path == CONTROL_PREFIX + "stats":
-            with self._lock:
-                statuses = Counter(str(r["status"]) for r in self.requests)
-                answer = {"requests": len(self.requests), "statuses": dict(statuses)}
-        else:
-            return Response("unknown bench control", status=404)(environ, start_response)
-        return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+def serve(url: str, answer: Answer) -> None:
+    print(json.dumps({"url": url}), flush=True)
+    for line in sys.stdin:  # ends when the driver closes our standard input or exits
+        command, _, argument = line.strip().partition(" ")
+        print(json.dumps(answer(command, argument)), flush=True)
 
 
-def _serve_until_stdin_closes(announcement: dict[str, Any]) -> None:
-    print(json.dumps(announcement), flush=True)
-    sys.stdin.read()  # returns when the driver closes our standard input or exits
+def late_pages(subusers: int, latency: float) -> list[Fault]:
+    """Every page of a day (pages of ``MAX_PAGE_SIZE``, as every contender asks) answered ``latency``
+    seconds late; the server is threaded, so the others go on."""
+    pages = max(1, math.ceil(subusers / MAX_PAGE_SIZE)) if latency else 0
+    return [Fault(page=p, kind="slow", delay=latency, times=sys.maxsize) for p in range(1, pages + 1)]
+
+
+def seq_answers(simulator: SeqSimulator, latency: float) -> Answer:
+    def answer(command: str, argument: str) -> dict[str, Any]:
+        if command == "reset":
+            subusers = int(argument)
+            simulator.reset(Scenario(subusers=subusers, faults=late_pages(subusers, latency)))
+        statuses = Counter(str(request["status"]) for request in list(simulator.requests))
+        return {"requests": sum(statuses.values()), "statuses": dict(statuses)}
+
+    return answer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.services", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="service", required=True)
     sub.add_parser("moto", help="moto server mode with the AWS call counter")
-    seq = sub.add_parser("seq", help="the SEQ simulator with a per-answer latency")
-    seq.add_argument("--latency", type=float, default=0.1, help="seconds before every answer (default 0.1)")
+    seq = sub.add_parser("seq", help="the SEQ simulator with a per-page latency")
+    seq.add_argument("--latency", type=float, default=0.1, help="seconds before every page (default 0.1)")
     seq.add_argument("--api-key", required=True)
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    if args.service == "moto":
-        server = CountingMotoServer(AwsCounter())
-        server.start()
-        host, port = server.get_host_and_port()
+    if args.service == "moto":  # as moto's ThreadedMotoServer, with the counter around its application
+        counter = AwsCounter()
+        app = counter.wrap(DomainDispatcherApplication(create_backend_app))
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
-            _serve_until_stdin_closes({"endpoint": f"http://{host}:{port}"})
+            serve(f"http://127.0.0.1:{server.server_port}", counter.command)
         finally:
-            server.stop()
+            server.shutdown()
         return 0
-    simulator = LatencySeqSimulator(args.api_key, args.latency)
-    simulator.start()
+    simulator = SeqSimulator(args.api_key)
     try:
-        _serve_until_stdin_closes({"url": simulator.url})
+        serve(simulator.start(), seq_answers(simulator, args.latency))
     finally:
         simulator.stop()
     return 0

@@ -1,7 +1,7 @@
 """Fixtures for every test: fake AWS credentials, clean Powertools state, the function's log lines.
 
 The integration fixtures (moto server, simulator, the local stack) are in tests/integration/conftest.py;
-fakes and builders in tests/support.py."""
+the stack's handle, fakes and builders in the tests/support/ package."""
 
 from __future__ import annotations
 

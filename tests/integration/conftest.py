@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
 
 from local.seq_simulator import Scenario, SeqSimulator
 from local.stack import AWS_TEST_ENV, create_resources, new_api_key, reset_moto, start_moto
@@ -33,6 +34,8 @@ def simulator(api_key: str) -> Iterator[SeqSimulator]:
 
 @pytest.fixture
 def stack(moto_endpoint: str, simulator: SeqSimulator, api_key: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    # Every test's container is warm, so its metrics are its own; a test of the cold start sets it.
+    monkeypatch.setattr(cold_start, "is_cold_start", False)
     reset_moto(moto_endpoint)
     simulator.reset(Scenario(subusers=2_500))
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

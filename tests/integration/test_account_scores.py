@@ -34,6 +34,7 @@ def test_a_direct_account_run_writes_the_accounts_day(stack: Stack) -> None:
     request = stack.simulator.requests[-1]
     assert (request["path"], request["params"]) == ("/v3/engagementquality/scores", {"from": day, "to": day})
     assert stack.item("1") is None  # the account's score is not a subuser's latest score
+    assert dict(stack.metrics) == {"AccountScoresExported": 1}  # no subuser counts
 
 
 def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
@@ -45,6 +46,13 @@ def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
     assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
 
     assert account_lines(stack, day)[0]["date"] == day
+    assert dict(stack.metrics) == {
+        "RecordsExported": 50,
+        "PagesFetched": 1,
+        "IneligibleSubusers": 50 // 7,
+        "LatestScoresWritten": 50 - 50 // 7,
+        "AccountScoresExported": 1,
+    }
 
 
 def test_202_for_the_account_re_schedules_an_account_message(stack: Stack) -> None:
@@ -57,6 +65,7 @@ def test_202_for_the_account_re_schedules_an_account_message(stack: Stack) -> No
     assert first == first | {"status": "not_ready", "kind": "account", "next_attempt": 2}
     assert response == {"batchItemFailures": []}
     assert len(account_lines(stack, day)) == 1
+    assert dict(stack.metrics) == {"NotReadyRescheduled": 1, "AccountScoresExported": 1}
 
 
 def test_an_account_failure_does_not_hold_up_the_subusers_day(stack: Stack) -> None:
@@ -71,6 +80,9 @@ def test_an_account_failure_does_not_hold_up_the_subusers_day(stack: Stack) -> N
     assert len(response["batchItemFailures"]) == 1  # the account message fails on its own
     with pytest.raises(SeqAuthError, match="403"):
         stack.invoke({"date": days_ago(1), "kind": "account"})
+    assert stack.metrics["ExportFailed"] == 2  # the queued account job, then the direct run
+    assert stack.metrics["RecordsExported"] == 50
+    assert "AccountScoresExported" not in stack.metrics
 
 
 def test_account_export_can_be_switched_off(stack: Stack) -> None:
@@ -82,3 +94,5 @@ def test_account_export_can_be_switched_off(stack: Stack) -> None:
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     with pytest.raises(ConfigError, match="EXPORT_ACCOUNT_SCORES is false"):
         stack.invoke({"date": days_ago(1), "kind": "account"})
+    assert stack.metrics["ExportFailed"] == 1
+    assert "AccountScoresExported" not in stack.metrics

@@ -61,10 +61,18 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
     assert stack.data_keys() == []
     first_page_user = expected_records(day, stack.simulator.scenario)[0]["user_id"]
     assert stack.item(first_page_user) is not None  # rows already written are true scores of the day
+    assert dict(stack.metrics) == {"ExportFailed": 1}
 
-    stack.invoke({"date": day})
+    summary = stack.invoke({"date": day})
 
     assert_complete(stack, day)
+    assert dict(stack.metrics) == {
+        "ExportFailed": 1,
+        "RecordsExported": 2_500,
+        "PagesFetched": 3,
+        "IneligibleSubusers": 2_500 // 7,
+        "LatestScoresWritten": summary["latest_written"],
+    }
 
 
 def test_a_missing_table_fails_the_day_naming_it(stack: Stack, proxy: AwsFaultProxy) -> None:
@@ -107,3 +115,4 @@ def test_sqs_refusing_the_retry_message_fails_loudly(stack: Stack, proxy: AwsFau
         stack.invoke({"date": days_ago(1)})
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    assert dict(stack.metrics) == {"ExportFailed": 1}  # not counted as rescheduled

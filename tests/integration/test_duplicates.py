@@ -47,6 +47,12 @@ def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> No
     assert [r["params"].get("after_key") for r in stack.simulator.requests] == [None, "101000", "102000"]
     assert stack.data_keys() == [stack.key(day)]
     assert len(stack.lines(day)) == 2_500
+    assert dict(stack.metrics) == {  # counted once: the duplicate is answered from the idempotency record
+        "RecordsExported": 2_500,
+        "PagesFetched": 3,
+        "IneligibleSubusers": 2_500 // 7,
+        "LatestScoresWritten": 2_500 - 2_500 // 7,
+    }
 
 
 def test_a_duplicated_202_message_does_not_start_a_second_chain(stack: Stack) -> None:
@@ -66,6 +72,7 @@ def test_a_duplicated_202_message_does_not_start_a_second_chain(stack: Stack) ->
     assert [r["status"] for r in stack.simulator.requests] == [202]  # asked SendGrid once
     queued = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert [json.loads(m["Body"])["attempt"] for m in queued["Messages"]] == [3]  # one chain
+    assert dict(stack.metrics) == {"NotReadyRescheduled": 1}
 
 
 def test_a_message_whose_export_failed_runs_again_when_redelivered(stack: Stack) -> None:
@@ -80,6 +87,8 @@ def test_a_message_whose_export_failed_runs_again_when_redelivered(stack: Stack)
     assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
 
     assert len(stack.lines(day)) == 1_500
+    assert stack.metrics["ExportFailed"] == 1
+    assert stack.metrics["RecordsExported"] == 1_500
 
 
 def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: Stack) -> None:
@@ -127,3 +136,5 @@ def test_a_forced_backfill_exports_again_although_the_day_ran_minutes_ago(stack:
 
     assert again["enqueued"] == [f"subusers:{day}"]
     assert stack.lines(day)[0]["exported_at"] != first  # not answered from the idempotency record
+    assert stack.metrics["BackfillDaysEnqueued"] == 2
+    assert stack.metrics["RecordsExported"] == 2 * 30

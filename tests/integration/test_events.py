@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics.provider import cold_start
 
 from local.seq_simulator import Scenario
 from seq_export.errors import InvalidEventError
@@ -29,6 +30,34 @@ def test_scheduler_input_exports_the_utc_day_before_the_scheduled_time(stack: St
 
     assert summary["date"] == days_ago(4)  # not the wall clock's yesterday
     assert stack.object_keys() == [stack.key(days_ago(4))]
+
+
+def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_queues(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=50, ineligible_every=5))
+
+    summary = stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
+
+    assert summary == summary | {"status": "exported", "records": 50, "pages": 1, "ineligible": 10}
+    assert stack.queue_counts() == {"visible": 1, "delayed": 0}  # the account's day, not run yet
+    assert dict(stack.metrics) == {
+        "RecordsExported": 50,
+        "PagesFetched": 1,
+        "IneligibleSubusers": 10,
+        "LatestScoresWritten": 40,
+    }
+
+
+def test_only_the_first_invocation_of_a_container_counts_a_cold_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cold_start, "is_cold_start", True)  # a fresh container
+    stack.simulator.reset(Scenario(subusers=5))
+
+    stack.invoke({"date": days_ago(1)})
+    stack.invoke({"date": days_ago(2)})
+
+    assert stack.metrics["ColdStart"] == 1
+    assert stack.metrics["RecordsExported"] == 10
 
 
 def test_scheduler_time_with_an_offset_is_read_in_utc(stack: Stack) -> None:
@@ -64,6 +93,12 @@ def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
 
     assert stack.invoke(event) == {"batchItemFailures": []}
     assert len(stack.lines(days_ago(6))) == 30
+    assert dict(stack.metrics) == {
+        "RecordsExported": 30,
+        "PagesFetched": 1,
+        "IneligibleSubusers": 30 // 7,
+        "LatestScoresWritten": 30 - 30 // 7,
+    }
 
 
 def test_one_bad_sqs_record_does_not_fail_the_others(stack: Stack) -> None:
@@ -75,6 +110,7 @@ def test_one_bad_sqs_record_does_not_fail_the_others(stack: Stack) -> None:
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
     assert len(stack.lines(days_ago(1))) == 30
+    assert stack.metrics["RecordsExported"] == 30  # the good record's export still counts
 
 
 def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
@@ -84,6 +120,7 @@ def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
 
     assert summary == summary | {"status": "enqueued", "from": days_ago(12), "to": days_ago(1), "days": 12}
     assert len(summary["enqueued"]) == 24  # subusers and the account's own scores, per day
+    assert dict(stack.metrics) == {"BackfillDaysEnqueued": 24}  # one per job; nothing exported yet
     assert summary["skipped_already_exported"] == []
     bodies = []
     while True:
@@ -109,6 +146,7 @@ def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> Non
     assert len(summary["enqueued"]) == 5
     assert forced["skipped_already_exported"] == []
     assert len(forced["enqueued"]) == 6
+    assert stack.metrics["BackfillDaysEnqueued"] == 5 + 6  # skipped days are not counted
 
 
 @pytest.mark.parametrize(
@@ -128,3 +166,4 @@ def test_invalid_events_are_rejected_naming_what_was_expected(stack: Stack, even
         stack.invoke(event)
 
     assert stack.simulator.requests == []
+    assert dict(stack.metrics) == {"InvalidEvents": 1}

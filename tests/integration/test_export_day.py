@@ -39,6 +39,21 @@ def test_three_pages_export_exactly_the_simulators_records_with_ineligible_as_nu
     assert len({line["exported_at"] for line in lines}) == 1
 
 
+def test_an_exported_day_emits_its_records_pages_ineligible_and_latest_writes_as_metrics(stack: Stack) -> None:
+    stack.simulator.reset(Scenario(subusers=1_200, ineligible_every=4))
+
+    summary = stack.invoke({"date": days_ago(1)})
+
+    assert summary == summary | {"status": "exported", "records": 1_200, "pages": 2, "ineligible": 300}
+    assert summary["latest_written"] == 1_200 - 300
+    assert dict(stack.metrics) == {
+        "RecordsExported": summary["records"],
+        "PagesFetched": summary["pages"],
+        "IneligibleSubusers": summary["ineligible"],
+        "LatestScoresWritten": summary["latest_written"],
+    }
+
+
 def test_requests_follow_the_cursor_with_limit_and_a_versioned_user_agent(stack: Stack) -> None:
     day = days_ago(1)
     stack.invoke({"date": day})
@@ -88,7 +103,7 @@ def test_rerun_of_a_day_replaces_the_object_without_duplicates(stack: Stack) -> 
 def test_an_older_day_never_overwrites_a_newer_score(stack: Stack) -> None:
     newer, older = days_ago(1), days_ago(5)
     stack.simulator.reset(Scenario(subusers=600))  # the older day takes one conditional write each
-    stack.invoke({"date": newer})
+    first = stack.invoke({"date": newer})
     summary = stack.invoke({"date": older})
 
     truth = {r["user_id"]: r for r in expected_records(newer, stack.simulator.scenario)}
@@ -99,6 +114,7 @@ def test_an_older_day_never_overwrites_a_newer_score(stack: Stack) -> None:
     assert item["score"] == Decimal(truth[user]["score"])
     assert summary["latest_written"] == 0
     assert summary["latest_kept_newer"] == sum(1 for r in truth.values() if "score" in r)
+    assert stack.metrics["LatestScoresWritten"] == first["latest_written"]  # kept-newer items are not written
     assert stack.lines(older)[0]["date"] == older  # the lake still gets the older day
 
 
@@ -138,6 +154,12 @@ def test_an_empty_day_publishes_an_empty_object(stack: Stack) -> None:
 
     assert summary == summary | {"status": "exported", "records": 0, "pages": 1}
     assert stack.lines(day) == []
+    assert dict(stack.metrics) == {
+        "RecordsExported": 0,
+        "PagesFetched": 1,
+        "IneligibleSubusers": 0,
+        "LatestScoresWritten": 0,
+    }
 
 
 def test_last_page_with_a_null_cursor_ends_the_day(stack: Stack) -> None:

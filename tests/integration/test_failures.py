@@ -34,6 +34,7 @@ def test_a_date_outside_the_90_day_window_fails_fast_quoting_sendgrid(stack: Sta
     assert statuses(stack) == [400]
     assert stack.object_keys() == []
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
+    assert dict(stack.metrics) == {"ExportFailed": 1}
 
 
 def test_a_wrong_api_key_fails_fast_with_a_credentials_message(stack: Stack) -> None:
@@ -107,6 +108,7 @@ def test_5xx_past_the_retry_bound_fails_the_day_and_publishes_nothing(stack: Sta
 
     assert statuses(stack) == [200] + [502] * 5
     assert stack.object_keys() == []
+    assert dict(stack.metrics) == {"ExportFailed": 1}  # the first page's records are not counted as exported
 
 
 def test_a_cursor_that_does_not_advance_stops_the_run(stack: Stack) -> None:
@@ -152,6 +154,7 @@ def test_a_record_out_of_range_fails_the_day_naming_page_record_and_user(stack: 
 
     assert stack.data_keys() == []
     assert stack.quarantined() == [json.dumps(bad).encode()]
+    assert dict(stack.metrics) == {"ExportFailed": 1}
 
 
 def test_a_200_without_result_names_the_page_and_keeps_the_answer(stack: Stack, log_output: io.StringIO) -> None:
@@ -179,6 +182,7 @@ def test_a_failing_retry_record_is_reported_as_a_batch_item_failure(stack: Stack
         QueueUrl=stack.resources.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
     assert in_flight == "1"
+    assert dict(stack.metrics) == {"ExportFailed": 1}
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,9 @@ import pytest
 
 from seq_export.errors import LatestStoreBusyError
 from seq_export.latest_store import LatestStore
-from seq_export.models import ScoreRecord
-from tests.support import Stack
+from tests.support import Stack, records
 
 pytestmark = pytest.mark.integration
-
-
-def records(day: str, score: int, n: int = 30) -> list[ScoreRecord]:
-    return [ScoreRecord(date=day, user_id=str(i), username=f"u{i}", score=score, metrics=None) for i in range(n)]
 
 
 def latest(stack: Stack, user_id: str) -> tuple[str, Decimal]:
@@ -30,36 +25,36 @@ def store(stack: Stack, *, wait: float = 0.0) -> LatestStore:
 
 def test_a_newer_day_cannot_write_while_an_older_day_holds_the_lease(stack: Stack) -> None:
     with store(stack).open_day("2026-11-20", "t1") as older:
-        older.write(records("2026-11-20", 2))
+        older.write(records(30, day="2026-11-20", score=2))
         assert older.mode == "batch"
         with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-20 still holds the write lease"):
-            store(stack).open_day("2026-11-21", "t2").write(records("2026-11-21", 5))
-        older.write(records("2026-11-20", 2))  # the holder keeps writing safely
+            store(stack).open_day("2026-11-21", "t2").write(records(30, day="2026-11-21", score=5))
+        older.write(records(30, day="2026-11-20", score=2))  # the holder keeps writing safely
 
     with store(stack).open_day("2026-11-21", "t2") as newer:  # lease released: the newer day goes
-        newer.write(records("2026-11-21", 5))
+        newer.write(records(30, day="2026-11-21", score=5))
     assert newer.mode == "batch"
-    assert latest(stack, "7") == ("2026-11-21", Decimal(5))
+    assert latest(stack, "1007") == ("2026-11-21", Decimal(5))
 
 
 def test_an_older_day_writes_conditionally_and_never_replaces_newer_items(stack: Stack) -> None:
     with store(stack).open_day("2026-11-21", "t1") as newer:
-        newer.write(records("2026-11-21", 5, n=10))
+        newer.write(records(10, day="2026-11-21", score=5))
 
     with store(stack).open_day("2026-11-18", "t2") as older:
-        older.write(records("2026-11-18", 1, n=20))  # users 10..19 are new to the table
+        older.write(records(20, day="2026-11-18", score=1))  # users 1010..1019 are new to the table
 
     assert older.mode == "conditional"
     assert (older.counts.written, older.counts.kept_newer) == (10, 10)
-    assert latest(stack, "3") == ("2026-11-21", Decimal(5))
-    assert latest(stack, "15") == ("2026-11-18", Decimal(1))
+    assert latest(stack, "1003") == ("2026-11-21", Decimal(5))
+    assert latest(stack, "1015") == ("2026-11-18", Decimal(1))
 
 
 def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> None:
     with store(stack).open_day("2026-11-21", "t1") as first, store(stack).open_day("2026-11-21", "t2") as second:
-        first.write(records("2026-11-21", 4))
-        second.write(records("2026-11-21", 4))
+        first.write(records(30, day="2026-11-21", score=4))
+        second.write(records(30, day="2026-11-21", score=4))
 
     assert (first.mode, second.mode) == ("batch", "conditional")
     assert second.counts.written == 30
-    assert latest(stack, "29") == ("2026-11-21", Decimal(4))
+    assert latest(stack, "1029") == ("2026-11-21", Decimal(4))

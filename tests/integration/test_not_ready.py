@@ -24,6 +24,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert first["next_attempt_delay_seconds"] == 1
     assert stack.queue_counts() == {"visible": 0, "delayed": 1}
     assert stack.object_keys() == []
+    assert dict(stack.metrics) == {"NotReadyRescheduled": 1}  # nothing exported, nothing given up
 
     response = stack.deliver(wait_seconds=10)  # long poll: returns when the delay has passed
 
@@ -31,6 +32,13 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert len(stack.lines(day)) == 1_500
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert [r["status"] for r in stack.simulator.requests] == [202, 200, 200]
+    assert dict(stack.metrics) == {
+        "NotReadyRescheduled": 1,
+        "RecordsExported": 1_500,
+        "PagesFetched": 2,
+        "IneligibleSubusers": 1_500 // 7,
+        "LatestScoresWritten": 1_500 - 1_500 // 7,
+    }
 
 
 def test_the_retry_message_carries_date_and_next_attempt(stack: Stack) -> None:
@@ -48,6 +56,7 @@ def test_202_without_a_body_is_still_not_ready(stack: Stack) -> None:
     stack.simulator.reset(Scenario(subusers=10, not_ready=1, not_ready_body=False))
 
     assert stack.invoke({"date": days_ago(1)})["status"] == "not_ready"
+    assert dict(stack.metrics) == {"NotReadyRescheduled": 1}
 
 
 def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_output: io.StringIO) -> None:
@@ -65,6 +74,7 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
     assert stack.metrics["GaveUp"] == 1
     assert stack.metrics["NotReadyRescheduled"] == 2
+    assert dict(stack.metrics) == {"NotReadyRescheduled": 2, "GaveUp": 1}  # and no export counted
     gave_up = [json.loads(line) for line in log_output.getvalue().splitlines() if "Gave up" in line]
     assert len(gave_up) == 1
     assert gave_up[0]["level"] == "ERROR"
@@ -81,6 +91,7 @@ def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
     assert summary["status"] == "gave_up"
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert stack.dlq_bodies() == [{"date": day, "attempt": 1, "reason": "gave_up_not_ready"}]
+    assert dict(stack.metrics) == {"GaveUp": 1}
 
 
 def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: Stack) -> None:
@@ -99,3 +110,10 @@ def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: S
     lines = stack.lines(day)
     assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
     assert stack.dlq_bodies() == []
+    assert dict(stack.metrics) == {
+        "NotReadyRescheduled": 3,
+        "RecordsExported": 2_500,
+        "PagesFetched": 3,
+        "IneligibleSubusers": 2_500 // 7,
+        "LatestScoresWritten": 2_500 - 2_500 // 7,
+    }

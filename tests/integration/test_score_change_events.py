@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.aws_fault_proxy import AwsFaultProxy
+from local.aws_fault_proxy import AwsFault, AwsFaultProxy
 from local.seq_simulator import Scenario, expected_records
 from tests.support import Stack, days_ago
 
@@ -70,6 +70,8 @@ def test_score_moves_become_events_with_old_and_new_values(stack: Stack, events_
     truth = {r["user_id"]: r for r in expected_records(new_day, scenario)}
     assert sample["new_metrics"] == truth[sample["user_id"]]["metrics"]
     assert set(sample["old_metrics"]) == set(sample["new_metrics"])
+    assert stack.metrics["ScoreChangeEvents"] == len(details)
+    assert "ScoreChangeEventsFailed" not in stack.metrics
 
 
 def test_events_go_ten_to_a_put_events_call(
@@ -117,6 +119,7 @@ def test_older_days_and_reruns_send_no_events(stack: Stack, events_queue: str) -
     assert rerun["score_change_events"] == older["score_change_events"] == 0
     assert older["latest_kept_newer"] == 200
     assert received(stack, events_queue) == []
+    assert "ScoreChangeEvents" not in stack.metrics
 
 
 def test_events_are_off_unless_configured(stack: Stack, events_queue: str) -> None:
@@ -127,3 +130,31 @@ def test_events_are_off_unless_configured(stack: Stack, events_queue: str) -> No
 
     assert summary["score_change_events"] == 0
     assert received(stack, events_queue) == []
+    assert "ScoreChangeEvents" not in stack.metrics
+    assert "ScoreChangeEventsFailed" not in stack.metrics
+
+
+def test_events_that_eventbridge_keeps_refusing_are_counted_as_failed_and_the_day_still_exports(
+    stack: Stack, events_queue: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = Scenario(subusers=100, ineligible_every=0)
+    stack.simulator.reset(scenario)
+    proxy = AwsFaultProxy(moto_endpoint)
+    proxy.faults = [AwsFault("Events.PutEvents", "AccessDeniedException", times=1_000)]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.start())
+    try:
+        stack.configure(SCORE_CHANGE_EVENT_BUS=BUS)
+        stack.invoke({"date": days_ago(3)})
+        summary = stack.invoke({"date": days_ago(2)})
+    finally:
+        proxy.stop()
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+
+    count = len(moves(days_ago(3), days_ago(2), scenario))
+    assert count > 0
+    assert summary == summary | {"status": "exported", "score_change_events": 0, "score_change_events_failed": count}
+    assert proxy.faults[0].fired == 4 * math.ceil(count / 10)  # every batch tried four times, then counted
+    assert received(stack, events_queue) == []
+    assert stack.data_keys() == [stack.key(days_ago(3)), stack.key(days_ago(2))]
+    assert stack.metrics["ScoreChangeEventsFailed"] == count
+    assert "ScoreChangeEvents" not in stack.metrics

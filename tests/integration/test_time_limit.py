@@ -35,6 +35,13 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
     done = [json.loads(line) for line in log_output.getvalue().splitlines() if '"Day exported"' in line]
     assert done[-1]["records"] == 2_500
     assert done[-1]["pages"] == 3
+    assert dict(stack.metrics) == {  # one per continuation; the day's counts once, from its last invocation
+        "ContinuedAfterTimeLimit": len(continuations),
+        "RecordsExported": 2_500,
+        "PagesFetched": 3,
+        "IneligibleSubusers": 2_500 // 7,
+        "LatestScoresWritten": 2_500 - 2_500 // 7,
+    }
 
 
 def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: Stack) -> None:
@@ -47,6 +54,7 @@ def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: S
     (staged,) = stack.object_keys()
     assert staged.startswith(f"seq/subuser_scores/_staging/dt={day}/")
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}
+    assert dict(stack.metrics) == {"ContinuedAfterTimeLimit": 1}  # no export counted before the day is whole
 
 
 @pytest.mark.slow
@@ -65,3 +73,4 @@ def test_a_day_larger_than_a_part_continues_through_a_multipart_upload(stack: St
     lines = stack.lines(day)
     assert len(lines) == 30_000
     assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(30_000)]
+    assert (stack.metrics["ContinuedAfterTimeLimit"], stack.metrics["RecordsExported"]) == (1, 30_000)

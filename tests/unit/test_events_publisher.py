@@ -4,47 +4,9 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
-
-from botocore.exceptions import ClientError
 
 from seq_export.events_publisher import DETAIL_TYPE, SOURCE, ScoreChangePublisher
-from seq_export.models import ScoreChange
-
-
-def change(n: int, old: int | Decimal = 4, new: int | Decimal = 2) -> ScoreChange:
-    return ScoreChange(
-        user_id=str(n),
-        username=f"u{n}",
-        date="2026-11-22",
-        previous_date="2026-11-21",
-        old_score=Decimal(old),
-        new_score=new,
-        old_metrics={"open_rate": Decimal("3.5")},
-        new_metrics={"open_rate": 2},
-    )
-
-
-class FakeEvents:
-    def __init__(self, refuse: dict[str, int] | None = None, raise_times: int = 0) -> None:
-        self.calls: list[list[dict[str, Any]]] = []
-        self.refuse = refuse or {}  # user_id -> how many times to refuse its entry
-        self.raise_times = raise_times
-
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.calls.append(Entries)
-        if self.raise_times:
-            self.raise_times -= 1
-            raise ClientError({"Error": {"Code": "InternalException", "Message": "x"}}, "PutEvents")
-        answers = []
-        for entry in Entries:
-            user = json.loads(entry["Detail"])["user_id"]
-            if self.refuse.get(user, 0) > 0:
-                self.refuse[user] -= 1
-                answers.append({"ErrorCode": "InternalFailure", "ErrorMessage": "try again"})
-            else:
-                answers.append({"EventId": f"e-{user}"})
-        return {"FailedEntryCount": sum(1 for a in answers if "ErrorCode" in a), "Entries": answers}
+from tests.support import FakeEvents, score_change
 
 
 def publisher(fake: FakeEvents, sleeps: list[float]) -> ScoreChangePublisher:
@@ -54,7 +16,7 @@ def publisher(fake: FakeEvents, sleeps: list[float]) -> ScoreChangePublisher:
 def test_events_are_sent_ten_to_a_call_with_the_documented_shape() -> None:
     fake, sleeps = FakeEvents(), list[float]()
 
-    counts = publisher(fake, sleeps).publish([change(n) for n in range(23)])
+    counts = publisher(fake, sleeps).publish([score_change(n) for n in range(23)])
 
     assert [len(call) for call in fake.calls] == [10, 10, 3]
     assert (counts.sent, counts.failed) == (23, 0)
@@ -78,7 +40,7 @@ def test_events_are_sent_ten_to_a_call_with_the_documented_shape() -> None:
 def test_refused_entries_alone_are_sent_again_with_backoff() -> None:
     fake, sleeps = FakeEvents(refuse={"3": 1, "7": 2}), list[float]()
 
-    counts = publisher(fake, sleeps).publish([change(n) for n in range(10)])
+    counts = publisher(fake, sleeps).publish([score_change(n) for n in range(10)])
 
     assert (counts.sent, counts.failed) == (10, 0)
     assert [[json.loads(e["Detail"])["user_id"] for e in call] for call in fake.calls[1:]] == [["3", "7"], ["7"]]
@@ -88,7 +50,7 @@ def test_refused_entries_alone_are_sent_again_with_backoff() -> None:
 def test_entries_still_refused_after_the_bound_are_counted_not_raised() -> None:
     fake, sleeps = FakeEvents(refuse={"1": 99}), list[float]()
 
-    counts = publisher(fake, sleeps).publish([change(0), change(1)])
+    counts = publisher(fake, sleeps).publish([score_change(0), score_change(1)])
 
     assert (counts.sent, counts.failed) == (1, 1)
     assert len(fake.calls) == 3  # bounded by max_attempts
@@ -97,14 +59,14 @@ def test_entries_still_refused_after_the_bound_are_counted_not_raised() -> None:
 def test_a_failing_call_is_retried_whole() -> None:
     fake, sleeps = FakeEvents(raise_times=1), list[float]()
 
-    counts = publisher(fake, sleeps).publish([change(0), change(1)])
+    counts = publisher(fake, sleeps).publish([score_change(0), score_change(1)])
 
     assert (counts.sent, counts.failed) == (2, 0)
     assert len(fake.calls) == 2
 
 
 def test_fractional_moves_keep_their_value() -> None:
-    moved = change(1, old=Decimal("3.25"), new=Decimal("2.5"))
+    moved = score_change(1, old=Decimal("3.25"), new=Decimal("2.5"))
 
     assert moved.change == Decimal("-0.75")
     assert json.loads(moved.detail())["change"] == -0.75

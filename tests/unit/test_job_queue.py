@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError
 from seq_export.job_queue import SEND_BATCH_LIMIT, JobQueue
 from seq_export.models import Job
+from tests.support import FakeSQS, all_successful, client_error, jobs
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -20,44 +20,9 @@ if TYPE_CHECKING:
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/seq-export-retry"
 DLQ_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/seq-export-dlq"
 
-BatchAnswer = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def all_successful(call: dict[str, Any]) -> dict[str, Any]:
-    return {"Successful": [{"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in call["Entries"]], "Failed": []}
-
-
-class FakeSQS:
-    def __init__(self, *, batch: BatchAnswer = all_successful, error: Exception | None = None) -> None:
-        self.batch = batch
-        self.error = error
-        self.sent: list[dict[str, Any]] = []
-        self.batches: list[dict[str, Any]] = []
-
-    def send_message(self, **kwargs: Any) -> dict[str, Any]:
-        self.sent.append(kwargs)
-        if self.error is not None:
-            raise self.error
-        return {"MessageId": "m-1"}
-
-    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
-        self.batches.append(kwargs)
-        if self.error is not None:
-            raise self.error
-        return self.batch(kwargs)
-
 
 def make_scheduler(fake: FakeSQS, *, first_delay: int = 60) -> JobQueue:
     return JobQueue(cast("SQSClient", fake), QUEUE_URL, DLQ_URL, first_delay=first_delay)
-
-
-def days(count: int) -> list[Job]:
-    return [Job(date=f"2024-03-{n + 1:02d}", attempt=1, reason="backfill") for n in range(count)]
-
-
-def access_denied(operation: str) -> ClientError:
-    response: Any = {"Error": {"Code": "AccessDenied", "Message": "not allowed"}}
-    return ClientError(response, operation)
 
 
 # -- delay_for -------------------------------------------------------------------------------
@@ -124,7 +89,7 @@ def test_give_up_sends_to_the_dead_letter_queue_without_delay() -> None:
 
 @pytest.mark.parametrize("operation", ["schedule", "give_up"])
 def test_send_client_error_becomes_storage_error_naming_queue_and_day(operation: str) -> None:
-    fake = FakeSQS(error=access_denied("SendMessage"))
+    fake = FakeSQS(error=client_error("AccessDenied", "SendMessage"))
     scheduler = make_scheduler(fake)
     message = Job(date="2024-05-01", attempt=2)
 
@@ -149,7 +114,7 @@ def test_send_connection_failure_becomes_storage_error() -> None:
 
 def test_enqueue_sends_batches_of_at_most_ten() -> None:
     fake = FakeSQS()
-    messages = days(23)
+    messages = jobs(23)
 
     make_scheduler(fake).enqueue(messages)
 
@@ -169,7 +134,7 @@ def test_enqueue_sends_batches_of_at_most_ten() -> None:
 def test_enqueue_batch_sizes(count: int, sizes: list[int]) -> None:
     fake = FakeSQS()
 
-    make_scheduler(fake).enqueue(days(count))
+    make_scheduler(fake).enqueue(jobs(count))
 
     assert [len(b["Entries"]) for b in fake.batches] == sizes
 
@@ -188,7 +153,7 @@ def test_enqueue_names_the_days_sqs_reported_as_failed() -> None:
         }
 
     fake = FakeSQS(batch=answer)
-    messages = days(23)
+    messages = jobs(23)
 
     # When the backfill is enqueued
     with pytest.raises(StorageError) as info:
@@ -210,14 +175,14 @@ def test_enqueue_failure_without_message_falls_back_to_the_code() -> None:
     fake = FakeSQS(batch=answer)
 
     with pytest.raises(StorageError, match=r"2024-03-01: InternalError"):
-        make_scheduler(fake).enqueue(days(2))
+        make_scheduler(fake).enqueue(jobs(2))
 
 
 def test_enqueue_client_error_becomes_storage_error_naming_the_queue() -> None:
-    fake = FakeSQS(error=access_denied("SendMessageBatch"))
+    fake = FakeSQS(error=client_error("AccessDenied", "SendMessageBatch"))
 
     with pytest.raises(StorageError) as info:
-        make_scheduler(fake).enqueue(days(3))
+        make_scheduler(fake).enqueue(jobs(3))
 
     assert QUEUE_URL in str(info.value)
     assert "SendMessageBatch" in str(info.value)

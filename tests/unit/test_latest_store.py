@@ -7,14 +7,11 @@ where AWS refuses more than 25, and it never answers with UnprocessedItems.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError
 
 from seq_export.errors import LatestStoreBusyError, StorageError
 from seq_export.latest_store import (
@@ -26,111 +23,28 @@ from seq_export.latest_store import (
     to_item,
 )
 from seq_export.layout import CONTROL_KEY
-from seq_export.models import METRIC_NAMES, Number, ScoreRecord
+from seq_export.models import ScoreRecord
+from tests.support import (
+    CONDITION_FAILED,
+    RECORD_DAY,
+    START,
+    Clock,
+    FakeDynamoDB,
+    client_error,
+    lease_held_by,
+    raising,
+    record,
+    records,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TABLE = "seq-latest-unit"
-DAY = "2024-05-10"
+DAY = RECORD_DAY
 UPDATED_AT = "2024-05-11T06:00:00.000Z"
-START = 1_700_000_000.0
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
-CLAIM_CONDITION_PART = "newest_date <= :d"
 CONDITIONAL_PUT = "attribute_not_exists(#date) OR #date <= :date"
-
-
-def client_error(code: str, operation: str, **extra: Any) -> ClientError:
-    response: Any = {"Error": {"Code": code, "Message": f"{code} from the fake"}, **extra}
-    return ClientError(response, operation)
-
-
-def lease_held_by(day: str) -> ClientError:
-    """The claim's refusal, carrying the control item as ReturnValuesOnConditionCheckFailure=ALL_OLD does."""
-    item = {
-        "user_id": {"S": CONTROL_KEY},
-        "newest_date": {"S": day},
-        "lease_owner": {"S": f"{day}/someone-else"},
-        "lease_until": {"N": str(int(START) + 100)},
-    }
-    return client_error(CONDITION_FAILED, "UpdateItem", Item=item)
-
-
-UpdateResponder = Callable[[dict[str, Any]], dict[str, Any]]
-BatchResponder = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def grant(_: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
-def all_processed(_: dict[str, Any]) -> dict[str, Any]:
-    return {"UnprocessedItems": {}}
-
-
-class FakeDynamoDB:
-    """Records every call; answers through per-operation responders that may raise."""
-
-    def __init__(
-        self,
-        *,
-        claim: UpdateResponder = grant,
-        put: UpdateResponder = grant,
-        release: UpdateResponder = grant,
-        batch: BatchResponder = all_processed,
-    ) -> None:
-        self.claim = claim
-        self.put = put
-        self.release = release
-        self.batch = batch
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def update_item(self, **kwargs: Any) -> dict[str, Any]:
-        with self._lock:
-            self.calls.append(("update_item", kwargs))
-        if kwargs["Key"] == {"user_id": {"S": CONTROL_KEY}}:
-            expression = kwargs["UpdateExpression"]
-            return self.release(kwargs) if expression.startswith("REMOVE") else self.claim(kwargs)
-        return self.put(kwargs)
-
-    def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
-        with self._lock:
-            self.calls.append(("batch_write_item", kwargs))
-        return self.batch(kwargs)
-
-    # -- views -----------------------------------------------------------------------------
-    def claims(self) -> list[dict[str, Any]]:
-        return [
-            c
-            for op, c in self.calls
-            if op == "update_item" and CLAIM_CONDITION_PART in c.get("ConditionExpression", "")
-        ]
-
-    def releases(self) -> list[dict[str, Any]]:
-        return [c for op, c in self.calls if op == "update_item" and c["UpdateExpression"].startswith("REMOVE")]
-
-    def puts(self) -> list[dict[str, Any]]:
-        return [c for op, c in self.calls if op == "update_item" and c["Key"]["user_id"]["S"] != CONTROL_KEY]
-
-    def batches(self) -> list[list[dict[str, Any]]]:
-        return [c["RequestItems"][TABLE] for op, c in self.calls if op == "batch_write_item"]
-
-
-@dataclass
-class Clock:
-    """A clock that only moves when the code under test sleeps."""
-
-    now: float = START
-    sleeps: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def make_store(fake: FakeDynamoDB, clock: Clock | None = None, *, jitter: float = 1.0, **options: Any) -> LatestStore:
@@ -143,27 +57,6 @@ def make_store(fake: FakeDynamoDB, clock: Clock | None = None, *, jitter: float 
         jitter=lambda: jitter,
         **options,
     )
-
-
-def record(
-    n: int,
-    *,
-    score: int | Decimal | None = 4,
-    username: str | None = "user",
-    day: str = DAY,
-) -> ScoreRecord:
-    metrics: dict[str, Number] | None = None if score is None else dict.fromkeys(METRIC_NAMES, Decimal("2.5"))
-    return ScoreRecord(
-        date=day,
-        user_id=str(1000 + n),
-        username=None if username is None else f"{username}{n}",
-        score=score,
-        metrics=metrics,
-    )
-
-
-def records(count: int, **kwargs: Any) -> list[ScoreRecord]:
-    return [record(n, **kwargs) for n in range(count)]
 
 
 def write_day(store: LatestStore, batch: list[ScoreRecord]) -> DayWriter:
@@ -329,7 +222,7 @@ def test_a_page_of_only_ineligible_records_makes_no_call_at_all() -> None:
 
 
 def test_ineligible_records_are_not_written_on_the_conditional_path_either() -> None:
-    fake = FakeDynamoDB(claim=_raise(lease_held_by("2024-06-01")))
+    fake = FakeDynamoDB(claim=raising(lease_held_by("2024-06-01")))
     store = make_store(fake)
 
     with store.open_day(DAY, UPDATED_AT) as writer:
@@ -399,7 +292,7 @@ def test_unprocessed_backoff_is_capped_at_five_seconds() -> None:
 
 
 def test_a_batch_write_client_error_becomes_storage_error_naming_the_table() -> None:
-    fake = FakeDynamoDB(batch=_raise(client_error("ValidationException", "BatchWriteItem")))
+    fake = FakeDynamoDB(batch=raising(client_error("ValidationException", "BatchWriteItem")))
     store = make_store(fake)
 
     with pytest.raises(StorageError, match=rf"BatchWriteItem on {TABLE} failed: ValidationException"):
@@ -449,7 +342,7 @@ def test_a_granted_claim_means_batch_mode_and_close_releases_the_lease_condition
 
 
 def test_the_lease_is_released_even_when_the_day_fails() -> None:
-    fake = FakeDynamoDB(batch=_raise(client_error("InternalServerError", "BatchWriteItem")))
+    fake = FakeDynamoDB(batch=raising(client_error("InternalServerError", "BatchWriteItem")))
     store = make_store(fake)
 
     with pytest.raises(StorageError):
@@ -459,7 +352,7 @@ def test_the_lease_is_released_even_when_the_day_fails() -> None:
 
 
 def test_a_failed_release_is_not_an_error_because_the_lease_expires() -> None:
-    fake = FakeDynamoDB(release=_raise(client_error(CONDITION_FAILED, "UpdateItem")))
+    fake = FakeDynamoDB(release=raising(client_error(CONDITION_FAILED, "UpdateItem")))
     store = make_store(fake)
 
     with store.open_day(DAY, UPDATED_AT) as writer:
@@ -483,7 +376,7 @@ def test_two_writers_use_different_lease_owners() -> None:
 @pytest.mark.parametrize("held", [DAY, "2024-05-11", "2025-01-01"], ids=["same-day", "next-day", "much-newer"])
 def test_when_an_equal_or_newer_day_is_known_the_writer_writes_conditionally(held: str) -> None:
     # Given the claim is refused and the control item names a day >= ours
-    fake = FakeDynamoDB(claim=_raise(lease_held_by(held)))
+    fake = FakeDynamoDB(claim=raising(lease_held_by(held)))
     clock = Clock()
     store = make_store(fake, clock)
 
@@ -515,7 +408,7 @@ def test_refused_conditional_writes_are_counted_as_kept_newer() -> None:
             raise client_error(CONDITION_FAILED, "UpdateItem")
         return {}
 
-    fake = FakeDynamoDB(claim=_raise(lease_held_by("2024-06-01")), put=put)
+    fake = FakeDynamoDB(claim=raising(lease_held_by("2024-06-01")), put=put)
     store = make_store(fake, workers=3)
 
     with store.open_day(DAY, UPDATED_AT) as writer:
@@ -528,7 +421,7 @@ def test_refused_conditional_writes_are_counted_as_kept_newer() -> None:
 
 
 def test_a_conditional_put_sets_the_values_and_removes_what_is_missing() -> None:
-    fake = FakeDynamoDB(claim=_raise(lease_held_by("2024-06-01")))
+    fake = FakeDynamoDB(claim=raising(lease_held_by("2024-06-01")))
     store = make_store(fake)
     rec = record(5, score=Decimal("3.75"), username=None)
 
@@ -557,8 +450,8 @@ def test_a_conditional_put_sets_the_values_and_removes_what_is_missing() -> None
 
 def test_a_conditional_put_failing_for_another_reason_is_a_storage_error() -> None:
     fake = FakeDynamoDB(
-        claim=_raise(lease_held_by("2024-06-01")),
-        put=_raise(client_error("ProvisionedThroughputExceededException", "UpdateItem")),
+        claim=raising(lease_held_by("2024-06-01")),
+        put=raising(client_error("ProvisionedThroughputExceededException", "UpdateItem")),
     )
     store = make_store(fake)
 
@@ -572,7 +465,7 @@ def test_a_conditional_put_failing_for_another_reason_is_a_storage_error() -> No
 def test_an_older_day_holding_the_lease_makes_a_newer_day_wait_then_give_up() -> None:
     # Given an older day holds the lease for longer than we are willing to wait
     older = "2024-05-09"
-    fake = FakeDynamoDB(claim=_raise(lease_held_by(older)))
+    fake = FakeDynamoDB(claim=raising(lease_held_by(older)))
     clock = Clock()
     store = make_store(fake, clock, jitter=0.5, lease_wait_seconds=30.0)
 
@@ -594,7 +487,7 @@ def test_an_older_day_holding_the_lease_makes_a_newer_day_wait_then_give_up() ->
 
 
 def test_each_retried_claim_uses_the_current_time() -> None:
-    fake = FakeDynamoDB(claim=_raise(lease_held_by("2024-05-01")))
+    fake = FakeDynamoDB(claim=raising(lease_held_by("2024-05-01")))
     clock = Clock()
     store = make_store(fake, clock, jitter=0.5, lease_wait_seconds=2.0)
 
@@ -632,7 +525,7 @@ def test_a_newer_day_gets_the_lease_once_the_older_day_releases_it() -> None:
     "code", ["ResourceNotFoundException", "AccessDeniedException", "ProvisionedThroughputExceededException"]
 )
 def test_other_claim_client_errors_become_storage_error_naming_the_table(code: str) -> None:
-    fake = FakeDynamoDB(claim=_raise(client_error(code, "UpdateItem")))
+    fake = FakeDynamoDB(claim=raising(client_error(code, "UpdateItem")))
     store = make_store(fake)
 
     with pytest.raises(StorageError) as info:
@@ -645,7 +538,7 @@ def test_other_claim_client_errors_become_storage_error_naming_the_table(code: s
 
 
 def test_a_claim_that_cannot_reach_dynamodb_becomes_storage_error() -> None:
-    fake = FakeDynamoDB(claim=_raise(EndpointConnectionError(endpoint_url="https://dynamodb.invalid")))
+    fake = FakeDynamoDB(claim=raising(EndpointConnectionError(endpoint_url="https://dynamodb.invalid")))
     store = make_store(fake)
 
     with pytest.raises(StorageError, match=TABLE):
@@ -661,10 +554,3 @@ def test_open_day_returns_a_writer_without_calling_dynamodb() -> None:
 
     assert isinstance(writer, DayWriter)
     assert fake.calls == []
-
-
-def _raise(error: Exception) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def responder(_: dict[str, Any]) -> dict[str, Any]:
-        raise error
-
-    return responder

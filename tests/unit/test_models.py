@@ -21,23 +21,14 @@ from seq_export.models import (
     parse_page,
     validate_record,
 )
+from tests.support import API_DAY, API_METRICS, api_record
 
-DAY = "2026-11-22"
-METRICS: dict[str, int | Decimal] = {
-    "engagement_recency": 4,
-    "open_rate": 1,
-    "bounce_classification": 2,
-    "bounce_rate": 4,
-    "spam_rate": 4,
-}
-
-
-def valid(**changes: Any) -> dict[str, Any]:
-    return {"user_id": "180", "username": "jdoe123", "date": DAY, "score": 3, "metrics": dict(METRICS)} | changes
+DAY = API_DAY
+METRICS = API_METRICS
 
 
 def test_a_spec_example_record_validates_with_every_value_kept() -> None:
-    record = validate_record(valid(), day=DAY, where="page 1 record 1")
+    record = validate_record(api_record(), day=DAY, where="page 1 record 1")
 
     assert record == ScoreRecord(date=DAY, user_id="180", username="jdoe123", score=3, metrics=METRICS)
     assert record.eligible
@@ -50,7 +41,7 @@ def test_an_ineligible_record_has_no_score_and_no_metrics() -> None:
 
 
 def test_unknown_fields_are_tolerated_and_not_exported() -> None:
-    record = validate_record(valid(new_field=1, metrics=METRICS | {"new_metric": 9}), day=DAY, where="w")
+    record = validate_record(api_record(new_field=1, metrics=METRICS | {"new_metric": 9}), day=DAY, where="w")
 
     assert record.metrics == METRICS
     assert "new_field" not in record.to_json_line("t")
@@ -60,17 +51,17 @@ def test_unknown_fields_are_tolerated_and_not_exported() -> None:
     ("raw", "message"),
     [
         ({"username": "x"}, "user_id must be a non-empty string"),
-        (valid(user_id=""), "user_id must be a non-empty string"),
-        (valid(user_id=True), "user_id must be a non-empty string"),
-        (valid(score=0), "score must be within 1..5, got 0"),
-        (valid(score=Decimal("5.01")), "score must be within 1..5"),
-        (valid(score="3"), "score must be a number"),
-        (valid(score=True), "score must be a number"),
-        (valid(metrics={"open_rate": 3}), "metrics lacks engagement_recency"),
-        (valid(metrics=METRICS | {"spam_rate": 6}), "metrics.spam_rate must be within 1..5"),
-        (valid(metrics=[1, 2]), "metrics must be an object"),
-        (valid(username=5), "username must be a string"),
-        (valid(date="2026-11-21"), "date is '2026-11-21' but 2026-11-22 was requested"),
+        (api_record(user_id=""), "user_id must be a non-empty string"),
+        (api_record(user_id=True), "user_id must be a non-empty string"),
+        (api_record(score=0), "score must be within 1..5, got 0"),
+        (api_record(score=Decimal("5.01")), "score must be within 1..5"),
+        (api_record(score="3"), "score must be a number"),
+        (api_record(score=True), "score must be a number"),
+        (api_record(metrics={"open_rate": 3}), "metrics lacks engagement_recency"),
+        (api_record(metrics=METRICS | {"spam_rate": 6}), "metrics.spam_rate must be within 1..5"),
+        (api_record(metrics=[1, 2]), "metrics must be an object"),
+        (api_record(username=5), "username must be a string"),
+        (api_record(date="2026-11-21"), "date is '2026-11-21' but 2026-11-22 was requested"),
         ("not an object", "a record must be a JSON object"),
     ],
 )
@@ -83,12 +74,12 @@ def test_records_breaking_the_spec_are_refused_naming_where_and_why(raw: object,
 
 
 def test_a_numeric_user_id_becomes_a_string() -> None:
-    assert validate_record(valid(user_id=180), day=DAY, where="w").user_id == "180"
+    assert validate_record(api_record(user_id=180), day=DAY, where="w").user_id == "180"
 
 
 def test_json_line_has_the_contract_keys_in_order_and_exact_decimals() -> None:
     record = validate_record(
-        loads_exact(json.dumps(valid()).replace('"score": 3', '"score": 3.75000')), day=DAY, where="w"
+        loads_exact(json.dumps(api_record()).replace('"score": 3', '"score": 3.75000')), day=DAY, where="w"
     )
 
     line = record.to_json_line("2026-11-23T06:00:00.000Z")
@@ -153,7 +144,7 @@ def test_values_survive_api_to_s3_to_dynamodb_unchanged(raw: dict[str, Any]) -> 
 def test_a_score_is_accepted_exactly_when_it_is_within_1_to_5(score: int | Decimal) -> None:
     inside = 1 <= score <= 5
     try:
-        record = validate_record(valid(score=score), day=DAY, where="w")
+        record = validate_record(api_record(score=score), day=DAY, where="w")
     except InvalidRecordError:
         assert not inside
     else:

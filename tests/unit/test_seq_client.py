@@ -1,26 +1,21 @@
 """SeqClient over a real ``requests.Session`` whose transport is a scripted, in-process adapter.
 
-Nothing here opens a socket or sleeps: the adapter pops scripted answers (or raises the
-exceptions a real transport would), ``sleep`` records the waits, ``clock`` is frozen and
-``jitter`` is a constant, so every retry delay can be asserted exactly.
+Nothing here opens a socket or sleeps: ``harness`` (tests/support/fakes.py) mounts an adapter
+that pops scripted answers (or raises the exceptions a real transport would), ``sleep`` records
+the waits, ``clock`` is frozen and ``jitter`` is a constant, so every retry delay can be
+asserted exactly.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
-from requests.models import PreparedRequest, Response
-from requests.structures import CaseInsensitiveDict
 
 from seq_export.errors import (
     ScoresNotReady,
@@ -33,113 +28,12 @@ from seq_export.errors import (
     SeqUnavailableError,
 )
 from seq_export.models import Page
-from seq_export.seq_client import SUBUSER_SCORES_PATH, SeqClient
+from seq_export.seq_client import SUBUSER_SCORES_PATH
+from tests.support import SEQ_API_KEY, SEQ_DAY, START, Answer, Harness, Step, harness, ok, sendgrid_error
 
-BASE_URL = "http://seq.test"
-API_KEY = "SG.unit-test-key.do-not-leak-0123456789"
-DAY = "2024-05-01"
-NOW = 1_700_000_000.0
-
-
-@dataclass
-class Answer:
-    """One scripted HTTP answer."""
-
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def ok(records: list[Any] | None = None, after_key: object = None, **extra: Any) -> Answer:
-    """A 200 page; ``after_key`` None means no ``_metadata`` at all."""
-    body: dict[str, Any] = {"result": records if records is not None else [], **extra}
-    if after_key is not None:
-        body["_metadata"] = {"next_params": {"after_key": after_key}}
-    return Answer(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
-
-
-def sendgrid_error(status: int, *errors: tuple[str | None, str], headers: dict[str, str] | None = None) -> Answer:
-    body = {"errors": [{"field": f, "message": m} for f, m in errors]}
-    return Answer(status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
-
-
-Step = Answer | Exception
-
-
-class ScriptedAdapter(BaseAdapter):
-    """Transport that answers from a script and records every request and timeout it was given."""
-
-    def __init__(self, script: list[Step]) -> None:
-        super().__init__()
-        self.script = list(script)
-        self.requests: list[PreparedRequest] = []
-        self.timeouts: list[object] = []
-
-    def send(  # noqa: PLR0917 - the signature is BaseAdapter.send's, which Session calls
-        self,
-        request: PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> Response:
-        self.requests.append(request)
-        self.timeouts.append(timeout)
-        if not self.script:
-            raise AssertionError(f"unexpected extra request {request.url}")
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        response = Response()
-        response.status_code = step.status
-        response.headers = CaseInsensitiveDict(step.headers)
-        response.raw = io.BytesIO(step.body)
-        response.reason = "scripted"
-        response.url = request.url or ""
-        response.request = request
-        response.encoding = "utf-8"
-        return response
-
-    def close(self) -> None:
-        pass
-
-    def params(self, index: int) -> dict[str, list[str]]:
-        return parse_qs(urlsplit(self.requests[index].url or "").query, keep_blank_values=True)
-
-
-@dataclass
-class Harness:
-    client: SeqClient
-    adapter: ScriptedAdapter
-    sleeps: list[float]
-
-    def pages(self, day: str = DAY, **kwargs: Any) -> list[Page]:
-        return list(self.client.iter_pages(day, **kwargs))
-
-
-def harness(
-    *script: Step,
-    jitter: float = 1.0,
-    clock: float = NOW,
-    api_key: Callable[[], str] = lambda: API_KEY,
-    **options: Any,
-) -> Harness:
-    adapter = ScriptedAdapter(list(script))
-    session = requests.Session()
-    session.trust_env = False  # no proxies or netrc from the environment
-    session.mount("http://", adapter)
-    sleeps: list[float] = []
-    client = SeqClient(
-        BASE_URL,
-        api_key,
-        session=session,
-        sleep=sleeps.append,
-        clock=lambda: clock,
-        jitter=lambda: jitter,
-        **options,
-    )
-    return Harness(client=client, adapter=adapter, sleeps=sleeps)
+API_KEY = SEQ_API_KEY
+DAY = SEQ_DAY
+NOW = START  # the harness's frozen clock
 
 
 def capture(h: Harness, **kwargs: Any) -> SeqExportError:

@@ -1,8 +1,4 @@
-"""What tests share: the local stack's handle (``Stack``), day and metric helpers.
-
-Unit-test fakes live with the tests of the adapter they fake; whatever two test modules need
-lives here, so no test module imports another.
-"""
+"""The local stack's handle (``Stack``) for integration tests, with its day and metric helpers."""
 
 from __future__ import annotations
 

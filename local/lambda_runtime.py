@@ -91,17 +91,24 @@ class SqsEventSource:
         )
         return [dict(message) for message in answer.get("Messages", [])]
 
-    def deliver_once(self, invoke: Invoke, *, wait_seconds: int = LONG_POLL_SECONDS) -> dict[str, Any] | None:
+    def deliver_once(
+        self, invoke: Invoke, *, wait_seconds: int = LONG_POLL_SECONDS, retry_failed_at_once: bool = False
+    ) -> dict[str, Any] | None:
         """Receive, invoke, delete what succeeded. Returns the handler's answer, or None when no
-        message became visible within ``wait_seconds``."""
+        message became visible within ``wait_seconds``. Failed records come back after the
+        queue's visibility timeout, or at once with ``retry_failed_at_once`` (each receive still
+        counts towards ``maxReceiveCount``, so a test reaches the dead-letter queue without waiting)."""
         messages = self.receive(wait_seconds=wait_seconds)
         if not messages:
             return None
         response = dict(invoke(self.event_for(messages)))
         failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
         for message in messages:
+            handle = message["ReceiptHandle"]
             if message["MessageId"] not in failed:
-                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+            elif retry_failed_at_once:
+                self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
         return response
 
     def waiting(self) -> dict[str, int]:
@@ -122,3 +129,20 @@ class SqsEventSource:
 
     def is_empty(self) -> bool:
         return not any(self.waiting().values())
+
+
+def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> list[str]:
+    """Move every message from one queue to another with its body unchanged, as
+    ``aws sqs start-message-move-task`` does for a dead-letter queue (moto has no move task).
+    Returns the bodies moved."""
+    moved: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not messages:
+            return moved
+        for message in messages:
+            sqs.send_message(QueueUrl=destination_url, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
+            moved.append(message["Body"])

@@ -54,19 +54,32 @@ def days_between(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
 
 
-def backfill_days(first: date, last: date, today: date) -> list[str]:
-    """The days of a backfill, once the range is checked: in order, within SendGrid's window
-    (``today - RETENTION_DAYS``) and finished (yesterday at the newest)."""
-    oldest = today - timedelta(days=RETENTION_DAYS)
-    newest = today - timedelta(days=1)
-    if first > last:
-        raise InvalidEventError(f"backfill 'from' {first} is after 'to' {last}")
-    if first < oldest:
+def export_window(today: date) -> tuple[date, date]:
+    """The oldest and newest day that may be exported on ``today``: SendGrid's 90-day window,
+    up to yesterday (UTC). Today is never finished: SendGrid may serve a partial day, and once
+    written it would become the newest day in the latest-score table."""
+    return today - timedelta(days=RETENTION_DAYS), today - timedelta(days=1)
+
+
+def check_exportable(day: date, today: date, *, what: str) -> None:
+    """The one rule for every way a day arrives (direct event, schedule, backfill, queued job):
+    raise an ``InvalidEventError`` naming ``what`` and the allowed range unless the day is in it."""
+    oldest, newest = export_window(today)
+    allowed = f"days from {oldest} to {newest} (UTC) can be exported"
+    if day > newest:
+        raise InvalidEventError(f"{what} {day} is not a finished UTC day; the newest allowed is {newest}: {allowed}")
+    if day < oldest:
         raise InvalidEventError(
-            f"backfill 'from' {first} is older than SendGrid's {RETENTION_DAYS}-day window ({oldest})"
+            f"{what} {day} is older than SendGrid's {RETENTION_DAYS}-day window ({oldest}): {allowed}"
         )
-    if last > newest:
-        raise InvalidEventError(f"backfill 'to' {last} is not a finished UTC day; the newest allowed is {newest}")
+
+
+def backfill_days(first: date, last: date, today: date) -> list[str]:
+    """The days of a backfill, once the range is checked: in order, and each end exportable."""
+    if first > last:
+        raise InvalidEventError(f"backfill event 'from' {first} is after 'to' {last}")
+    check_exportable(first, today, what="backfill event 'from'")
+    check_exportable(last, today, what="backfill event 'to'")
     return days_between(first, last)
 
 

@@ -7,7 +7,9 @@
 * direct: ``{"date": "YYYY-MM-DD"[, "kind": "account"]}`` exports that day and returns a summary;
   ``{"from": ..., "to": ...[, "force": true]}`` enqueues one job per day and kind (a backfill).
 
-Anything else is an ``InvalidEventError`` that lists every accepted shape.
+Every day must be exportable (``dates.check_exportable``: finished, within SendGrid's 90 days)
+before anything reaches SendGrid. Errors name the shape the caller sent and the field; anything
+else is an ``InvalidEventError`` that lists every accepted shape.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from seq_export.dates import backfill_days, day_before, parse_day
+from seq_export.dates import backfill_days, check_exportable, day_before, parse_day, today_utc
 from seq_export.errors import InvalidEventError
 from seq_export.models import Job
 
@@ -67,24 +69,39 @@ class QueuedJobs:
 Request = DailyRun | ExportDay | Backfill | QueuedJobs
 
 
-def parse_event(event: object) -> Request:
-    """The request an event stands for; raises ``InvalidEventError`` naming the accepted shapes."""
+def parse_event(event: object, *, today: date | None = None) -> Request:
+    """The request an event stands for; raises ``InvalidEventError`` naming the accepted shapes.
+    ``today`` (UTC) bounds the days that may be exported; queued jobs are checked by the worker."""
+    today = today or today_utc()
     if not isinstance(event, dict):
         raise InvalidEventError(f"event must be a JSON object; {ACCEPTED_EVENTS}")
     if _is_sqs(event):
         return QueuedJobs(event)
     if "scheduled_time" in event:
-        return DailyRun(day_before(event["scheduled_time"], what="scheduled_time").isoformat())
+        what = "scheduled event 'scheduled_time'"
+        return DailyRun(_exportable(day_before(event["scheduled_time"], what=what), today, what=f"{what}: the day"))
     if event.get("detail-type") == "Scheduled Event" and event.get("source") == "aws.events":
-        return DailyRun(day_before(event.get("time", ""), what="Scheduled Event 'time'").isoformat())
+        what = "EventBridge Scheduled Event 'time'"
+        return DailyRun(_exportable(day_before(event.get("time", ""), what=what), today, what=f"{what}: the day"))
     if "date" in event and set(event) <= DIRECT_KEYS:
-        return ExportDay(Job.from_dict(event))
+        what = "direct date event"
+        job = Job.from_dict(event, what=what)
+        _exportable(parse_day(job.date), today, what=f"{what} 'date'")
+        return ExportDay(job)
     if {"from", "to"} <= set(event) <= BACKFILL_KEYS:
         force = event.get("force", False)
         if not isinstance(force, bool):
-            raise InvalidEventError(f"backfill 'force' must be true or false, got {force!r}")
-        return Backfill(parse_day(event["from"], what="from"), parse_day(event["to"], what="to"), force)
+            raise InvalidEventError(f"backfill event 'force' must be true or false, got {force!r}")
+        first = parse_day(event["from"], what="backfill event 'from'")
+        last = parse_day(event["to"], what="backfill event 'to'")
+        backfill_days(first, last, today)  # the range is checked before anything is queued
+        return Backfill(first, last, force)
     raise InvalidEventError(f"unrecognised event with keys {sorted(event)[:10]}; {ACCEPTED_EVENTS}")
+
+
+def _exportable(day: date, today: date, *, what: str) -> str:
+    check_exportable(day, today, what=what)
+    return day.isoformat()
 
 
 def _is_sqs(event: dict[str, Any]) -> bool:

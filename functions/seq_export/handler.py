@@ -26,7 +26,7 @@ from seq_export.observability import MetricName, emit, logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        return handle(parse_event(event), context)
+        return handle(parse_event(event, today=today_utc()), context)
     except InvalidEventError as exc:
         emit({MetricName.INVALID_EVENTS: 1})
         logger.error("Invalid event", reason=str(exc))

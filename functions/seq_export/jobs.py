@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seq_export.errors import ConfigError, SeqExportError
+from seq_export.dates import check_exportable, parse_day, today_utc
+from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
 from seq_export.export_day import SubuserDayExport, TimeLeft
 from seq_export.models import ACCOUNT, Job
@@ -103,8 +104,15 @@ class JobWorker:
         time_left = time_left_of(context)
 
         def record_handler(record: SQSRecord) -> dict[str, Any]:
+            try:
+                job = Job.from_json(record.body)
+                check_exportable(parse_day(job.date), today_utc(), what="queued job 'date'")
+            except InvalidEventError as exc:  # the record fails; SQS redelivers, then dead-letters it
+                emit({MetricName.INVALID_EVENTS: 1})
+                logger.error("Invalid queued job", message_id=record.message_id, reason=str(exc))
+                raise
             # only ``message`` is part of the idempotency key; the time left rides along
-            return self._run_once(message=Job.from_json(record.body).to_dict(), time_left=time_left)
+            return self._run_once(message=job.to_dict(), time_left=time_left)
 
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=self._processor, context=context

@@ -253,18 +253,18 @@ class Checkpoint:
         return {**data, **self.counts.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: object) -> Checkpoint:
+    def from_dict(cls, data: object, *, what: str = "queued job") -> Checkpoint:
         if not isinstance(data, dict):
-            raise InvalidEventError("retry message checkpoint must be an object")
+            raise InvalidEventError(f"{what} 'checkpoint' must be an object")
         try:
             parts = tuple((int(number), str(etag)) for number, etag in data.get("parts", []))
             counts = Counters(**{name: data[name] for name in COUNTER_NAMES if name in data})
             rest = {name: value for name, value in data.items() if name not in COUNTER_NAMES}
             checkpoint = cls(**{**rest, "parts": parts, "counts": counts})
         except (TypeError, ValueError) as exc:
-            raise InvalidEventError(f"retry message checkpoint is malformed: {exc}") from None
+            raise InvalidEventError(f"{what} 'checkpoint' is malformed: {exc}") from None
         if not isinstance(checkpoint.after_key, str) or not isinstance(checkpoint.next_page, int):
-            raise InvalidEventError("retry message checkpoint needs after_key (string) and next_page (integer)")
+            raise InvalidEventError(f"{what} 'checkpoint' needs after_key (string) and next_page (integer)")
         return checkpoint
 
 
@@ -305,30 +305,32 @@ class Job:
 
     @classmethod
     def from_json(cls, body: str) -> Job:
+        """A queued job from an SQS message body."""
         try:
             data = json.loads(body)
         except (TypeError, ValueError):
-            raise InvalidEventError(f"retry message body is not JSON: {body[:200]!r}") from None
+            raise InvalidEventError(f"queued job body is not JSON: {body[:200]!r}") from None
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: object) -> Job:
+    def from_dict(cls, data: object, *, what: str = "queued job") -> Job:
+        """``what`` names the shape the caller sent (a queued job, a direct date event) in errors."""
         if not isinstance(data, dict):
-            raise InvalidEventError('retry message must be a JSON object {"date": "YYYY-MM-DD", "attempt": n}')
-        day = parse_day(data.get("date"), what="retry message date").isoformat()
+            raise InvalidEventError(f'{what} must be a JSON object {{"date": "YYYY-MM-DD", "attempt": n}}')
+        day = parse_day(data.get("date"), what=f"{what} 'date'").isoformat()
         attempt = data.get("attempt", 1)
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-            raise InvalidEventError(f"retry message attempt must be a positive integer, got {attempt!r}")
+            raise InvalidEventError(f"{what} 'attempt' must be a positive integer, got {attempt!r}")
         reason = data.get("reason", "not_ready")
         checkpoint = data.get("checkpoint")
         kind = data.get("kind", SUBUSERS)
         if kind not in KINDS:
-            raise InvalidEventError(f"retry message kind must be one of {', '.join(KINDS)}, got {kind!r}")
+            raise InvalidEventError(f"{what} 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
         return cls(
             date=day,
             attempt=attempt,
             reason=str(reason),
-            checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint),
+            checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint, what=what),
             kind=kind,
             run=None if data.get("run") is None else str(data["run"]),
         )

@@ -3,14 +3,17 @@
 One rule for the subusers' day and the account's day: re-schedule the same job through the job
 queue with a growing delay (``JobQueue.delay_for``), or, once ``max_attempts`` answers of 202
 were seen, give up visibly by sending the job to the dead-letter queue.
+
+The give-up message is a new job of its own: attempt 1 under a fresh run id. Idempotency keys
+on (date, attempt, kind, run), so when an operator moves it back to the retry queue (the
+README's runbook) it is new work with the full budget of ``max_attempts``, not a replay of the
+stored "gave up" result; a duplicate delivery of the moved message is still handled once.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from seq_export.job_queue import JobQueue
-from seq_export.models import Job
+from seq_export.models import Job, new_run
 from seq_export.observability import logger
 from seq_export.results import ExportResult
 
@@ -22,11 +25,13 @@ class NotReadyPolicy:
 
     def handle(self, job: Job) -> ExportResult:
         if job.attempt >= self._max_attempts:
-            self._queue.give_up(replace(job, reason="gave_up_not_ready", checkpoint=None))
+            redrive = Job(date=job.date, attempt=1, reason="gave_up_not_ready", kind=job.kind, run=new_run())
+            self._queue.give_up(redrive)
             logger.error(
                 "Gave up: SendGrid still computing scores",
                 limit=self._max_attempts,
-                action="message sent to the dead-letter queue",
+                action="message sent to the dead-letter queue; moved back, it runs the day again",
+                redrive_run=redrive.run,
             )
             return ExportResult(status="gave_up", date=job.date, attempt=job.attempt, kind=job.kind)
         following = Job(date=job.date, attempt=job.attempt + 1, kind=job.kind, run=job.run)

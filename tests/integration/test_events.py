@@ -154,8 +154,12 @@ def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> Non
     [
         (sample("invalid.json"), "unrecognised event with keys \\['day'\\]; expected one of"),
         ({"date": "2026-02-30"}, "is not a calendar date"),
-        ({"date": "20261101"}, "must be a string YYYY-MM-DD"),
-        ({"scheduled_time": "tomorrow"}, "scheduled_time must be an ISO-8601 timestamp"),
+        ({"date": "20261101"}, "direct date event 'date' must be a string YYYY-MM-DD"),
+        ({"date": "yesterday"}, "direct date event 'date' must be a string YYYY-MM-DD, got 'yesterday'"),
+        ({"date": days_ago(0)}, f"direct date event 'date' {days_ago(0)} is not a finished UTC day"),
+        ({"date": days_ago(0), "kind": "account"}, "is not a finished UTC day"),
+        ({"date": days_ago(91)}, "is older than SendGrid's 90-day window"),
+        ({"scheduled_time": "tomorrow"}, "scheduled event 'scheduled_time' must be an ISO-8601 timestamp"),
         ({"scheduled_time": "2026-11-01T06:00:00"}, "must carry a UTC offset"),
         ({"from": "2026-11-05", "to": "2026-11-01"}, "is after 'to'"),
         ([1, 2], "event must be a JSON object"),
@@ -166,4 +170,19 @@ def test_invalid_events_are_rejected_naming_what_was_expected(stack: Stack, even
         stack.invoke(event)
 
     assert stack.simulator.requests == []
+    assert dict(stack.metrics) == {"InvalidEvents": 1}
+
+
+def test_a_queued_job_for_an_unfinished_day_fails_before_reaching_sendgrid(stack: Stack, log_output: Any) -> None:
+    stack.sqs.send_message(
+        QueueUrl=stack.resources.queue_url, MessageBody=json.dumps({"date": days_ago(0), "attempt": 1})
+    )
+
+    response = stack.deliver(wait_seconds=1)
+
+    assert response is not None
+    assert len(response["batchItemFailures"]) == 1
+    assert stack.simulator.requests == []
+    assert stack.object_keys() == []
+    assert f"queued job 'date' {days_ago(0)} is not a finished UTC day" in log_output.getvalue()
     assert dict(stack.metrics) == {"InvalidEvents": 1}

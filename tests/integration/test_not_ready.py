@@ -69,7 +69,10 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
     assert stack.deliver(wait_seconds=5) == {"batchItemFailures": []}  # attempt 3: gives up
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
-    assert stack.dlq_bodies() == [{"date": day, "attempt": 3, "reason": "gave_up_not_ready"}]
+    (given_up,) = stack.dlq_bodies()
+    # a new job of its own (attempt 1, a fresh run), so that moved back it runs the day again
+    assert given_up == {"date": day, "attempt": 1, "reason": "gave_up_not_ready", "run": given_up["run"]}
+    assert len(given_up["run"]) == 16
     assert stack.object_keys() == []
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
     assert stack.metrics["GaveUp"] == 1
@@ -90,7 +93,7 @@ def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
 
     assert summary["status"] == "gave_up"
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
-    assert stack.dlq_bodies() == [{"date": day, "attempt": 1, "reason": "gave_up_not_ready"}]
+    assert [(b["date"], b["attempt"], b["reason"]) for b in stack.dlq_bodies()] == [(day, 1, "gave_up_not_ready")]
     assert dict(stack.metrics) == {"GaveUp": 1}
 
 

@@ -100,8 +100,10 @@ class Stack:
         """The retry queue's event source, as Lambda's event source mapping would play it."""
         return SqsEventSource(self.sqs, self.resources.queue_url)
 
-    def deliver(self, *, wait_seconds: int = 0) -> dict[str, Any] | None:
-        return self.queue.deliver_once(self.invoke, wait_seconds=wait_seconds)
+    def deliver(self, *, wait_seconds: int = 0, retry_failed_at_once: bool = False) -> dict[str, Any] | None:
+        return self.queue.deliver_once(
+            self.invoke, wait_seconds=wait_seconds, retry_failed_at_once=retry_failed_at_once
+        )
 
     @property
     def sqs(self) -> Any:

@@ -176,7 +176,7 @@ def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
         ("[]", "must be a JSON object"),
         ('{"date": "2026-11-22", "attempt": 0}', "positive integer"),
         ('{"date": "2026-11-22", "attempt": "2"}', "positive integer"),
-        ('{"attempt": 2}', "retry message date must be a string YYYY-MM-DD"),
+        ('{"attempt": 2}', "queued job 'date' must be a string YYYY-MM-DD"),
     ]:
         with pytest.raises(InvalidEventError, match=text):
             Job.from_json(body)

@@ -1,8 +1,10 @@
 """Secrets Manager adapter: the SendGrid API key, fetched through Powertools Parameters.
 
 Powertools caches the secret for ``max_age`` seconds, so a warm container asks Secrets Manager
-once per five minutes, yet a rotated key is picked up without a redeploy. The key is returned
-to the HTTP client only; errors name the secret, never its value.
+once per five minutes. When SendGrid refuses the cached key (rotated and revoked), the client
+calls ``refresh``, which reads the secret again bypassing the cache, so a rotation costs one
+refused request rather than five minutes of failed exports. The key is returned to the HTTP
+client only; errors name the secret, never its value.
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ class ApiKeySource:
         self._max_age = max_age
 
     def __call__(self) -> str:
+        return self._read(force_fetch=False)
+
+    def refresh(self) -> str:
+        """The key as Secrets Manager holds it now; the cache is updated with it."""
+        return self._read(force_fetch=True)
+
+    def _read(self, *, force_fetch: bool) -> str:
         try:
-            value = self._provider.get(self._secret_id, max_age=self._max_age)
+            value = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=force_fetch)
         except GetParameterError as exc:
             cause = exc.__cause__ or exc
             code = getattr(cause, "response", {}).get("Error", {}).get("Code", type(cause).__name__)

@@ -70,6 +70,11 @@ class StorageError(SeqExportError):
     retryable = True
 
 
+class StagedDataGoneError(StorageError):
+    """A continued day's multipart upload or staged tail is gone: a duplicate of the same
+    continuation completed the day or carried it on (or S3's lifecycle rule removed it)."""
+
+
 class LatestStoreBusyError(StorageError):
     """An export of an older day holds the fast-path lease; retry shortly (see latest_store)."""
 

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import IO, TypeVar
 
 from seq_export.dates import iso_timestamp
-from seq_export.errors import ScoresNotReady, SeqProtocolError
+from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneError
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
 from seq_export.job_queue import JobQueue
 from seq_export.latest_store import DayWriter, LatestStore
@@ -79,6 +79,11 @@ class SubuserDayExport:
             except SeqProtocolError as exc:
                 self._sink.keep_aside(job.date, exc)
                 raise
+            except StagedDataGoneError as exc:
+                if not self._completed_by_twin(job):
+                    raise
+                logger.warning("Day already completed by a duplicate of this continuation", problem=str(exc))
+                return ExportResult(status="superseded", date=job.date, attempt=job.attempt, counts=_carried(job))
             logger.remove_keys(["page"])
             logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
             return result
@@ -153,6 +158,16 @@ class SubuserDayExport:
             score_change_events_failed=events.failed,
         )
 
+    def _completed_by_twin(self, job: Job) -> bool:
+        """A continuation whose upload or tail is gone is harmless when the day's object was
+        published since the run began: a duplicate delivery of the same continuation (a crash
+        between its send and its idempotency record) completed it. Otherwise the error stands."""
+        if job.checkpoint is None:
+            return False
+        published = self._sink.published_at(job.date)
+        started = datetime.fromisoformat(job.checkpoint.exported_at.replace("Z", "+00:00")).replace(microsecond=0)
+        return published is not None and published >= started
+
     def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], events: PublishCounts) -> None:
         """Upsert a page; publish the score moves of at least the configured step."""
         changes = writer.write(batch)
@@ -200,6 +215,10 @@ class SubuserDayExport:
             counts=following.counts,
             bytes=following.uploaded_bytes,
         )
+
+
+def _carried(job: Job) -> Counters:
+    return Counters() if job.checkpoint is None else job.checkpoint.counts
 
 
 def _written(writer: DayWriter) -> Counters:

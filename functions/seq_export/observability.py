@@ -63,6 +63,7 @@ class MetricName:
     LATEST_SCORES_WRITTEN = "LatestScoresWritten"
     NOT_READY_RESCHEDULED = "NotReadyRescheduled"
     CONTINUED = "ContinuedAfterTimeLimit"
+    DUPLICATE_CONTINUATIONS = "DuplicateContinuations"
     ACCOUNT_SCORES_EXPORTED = "AccountScoresExported"
     SCORE_CHANGE_EVENTS = "ScoreChangeEvents"
     SCORE_CHANGE_EVENTS_FAILED = "ScoreChangeEventsFailed"

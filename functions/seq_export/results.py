@@ -13,7 +13,8 @@ from typing import Any, Literal
 from seq_export.models import ACCOUNT, SUBUSERS, Counters, Job
 from seq_export.observability import MetricName
 
-Status = Literal["exported", "continued", "not_ready", "gave_up"]
+#: ``superseded``: a duplicate of a continuation found its day already completed by its twin.
+Status = Literal["exported", "continued", "not_ready", "gave_up", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class ExportResult:
             emitted[MetricName.CONTINUED] = 1
         elif self.status == "not_ready":
             emitted[MetricName.NOT_READY_RESCHEDULED] = 1
+        elif self.status == "superseded":
+            emitted[MetricName.DUPLICATE_CONTINUATIONS] = 1
         else:
             emitted[MetricName.GAVE_UP] = 1
         return emitted

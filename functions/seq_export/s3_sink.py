@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export import layout
 from seq_export.dates import compact_timestamp
-from seq_export.errors import SeqProtocolError, StorageError, describe_aws_error
+from seq_export.errors import SeqProtocolError, StagedDataGoneError, StorageError, describe_aws_error
 from seq_export.observability import logger
 
 if TYPE_CHECKING:
@@ -63,11 +63,19 @@ class S3Sink:
         return PublishedObject(bucket=self._bucket, key=key, size=size)
 
     def exists(self, day: str) -> bool:
-        """Whether the day is published. A listing, not HeadObject: it needs only s3:ListBucket
-        on the partition prefixes, where HeadObject would need read access to the data itself."""
+        """Whether the day is published."""
+        return self.published_at(day) is not None
+
+    def published_at(self, day: str) -> datetime | None:
+        """When the day's object was last written, or None if it is not published. A listing, not
+        HeadObject: it needs only s3:ListBucket on the partition prefixes, where HeadObject would
+        need read access to the data itself."""
         key = self.key_for(day)
         answer = self._call("ListObjectsV2", key, Bucket=self._bucket, Prefix=key, MaxKeys=1)
-        return any(item.get("Key") == key for item in answer.get("Contents", []))
+        for item in answer.get("Contents", []):
+            if item.get("Key") == key:
+                return item.get("LastModified") or datetime.min.replace(tzinfo=UTC)
+        return None
 
     def quarantine(self, day: str, name: str, body: bytes) -> str:
         """Keep a bad SendGrid answer as received, for a person to inspect; returns its key."""
@@ -140,7 +148,11 @@ class S3Sink:
         try:
             return method(**kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"S3 {operation} s3://{self._bucket}/{key} failed: {describe_aws_error(exc)}") from None
+            problem = f"S3 {operation} s3://{self._bucket}/{key} failed: {describe_aws_error(exc)}"
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "NoSuchUpload" or (code == "NoSuchKey" and operation == "GetObject"):
+                raise StagedDataGoneError(problem) from None
+            raise StorageError(problem) from None
 
 
 def _snake(name: str) -> str:

@@ -7,7 +7,9 @@ Retries for SendGrid live here and nowhere else, bounded by ``max_attempts`` tri
 * 5xx, timeouts and connection errors: exponential backoff with full jitter;
 * 202 (scores not computed yet) is *not* retried here: it can last hours, so the export
   re-schedules the day through SQS instead of holding a Lambda open;
-* 400/401/403/404 are never retried: a clear error names the cause.
+* 400/401/403/404 are never retried, with one exception: on the first 401 or 403 the secret
+  is read again bypassing its cache (``fresh_key``) and, if the key changed (rotated), the
+  request is sent once more with it; only then a clear error names the cause.
 
 The API key comes from a callable (Powertools Parameters, cached), is sent only in the
 ``Authorization`` header and never appears in an error or log line.
@@ -49,6 +51,7 @@ class SeqClient:
         base_url: str,
         api_key: Callable[[], str],
         *,
+        fresh_key: Callable[[], str] | None = None,
         session: requests.Session | None = None,
         page_size: int = 1000,
         connect_timeout: float = 3.05,
@@ -63,6 +66,7 @@ class SeqClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._fresh_key = fresh_key
         self._session = session or requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._page_size = page_size
@@ -114,14 +118,15 @@ class SeqClient:
     def _get(self, path: str, params: dict[str, str | int], *, where: str) -> bytes:
         """The body of a 200 answer; every other answer is retried here or raised."""
         url = self._base_url + path
-        for attempt in range(1, self._max_attempts + 1):
+        key_refreshed = False
+        attempt = 0
+        while attempt < self._max_attempts:
+            attempt += 1
             last = attempt == self._max_attempts
+            key = self._api_key()
             try:
                 response = self._session.get(
-                    url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {self._api_key()}"},
-                    timeout=self._timeout,
+                    url, params=params, headers={"Authorization": f"Bearer {key}"}, timeout=self._timeout
                 )
             except requests.RequestException as exc:
                 # only the type: some requests errors quote the request headers, Authorization included
@@ -148,8 +153,21 @@ class SeqClient:
                     )
                 self._back_off(attempt, where, f"HTTP {status}")
                 continue
+            if status in (401, 403) and not key_refreshed and self._rotated(key, status, where):
+                key_refreshed = True
+                attempt -= 1  # a rotated key is a new request, not a retry of a failing one
+                continue
             raise _client_error(status, response, where)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _rotated(self, key: str, status: int, where: str) -> bool:
+        """Whether the secret now holds another key than the refused one (never logs either)."""
+        if self._fresh_key is None or self._fresh_key() == key:
+            return False
+        logger.warning(
+            "SendGrid refused the API key; trying once with a fresh read of the secret", where=where, status=status
+        )
+        return True
 
     def _back_off(self, attempt: int, where: str, problem: str) -> None:
         ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))

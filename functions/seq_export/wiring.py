@@ -70,9 +70,11 @@ def build_dependencies(
     sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix)}
     if settings.export_account_scores:
         sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix)
+    api_key = ApiKeySource(session.client("secretsmanager", config=config), settings.api_key_secret_id)
     client = SeqClient(
         settings.api_base_url,
-        ApiKeySource(session.client("secretsmanager", config=config), settings.api_key_secret_id),
+        api_key,
+        fresh_key=api_key.refresh,
         page_size=settings.page_size,
         read_timeout=settings.read_timeout_seconds,
         sleep=sleep,

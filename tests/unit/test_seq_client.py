@@ -200,6 +200,62 @@ def test_401_and_403_raise_auth_error(status: int, hint: str) -> None:
     assert not info.value.retryable
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_read_again_bypassing_the_cache_and_a_rotated_one_tried_once(status: int) -> None:
+    cached, fresh = ["SG.old"], []
+
+    def refresh() -> str:
+        fresh.append("read")
+        cached[0] = "SG.new"
+        return "SG.new"
+
+    h = harness(
+        sendgrid_error(status, (None, "authorization required")), ok(), api_key=lambda: cached[0], fresh_key=refresh
+    )
+
+    h.pages()
+
+    assert [r.headers["Authorization"] for r in h.adapter.requests] == ["Bearer SG.old", "Bearer SG.new"]
+    assert fresh == ["read"]
+    assert h.sleeps == []
+
+
+def test_a_refused_key_that_the_secret_still_holds_fails_at_once_with_the_clear_message() -> None:
+    fresh: list[str] = []
+    h = harness(
+        sendgrid_error(401, (None, "authorization required")),
+        api_key=lambda: API_KEY,
+        fresh_key=lambda: fresh.append("read") or API_KEY,
+    )
+
+    with pytest.raises(SeqAuthError, match="401 Unauthorized"):
+        h.pages()
+
+    assert len(h.adapter.requests) == 1
+    assert fresh == ["read"]
+
+
+def test_a_rotated_key_that_is_refused_too_fails_without_a_second_refresh() -> None:
+    keys = iter(["SG.new", "SG.newer"])
+    cached = ["SG.old"]
+
+    def refresh() -> str:
+        cached[0] = next(keys)
+        return cached[0]
+
+    h = harness(
+        sendgrid_error(401, (None, "authorization required")),
+        sendgrid_error(401, (None, "authorization required")),
+        api_key=lambda: cached[0],
+        fresh_key=refresh,
+    )
+
+    with pytest.raises(SeqAuthError):
+        h.pages()
+
+    assert [r.headers["Authorization"] for r in h.adapter.requests] == ["Bearer SG.old", "Bearer SG.new"]
+
+
 def test_404_raises_not_found_pointing_at_the_base_url() -> None:
     h = harness(Answer(404, b""))
 

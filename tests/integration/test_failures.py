@@ -9,6 +9,7 @@ import pytest
 
 from local.seq_simulator import Fault, Scenario
 from seq_export.errors import (
+    InvalidEventError,
     InvalidRecordError,
     SeqAuthError,
     SeqBadRequestError,
@@ -25,11 +26,24 @@ def statuses(stack: Stack) -> list[int]:
     return [r["status"] for r in stack.simulator.requests]
 
 
-def test_a_date_outside_the_90_day_window_fails_fast_quoting_sendgrid(stack: Stack) -> None:
-    with pytest.raises(SeqBadRequestError) as caught:
-        stack.invoke({"date": days_ago(120)})
+def test_a_date_outside_the_90_day_window_is_refused_before_reaching_sendgrid(stack: Stack) -> None:
+    day = days_ago(120)
+    with pytest.raises(InvalidEventError, match=f"direct date event 'date' {day} is older than SendGrid's 90-day"):
+        stack.invoke({"date": day})
 
-    assert 'date: failed to parse request: "date" cannot be more than 90 days in the past' in str(caught.value)
+    assert statuses(stack) == []
+    assert stack.object_keys() == []
+    assert dict(stack.metrics) == {"InvalidEvents": 1}
+
+
+def test_a_day_sendgrid_refuses_fails_fast_quoting_sendgrid(stack: Stack) -> None:
+    refusal = {"errors": [{"field": "date", "message": 'failed to parse request: "date" cannot be more than 90 days'}]}
+    stack.simulator.reset(Scenario(subusers=10, faults=[Fault(page=1, status=400, body=json.dumps(refusal))]))
+
+    with pytest.raises(SeqBadRequestError) as caught:
+        stack.invoke({"date": days_ago(90)})
+
+    assert 'date: failed to parse request: "date" cannot be more than 90 days' in str(caught.value)
     assert "(400)" in str(caught.value)
     assert statuses(stack) == [400]
     assert stack.object_keys() == []

@@ -222,11 +222,12 @@ def test_a_refused_key_is_read_again_bypassing_the_cache_and_a_rotated_one_tried
 
 def test_a_refused_key_that_the_secret_still_holds_fails_at_once_with_the_clear_message() -> None:
     fresh: list[str] = []
-    h = harness(
-        sendgrid_error(401, (None, "authorization required")),
-        api_key=lambda: API_KEY,
-        fresh_key=lambda: fresh.append("read") or API_KEY,
-    )
+
+    def refresh() -> str:
+        fresh.append("read")
+        return API_KEY  # the secret still holds the refused key
+
+    h = harness(sendgrid_error(401, (None, "authorization required")), api_key=lambda: API_KEY, fresh_key=refresh)
 
     with pytest.raises(SeqAuthError, match="401 Unauthorized"):
         h.pages()

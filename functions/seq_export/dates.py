@@ -29,10 +29,15 @@ def parse_day(value: object, *, what: str = "date") -> date:
         raise InvalidEventError(f"{what} is not a calendar date: {value!r}") from None
 
 
+def parse_instant(moment: str) -> datetime:
+    """An ISO-8601 instant, ``Z`` accepted for UTC (as ``iso_timestamp`` writes it)."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
 def day_before(moment: str, *, what: str) -> date:
     """The UTC day before an ISO-8601 instant: the day a scheduled run at ``moment`` exports."""
     try:
-        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        parsed = parse_instant(moment)
     except (AttributeError, ValueError):
         raise InvalidEventError(f"{what} must be an ISO-8601 timestamp, got {moment!r}") from None
     if parsed.tzinfo is None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, TypeVar
 
-from seq_export.dates import iso_timestamp
+from seq_export.dates import iso_timestamp, parse_instant
 from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneError
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
 from seq_export.job_queue import JobQueue
@@ -165,7 +165,7 @@ class SubuserDayExport:
         if job.checkpoint is None:
             return False
         published = self._sink.published_at(job.date)
-        started = datetime.fromisoformat(job.checkpoint.exported_at.replace("Z", "+00:00")).replace(microsecond=0)
+        started = parse_instant(job.checkpoint.exported_at).replace(microsecond=0)
         return published is not None and published >= started
 
     def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], events: PublishCounts) -> None:

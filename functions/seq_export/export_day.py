@@ -5,17 +5,20 @@ one page at a time whatever the subuser count; the S3 object is put only after t
 a run that fails part-way publishes nothing. Each page's scored records go to DynamoDB while the
 next page is fetched (``WriteBehind``): those writes are idempotent and guarded by date, so a
 failed run leaves only true scores behind and a re-run converges. A 202 goes to the not-ready
-policy; a day that nears the Lambda time limit is checkpointed and continued through the queue.
+policy; a day that nears the Lambda time limit is checkpointed and continued through the queue,
+with a reserve measured from this invocation's own page costs (``page_costs``).
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import IO, TypeVar
 
 from seq_export.dates import iso_timestamp, parse_instant
@@ -26,13 +29,11 @@ from seq_export.latest_store import DayWriter, LatestStore
 from seq_export.models import Checkpoint, Counters, Job, ScoreRecord, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
+from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
 from seq_export.results import ExportResult
 from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
 from seq_export.seq_client import SeqClient
 
-#: Stop fetching when less than this is left of the invocation: enough for one more page with
-#: its retries, the checkpoint upload and the continuation message.
-CONTINUE_RESERVE_SECONDS = 90.0
 TimeLeft = Callable[[], float]
 
 
@@ -56,7 +57,8 @@ class SubuserDayExport:
         score_changes: ScoreChangeRule | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         spool_dir: str | None = None,
-        reserve_seconds: float = CONTINUE_RESERVE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        reserve_floor: float = CONTINUE_FLOOR_SECONDS,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -66,7 +68,8 @@ class SubuserDayExport:
         self._score_changes = score_changes
         self._clock = clock
         self._spool_dir = spool_dir
-        self._reserve = reserve_seconds
+        self._monotonic = monotonic
+        self._reserve_floor = reserve_floor
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
@@ -96,6 +99,7 @@ class SubuserDayExport:
         counts = state.counts
         seen: set[str] = set()
         events = PublishCounts()
+        costs = PageCosts(self._monotonic, floor=self._reserve_floor)
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
             self._store.open_day(day, state.exported_at) as writer,
@@ -103,7 +107,9 @@ class SubuserDayExport:
         ):
             if state.tail_key:
                 self._sink.read_staged(state.tail_key, spool)
+            costs.fetch_started()
             for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
+                costs.fetch_ended()
                 logger.append_keys(page=page.number)
                 batch = validate_page(day, page)
                 for record in batch:
@@ -115,11 +121,12 @@ class SubuserDayExport:
                         )
                     seen.add(record.user_id)
                 spool.write("".join(record.to_json_line(state.exported_at) for record in batch).encode())
-                behind.submit(lambda b: self._write_page(writer, b, events), batch)  # beside the next fetch
+                # written beside the next fetch, and timed for the reserve
+                behind.submit(costs.timed(partial(self._write_page, writer, events=events)), batch)
                 page_ineligible = sum(1 for record in batch if not record.eligible)
                 counts += Counters(pages=1, records=len(batch), ineligible=page_ineligible)
                 logger.info("Page fetched", records=len(batch), ineligible=page_ineligible, total=counts.records)
-                if page.next_after_key is not None and time_left is not None and time_left() < self._reserve:
+                if page.next_after_key is not None and time_left is not None and _out_of_time(time_left, costs, behind):
                     behind.wait()
                     following = replace(
                         state,
@@ -132,6 +139,7 @@ class SubuserDayExport:
                         score_change_events=events.sent,
                         score_change_events_failed=events.failed,
                     )
+                costs.fetch_started()
             behind.wait()
             size = spool.tell()
             spool.seek(0)
@@ -168,7 +176,7 @@ class SubuserDayExport:
         started = parse_instant(job.checkpoint.exported_at).replace(microsecond=0)
         return published is not None and published >= started
 
-    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], events: PublishCounts) -> None:
+    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], *, events: PublishCounts) -> None:
         """Upsert a page; publish the score moves of at least the configured step."""
         changes = writer.write(batch)
         rule = self._score_changes
@@ -215,6 +223,26 @@ class SubuserDayExport:
             counts=following.counts,
             bytes=following.uploaded_bytes,
         )
+
+
+def _out_of_time(time_left: TimeLeft, costs: PageCosts, behind: WriteBehind) -> bool:
+    """True when another page (its fetch, then its writes) might not fit before the deadline.
+
+    Until one page's writes have been timed, wait for them: a reserve without them is a guess.
+    """
+    if not costs.writes_measured:
+        behind.wait()
+    left, reserve = time_left(), costs.reserve()
+    if left >= reserve:
+        return False
+    logger.info(
+        "Checkpointing before the deadline",
+        seconds_left=round(left, 1),
+        reserve_seconds=round(reserve, 1),
+        slowest_fetch_seconds=round(costs.slowest_fetch(), 2),
+        slowest_write_seconds=round(costs.slowest_write(), 2),
+    )
+    return True
 
 
 def _carried(job: Job) -> Counters:

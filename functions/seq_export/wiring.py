@@ -2,7 +2,7 @@
 
 The clients, the HTTP session and the secret cache live as long as the container, so a warm
 invocation pays for none of them again. Tests, the local runner and the benchmark build their
-own (``build_dependencies`` with a session, a sleep or a store of their choice) and install it
+own (``build_dependencies`` with a session, a sleep, a store or a clock of their choice) and install it
 with ``use_dependencies``; nothing patches a private attribute.
 """
 
@@ -54,8 +54,10 @@ def build_dependencies(
     session: boto3.session.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     store: LatestStore | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Dependencies:
-    """Wire adapters to clients; callers may pass their own session, sleep or latest-score store."""
+    """Wire adapters to clients; callers may pass their own session, sleep, latest-score store or
+    the clock that times pages (``monotonic``)."""
     settings = settings or Settings.from_env()
     session = session or boto3.session.Session()
     config = aws_client_config()
@@ -89,7 +91,9 @@ def build_dependencies(
         )
         score_changes = ScoreChangeRule(publisher, settings.score_change_min_step)
     exports = Exports(
-        subusers=SubuserDayExport(client, sinks[SUBUSERS], store, queue, not_ready, score_changes=score_changes),
+        subusers=SubuserDayExport(
+            client, sinks[SUBUSERS], store, queue, not_ready, score_changes=score_changes, monotonic=monotonic
+        ),
         account=None if ACCOUNT not in sinks else AccountDayExport(client, sinks[ACCOUNT], not_ready),
     )
     return Dependencies(settings=settings, exports=exports, queue=queue, sinks=sinks, dynamodb=dynamodb)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -43,10 +44,14 @@ def invoke_short(stack: Stack, event: dict[str, Any], pages: int) -> dict[str, A
     return stack.invoke(event, ShortContext(stack.simulator, pages))
 
 
-def run_to_completion(stack: Stack, day: str, pages: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Export ``day`` with every invocation cut short after ``pages`` pages, delivering each
-    continuation one at a time; returns the first answer and the continuation bodies."""
-    first = invoke_short(stack, {"date": day}, pages)
+def run_to_completion(
+    stack: Stack, day: str, pages: int = 1, *, context: Callable[[], FakeLambdaContext] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Export ``day`` with every invocation cut short after ``pages`` pages (or given a fresh
+    ``context()``), delivering each continuation one at a time; returns the first answer and the
+    continuation bodies."""
+    new_context = context or (lambda: ShortContext(stack.simulator, pages))
+    first = stack.invoke({"date": day}, new_context())
     bodies: list[dict[str, Any]] = []
     queue = SqsEventSource(stack.sqs, stack.resources.queue_url, batch_size=1)
     while True:
@@ -54,7 +59,7 @@ def run_to_completion(stack: Stack, day: str, pages: int) -> tuple[dict[str, Any
         if not messages:
             return first, bodies
         bodies.append(json.loads(messages[0]["Body"]))
-        response = invoke_short(stack, queue.event_for(messages), pages)
+        response = stack.invoke(queue.event_for(messages), new_context())
         assert response == {"batchItemFailures": []}
         stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
 

@@ -8,7 +8,12 @@ TOOLS_VENV  ?= .venv-tools
 TOOLS_BIN   := $(TOOLS_VENV)/bin
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: install run test unit integration lint format template-check clean
+.PHONY: help install run test unit integration lint format template-check clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets, one line each (what `make` alone does)
+	@echo 'usage: make TARGET [VARIABLE=value ...]'
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("seq-export needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -17,24 +22,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv and install the package, the CLI and the dev tools
 
-## run the daily export end to end on a local stack (moto + SEQ simulator).
-## Variables: DATE=YYYY-MM-DD SUBUSERS=2500 NOT_READY=0 DELAY=2 MAX_ATTEMPTS=16 ARGS=--verbose
-run: $(STAMP)
-	$(BIN)/python -m local.run $(ARGS)
+# Variables (or the options of `python -m local.run --help`): DATE=YYYY-MM-DD SUBUSERS=2500
+# NOT_READY=0 DELAY=2 MAX_ATTEMPTS=16 PAGE_SIZE=1000 VERBOSE=1 KEEP=1, ARGS for any option.
+run: $(STAMP) ## the daily export end to end on a local stack (moto + SEQ simulator); options: ARGS=--help
+	$(strip $(BIN)/python -m local.run $(ARGS))
 
-## lint, type-check, then every test (unit, integration, slow)
-test: lint
+test: lint ## lint, type-check, then every test (unit, integration, slow)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: $(STAMP)
+unit: $(STAMP) ## the unit tests (pure, no network)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP)
+integration: $(STAMP) ## the integration tests (moto server, SEQ simulator, fault proxy)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) ## ruff, ruff format --check, mypy (strict) and cfn-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -46,27 +50,26 @@ $(TOOLS_STAMP): requirements-tools.txt
 	$(TOOLS_BIN)/python -m pip install --quiet -r requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
-## lint, validate, build and scan template.yaml (no AWS credentials needed); .ci/run runs it.
-## The build needs the Runtime's Python (python3.13); see .ci/sam-build for how it is found.
+# The build needs the Runtime's Python (python3.13); see .ci/sam-build for how it is found.
 template-check: export SAM_CLI_TELEMETRY = 0
-template-check: $(TOOLS_STAMP)
+template-check: $(TOOLS_STAMP) ## lint, validate, build and scan template.yaml (no AWS credentials); .ci/run runs it
 	$(TOOLS_BIN)/cfn-lint template.yaml
 	$(TOOLS_BIN)/sam validate --lint --region us-east-1
 	SAM=$(TOOLS_BIN)/sam .ci/sam-build
 	$(TOOLS_BIN)/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
-format: $(STAMP)
+format: $(STAMP) ## format the code and apply ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-clean:
+clean: ## remove the virtualenvs, caches and build output
 	rm -rf $(VENV) $(TOOLS_VENV) bench/.venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
 
-## performance benchmark of issue 6 (floors, our handler, a naive script, dlt) in its own
-## virtualenv bench/.venv: dlt's s3fs pins a botocore below the dev one. Prints the table and the
-## targets, writes bench/results/{latest.md,latest.json,bench.png}. About 13 minutes on 2 cores.
-## Variables: SIZES=1000,10000,100000 LATENCY=0.1 (seconds per SendGrid page) BENCH_ARGS=--strict
-## Smoke (what CI runs, about a minute): make bench SIZES=1000 LATENCY=0.01
+# Performance benchmark of issue 6 (floors, our handler, a naive script, dlt) in its own
+# virtualenv bench/.venv: dlt's s3fs pins a botocore below the dev one. Prints the table and the
+# targets, writes bench/results/{latest.md,latest.json,bench.png}. About 13 minutes on 2 cores.
+# Variables: SIZES=1000,10000,100000 LATENCY=0.1 (seconds per SendGrid page) BENCH_ARGS=--strict
+# Smoke (what CI runs, about a minute): make bench SIZES=1000 LATENCY=0.01
 BENCH_VENV  ?= bench/.venv
 BENCH_BIN   := $(BENCH_VENV)/bin
 BENCH_STAMP := $(BENCH_VENV)/.installed
@@ -82,5 +85,5 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) ## the performance benchmark in bench/.venv, about 13 minutes (smoke: SIZES=1000 LATENCY=0.01)
 	$(BENCH_BIN)/python -m bench.run --sizes $(SIZES) --latency $(LATENCY) $(BENCH_ARGS)

@@ -1,30 +1,34 @@
 """Where the commands point and what one command's run holds.
 
 ``--stack NAME`` reads the CloudFormation stack's outputs; otherwise the function's own
-variables (``SCORES_BUCKET``, ``SCORES_PREFIX``, ``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``)
-and ``SEQ_EXPORT_FUNCTION`` for the function's name. Credentials, region and endpoints are
-boto3's own (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...), so the same command
-works against the local stack of ``python -m local.run --keep``.
+variables (``SCORES_BUCKET``, ``SCORES_PREFIX``, ``ACCOUNT_SCORES_PREFIX``,
+``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``) and ``SEQ_EXPORT_FUNCTION`` for the function's
+name. The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the
+profile's; credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
+...), so the same command works against the local stack of ``python -m local.run --keep``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import functools
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec
 
 import boto3
+import click
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.config import aws_client_config
-from seq_export.layout import DEFAULT_PREFIX, day_key, normal_prefix
-from seq_export_cli.errors import PROG, TargetConfigError, aws
-from seq_export_cli.invoke import invoke_function, invoke_local
+from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, day_key, normal_prefix
+from seq_export.models import ACCOUNT
+from seq_export_cli.errors import TargetConfigError, UsageError, aws, aws_failure
+from seq_export_cli.invoke import invoke_function
+from seq_export_cli.options import Options
+from seq_export_cli.output import Output
 
 AWS_CONFIG = aws_client_config(read_timeout=60, max_attempts=5)
 #: A synchronous invocation can take the function's whole 15 minutes; an export of one day is
@@ -37,6 +41,7 @@ Field = Literal["bucket", "table", "queue_url", "function_name"]
 ENV_NAMES: dict[str, str] = {
     "bucket": "SCORES_BUCKET",
     "prefix": "SCORES_PREFIX",
+    "account_prefix": "ACCOUNT_SCORES_PREFIX",
     "table": "LATEST_SCORES_TABLE",
     "queue_url": "RETRY_QUEUE_URL",
     "function_name": "SEQ_EXPORT_FUNCTION",
@@ -44,6 +49,7 @@ ENV_NAMES: dict[str, str] = {
 OUTPUT_NAMES: dict[str, str] = {
     "bucket": "ScoresBucketName",
     "prefix": "ScoresPrefix",
+    "account_prefix": "AccountScoresPrefix",
     "table": "LatestScoresTableName",
     "queue_url": "RetryQueueUrl",
     "function_name": "ExportFunctionName",
@@ -58,6 +64,7 @@ class Target:
     stack: str | None = None
     bucket: str | None = None
     prefix: str = DEFAULT_PREFIX
+    account_prefix: str = DEFAULT_ACCOUNT_PREFIX
     table: str | None = None
     queue_url: str | None = None
     function_name: str | None = None
@@ -72,6 +79,7 @@ class Target:
             origin="environment",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), ENV_NAMES["prefix"]),
+            account_prefix=_prefix(value("account_prefix"), ENV_NAMES["account_prefix"], DEFAULT_ACCOUNT_PREFIX),
             table=value("table"),
             queue_url=value("queue_url"),
             function_name=value("function_name"),
@@ -90,6 +98,11 @@ class Target:
             stack=stack,
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), f"output {OUTPUT_NAMES['prefix']} of stack {stack}"),
+            account_prefix=_prefix(
+                value("account_prefix"),
+                f"output {OUTPUT_NAMES['account_prefix']} of stack {stack}",
+                DEFAULT_ACCOUNT_PREFIX,
+            ),
             table=value("table"),
             queue_url=value("queue_url"),
             function_name=value("function_name"),
@@ -102,46 +115,58 @@ class Target:
             return value
         if self.stack is not None:
             raise TargetConfigError(f"stack {self.stack} has no output {OUTPUT_NAMES[name]}")
-        raise TargetConfigError(f"{ENV_NAMES[name]} is not set; set it, or point at a deployed stack with --stack NAME")
+        hint = " (or run the handler in this process with --local)" if name == "function_name" else ""
+        raise TargetConfigError(
+            f"{ENV_NAMES[name]} is not set; set it, or point at a deployed stack with --stack NAME{hint}"
+        )
 
-    def key_for(self, day: str) -> str:
-        return day_key(self.prefix, day)
+    def key_for(self, day: str, kind: str = "subusers") -> str:
+        return day_key(self.account_prefix if kind == ACCOUNT else self.prefix, day)
 
 
-def _prefix(raw: str | None, where: str) -> str:
-    value = normal_prefix(raw or DEFAULT_PREFIX)
+def _prefix(raw: str | None, where: str, default: str = DEFAULT_PREFIX) -> str:
+    value = normal_prefix(raw or default)
     if not value or "//" in value:
         raise TargetConfigError(f"{where} must be a non-empty S3 key prefix, got {raw!r}")
     return value
 
 
+def region_of(option: str | None, environ: Mapping[str, str]) -> str | None:
+    """``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``; None leaves it to the
+    profile (boto3 itself reads only ``AWS_DEFAULT_REGION`` and the profile)."""
+    for value in (option, environ.get("AWS_REGION"), environ.get("AWS_DEFAULT_REGION")):
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
 class App:
-    """One command's run: parsed arguments, target, AWS clients and output."""
+    """One command's run: the shared options, the target, AWS clients and the output."""
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        options: Options,
         *,
         environ: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        output: Output | None = None,
     ) -> None:
-        self.args = args
+        self.options = options
         self.environ = os.environ if environ is None else environ
         self.sleep = sleep
         self.clock = clock
+        self.output = output or Output(json_output=options.json)
         self._session: boto3.session.Session | None = None
         self._target: Target | None = None
-
-    @property
-    def json(self) -> bool:
-        return bool(self.args.json)
 
     @property
     def session(self) -> boto3.session.Session:
         if self._session is None:
             with aws("AWS session"):
-                self._session = boto3.session.Session(profile_name=self.args.profile, region_name=self.args.region)
+                self._session = boto3.session.Session(
+                    profile_name=self.options.profile, region_name=region_of(self.options.region, self.environ)
+                )
         return self._session
 
     def client(self, service: str, config: Config = AWS_CONFIG) -> Any:
@@ -151,30 +176,53 @@ class App:
     @property
     def target(self) -> Target:
         if self._target is None:
-            if self.args.stack:
-                cloudformation = self.client("cloudformation")
-                with aws(f"CloudFormation DescribeStacks of stack {self.args.stack}"):
-                    stacks = cloudformation.describe_stacks(StackName=self.args.stack)["Stacks"]
-                self._target = Target.from_outputs(self.args.stack, stacks[0].get("Outputs", []) if stacks else [])
+            stack = self.options.stack
+            if stack:
+                self._target = Target.from_outputs(stack, self._stack_outputs(stack))
             else:
                 self._target = Target.from_env(self.environ)
         return self._target
 
-    # output
-    def emit(self, document: Any, human: Iterable[str]) -> None:
-        if self.json:
-            print(json.dumps(document, indent=2, default=str))
-        else:
-            for line in human:
-                print(line)
+    def _stack_outputs(self, stack: str) -> list[dict[str, Any]]:
+        cloudformation = self.client("cloudformation")
+        what = f"CloudFormation DescribeStacks of stack {stack}"
+        try:
+            stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+        except ClientError as exc:
+            if "does not exist" in str(exc.response.get("Error", {}).get("Message", "")):
+                raise TargetConfigError(
+                    f"stack {stack} does not exist in region {self.session.region_name}; check --stack and --region"
+                ) from None
+            raise aws_failure(what, exc) from None
+        except BotoCoreError as exc:
+            raise aws_failure(what, exc) from None
+        return list(stacks[0].get("Outputs", [])) if stacks else []
 
-    @staticmethod
-    def note(message: str) -> None:
-        print(f"{PROG}: {message}", file=sys.stderr)
+    def check_local(self, local: bool) -> None:
+        """``--local`` runs with the function's environment, not a stack's outputs."""
+        if local and self.options.stack:
+            raise UsageError("--local runs with the function's environment; it cannot be combined with --stack")
 
-    # the function
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        if self.args.local:
-            return invoke_local(event, verbose=bool(self.args.verbose))
+        """The deployed function, synchronously."""
         function_name = self.target.need("function_name")
         return invoke_function(self.client("lambda", LAMBDA_CONFIG), function_name, event)
+
+
+_P = ParamSpec("_P")
+
+
+def with_app(command: Callable[..., int]) -> Callable[..., int]:
+    """Give a command its ``App``, built from the shared options wherever they were given."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        ctx = click.get_current_context()
+        factory: Callable[[Options], App] = ctx.meta.get(APP_FACTORY) or App
+        return command(factory(ctx.ensure_object(Options)), *args, **kwargs)
+
+    return wrapper
+
+
+#: ``ctx.meta`` key of the ``App`` factory (``main`` sets it; tests may give their own).
+APP_FACTORY = "seq_export_cli.app_factory"

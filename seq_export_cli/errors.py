@@ -1,7 +1,6 @@
 """Exit codes and the CLI's expected failures: each is one line on stderr, never a traceback.
 
-0 success; 1 a negative answer (not found, not exported, nothing matched); 2 usage; 3
-configuration (a missing setting, credentials or region); 4 AWS or the function failed.
+The table (``EXIT_CODES``) is the contract scripts rely on; the README and ``--help`` print it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,16 @@ EXIT_NEGATIVE = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 EXIT_SERVICE = 4
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success: the day is exported, the subuser found, the query answered",
+    EXIT_NEGATIVE: "a negative answer: not found, not exported (yet), nothing matched, --wait ran out",
+    EXIT_USAGE: "usage: an unknown option, a malformed or out-of-range value (checked before any AWS call)",
+    EXIT_CONFIG: "configuration: a missing variable or stack output, an unknown stack, no credentials or region",
+    EXIT_SERVICE: "AWS refused or failed a call, or the export function failed",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 #: botocore's errors that mean the caller's setup is incomplete, not that AWS failed.
 SETUP_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound)
@@ -35,6 +44,12 @@ class CliError(Exception):
     """An expected failure: one line on stderr and ``exit_code``, never a traceback."""
 
     exit_code = EXIT_SERVICE
+
+
+class UsageError(CliError):
+    """A value the command cannot use, found after parsing (e.g. --from after --to)."""
+
+    exit_code = EXIT_USAGE
 
 
 class TargetConfigError(CliError):

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from local.lambda_runtime import FakeLambdaContext
@@ -39,12 +39,51 @@ def invoke_function(client: Any, function_name: str, event: dict[str, Any]) -> d
     return payload
 
 
-def invoke_local(event: dict[str, Any], *, verbose: bool = False) -> dict[str, Any]:
+#: Called with (pages, records) after each page the function fetched in this process.
+OnPage = Callable[[int, int], None]
+
+
+def invoke_local(event: dict[str, Any], *, verbose: bool = False, on_page: OnPage | None = None) -> dict[str, Any]:
     """The handler in this process, as Lambda would call it (the function's env must be set)."""
     from seq_export import handler  # noqa: PLC0415 - Powertools reads its settings at import
 
-    with _function_output(verbose):
+    with _function_output(verbose), _pages_to(on_page):
         return dict(handler.lambda_handler(event, FakeLambdaContext()))
+
+
+@contextlib.contextmanager
+def _pages_to(on_page: OnPage | None) -> Iterator[None]:
+    """Follow the function's "Page fetched" log records (its public account of a page) while
+    the block runs, whatever the function's log level."""
+    if on_page is None:
+        yield
+        return
+    from seq_export.observability import logger  # noqa: PLC0415 - Powertools, only for --local
+
+    watcher = _PageWatcher(on_page)
+    std_logger = logging.getLogger(logger.name)
+    std_logger.addHandler(watcher)
+    old_level = logger.log_level
+    if old_level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        std_logger.removeHandler(watcher)
+        if logger.log_level != old_level:
+            logger.setLevel(old_level)
+
+
+class _PageWatcher(logging.Handler):
+    def __init__(self, on_page: OnPage) -> None:
+        super().__init__(logging.INFO)
+        self._on_page = on_page
+        self._pages = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == "Page fetched":
+            self._pages += 1
+            self._on_page(self._pages, int(getattr(record, "total", 0)))
 
 
 @contextlib.contextmanager

@@ -1,15 +1,17 @@
 """A day's object in S3, as the commands see it: whether it exists (HeadObject), whether the
-bucket does (HeadBucket), and its line count."""
+bucket does (HeadBucket), its line count, its lines, and which days are exported."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export.errors import describe_aws_error
-from seq_export_cli.errors import ServiceError
+from seq_export.dates import DAY_PATTERN
+from seq_export.layout import day_key, day_of_partition, partitions_prefix
+from seq_export_cli.errors import ServiceError, aws, aws_failure
 
 #: An object's (ETag, LastModified): another pair means the object was replaced.
 Version = tuple[str, str]
@@ -27,9 +29,9 @@ def head_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     except ClientError as exc:
         if _not_found(exc):
             return None
-        raise ServiceError(f"S3 HeadObject of s3://{bucket}/{key} failed: {describe_aws_error(exc)}") from None
-    except BotoCoreError as exc:
-        raise ServiceError(f"S3 HeadObject of s3://{bucket}/{key} failed: {describe_aws_error(exc)}") from None
+        raise aws_failure(f"S3 HeadObject of s3://{bucket}/{key}", exc) from None
+    except BotoCoreError as exc:  # no credentials or region is a configuration to fix (exit 3)
+        raise aws_failure(f"S3 HeadObject of s3://{bucket}/{key}", exc) from None
 
 
 def require_bucket(s3: Any, bucket: str) -> None:
@@ -41,7 +43,7 @@ def require_bucket(s3: Any, bucket: str) -> None:
         if _not_found(exc):
             raise ServiceError(f"S3 bucket {bucket} does not exist (HeadBucket answered 404)") from None
     except BotoCoreError as exc:
-        raise ServiceError(f"S3 HeadBucket of {bucket} failed: {describe_aws_error(exc)}") from None
+        raise aws_failure(f"S3 HeadBucket of {bucket}", exc) from None
 
 
 def head_version(s3: Any, bucket: str, key: str) -> Version | None:
@@ -61,3 +63,29 @@ def count_lines(chunks: Iterable[bytes]) -> int:
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     return lines + (1 if last not in (b"", b"\n") else 0)
+
+
+def exported_days(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The days with a partition under ``prefix``, oldest first (one LIST per 1,000 days)."""
+    days: list[str] = []
+    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{partitions_prefix(prefix)}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=partitions_prefix(prefix), Delimiter="/"
+        ):
+            for listed in page.get("CommonPrefixes", []):
+                day = day_of_partition(prefix, listed["Prefix"])
+                if DAY_PATTERN.match(day):
+                    days.append(day)
+    return sorted(days)
+
+
+def day_lines(
+    s3: Any, bucket: str, prefix: str, day: str, *, containing: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """The day's JSON lines, streamed; with ``containing``, only lines with that text are parsed."""
+    key = day_key(prefix, day)
+    with aws(f"S3 GetObject of s3://{bucket}/{key}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        for raw in body.iter_lines(chunk_size=1024 * 1024):
+            if raw and (containing is None or containing.encode() in raw):
+                yield json.loads(raw)

@@ -1,6 +1,10 @@
 """The commands that read the latest-score table: ``lookup`` (one subuser, by user id or by
 username) and ``low-scores`` (everyone at or below a score).
 
+**No latest score.** The table holds scored subusers only. When a lookup finds nothing, the
+newest exported day's object tells the two cases apart: a subuser SendGrid returned without a
+score that day (not eligible) or one it did not return at all (unknown to this account).
+
 **Cost of ``low-scores``.** There is no index on ``score``: the command runs a parallel Scan
 (4 segments) with ``FilterExpression score <= :max``. A Scan reads, and is billed for, the
 whole table whatever the filter keeps: about table size / 4 KB / 2 read units (eventually
@@ -14,17 +18,22 @@ of score values would be a handful of hot partitions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import click
 from boto3.dynamodb.types import TypeDeserializer
 
 from seq_export.layout import CONTROL_KEY, ITEM_ATTRIBUTES, TABLE_KEY, USERNAME_INDEX
-from seq_export_cli.app import App
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
+from seq_export_cli.app import App, with_app
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError, aws
+from seq_export_cli.options import NonBlank, Score, shared_options
+from seq_export_cli.output import table
+from seq_export_cli.s3_objects import day_lines, exported_days
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -85,42 +94,88 @@ def _item_lines(item: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def cmd_lookup(app: App) -> int:
-    table = app.target.need("table")
+@click.command("lookup")
+@click.argument("user_id", required=False, type=NonBlank())
+@click.option("--username", metavar="NAME", type=NonBlank(), help="Look up by username instead of user id.")
+@shared_options
+@with_app
+def lookup(app: App, *, user_id: str | None, username: str | None) -> int:
+    """A subuser's latest score, by USER_ID or --username.
+
+    Exits 1 when there is none, saying whether SendGrid returned the subuser without a score
+    on the newest exported day (not eligible) or not at all (unknown).
+    """
+    if (user_id is None) == (username is None):
+        raise UsageError("give a USER_ID or --username NAME (one of them)")
+    table_name = app.target.need("table")
     dynamodb: DynamoDBClient = app.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    if app.args.username is not None:
-        query = {"username": app.args.username}
-        with aws(f"DynamoDB Query of index {USERNAME_INDEX} on table {table}"):
-            for page in dynamodb.get_paginator("query").paginate(
-                TableName=table,
-                IndexName=USERNAME_INDEX,
-                KeyConditionExpression="#n = :n",
-                ExpressionAttributeNames={"#n": "username"},
-                ExpressionAttributeValues={":n": {"S": app.args.username}},
-            ):
-                keys = [item[TABLE_KEY]["S"] for item in page.get("Items", [])]
-                # the index holds keys only (so daily score updates never write it): read the items
-                for key in keys:
-                    item = dynamodb.get_item(TableName=table, Key={TABLE_KEY: {"S": key}}).get("Item")
-                    if item:
-                        items.append(item)
+    if username is not None:
+        query = {"username": username}
+        items = _by_username(dynamodb, table_name, username)
     else:
-        query = {"user_id": app.args.user_id}
-        if app.args.user_id != CONTROL_KEY:
-            with aws(f"DynamoDB GetItem on table {table}"):
-                item = dynamodb.get_item(TableName=table, Key={TABLE_KEY: {"S": app.args.user_id}}).get("Item")
-            items = [item] if item else []
+        query = {"user_id": str(user_id)}
+        items = _by_user_id(dynamodb, table_name, str(user_id))
     found = sorted((subuser(i) for i in items if _is_subuser(i)), key=lambda s: _natural(str(s[TABLE_KEY])))
-    lines: list[str] = []
-    for i, item in enumerate(found):
-        lines.extend(([""] if i else []) + _item_lines(item))
-    app.emit({"query": query, "subusers": found}, lines)
     if found:
+        lines: list[str] = []
+        for i, item in enumerate(found):
+            lines.extend(([""] if i else []) + _item_lines(item))
+        app.output.answer({"query": query, "subusers": found}, lines)
         return EXIT_OK
-    what = f"username {app.args.username!r}" if app.args.username is not None else f"user_id {app.args.user_id!r}"
-    app.note(f"no latest score for {what} in table {table}")
+    field, value = next(iter(query.items()))
+    why = _why_missing(app, field, value)
+    app.output.answer(
+        {"query": query, "subusers": [], "reason": why["reason"], "newest_day": why.get("day")},
+        [f"no latest score for {field} {value!r}: {why['text']}"],
+    )
     return EXIT_NEGATIVE
+
+
+def _by_user_id(dynamodb: DynamoDBClient, table_name: str, user_id: str) -> list[dict[str, Any]]:
+    if user_id == CONTROL_KEY:
+        return []
+    with aws(f"DynamoDB GetItem on table {table_name}"):
+        item = dynamodb.get_item(TableName=table_name, Key={TABLE_KEY: {"S": user_id}}).get("Item")
+    return [item] if item else []
+
+
+def _by_username(dynamodb: DynamoDBClient, table_name: str, username: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    with aws(f"DynamoDB Query of index {USERNAME_INDEX} on table {table_name}"):
+        for page in dynamodb.get_paginator("query").paginate(
+            TableName=table_name,
+            IndexName=USERNAME_INDEX,
+            KeyConditionExpression="#n = :n",
+            ExpressionAttributeNames={"#n": "username"},
+            ExpressionAttributeValues={":n": {"S": username}},
+        ):
+            # the index holds keys only (so daily score updates never write it): read the items
+            for key in (item[TABLE_KEY]["S"] for item in page.get("Items", [])):
+                item = dynamodb.get_item(TableName=table_name, Key={TABLE_KEY: {"S": key}}).get("Item")
+                if item:
+                    items.append(item)
+    return items
+
+
+def _why_missing(app: App, field: str, value: str) -> dict[str, Any]:
+    """Not eligible or unknown, from the newest exported day's object (when there is one)."""
+    bucket = app.target.bucket
+    if not bucket:
+        return {"reason": "unknown", "text": f"not in table {app.target.table} (set SCORES_BUCKET to say why)"}
+    s3 = app.client("s3")
+    days = exported_days(s3, bucket, app.target.prefix)
+    if not days:
+        return {"reason": "no_exported_day", "text": f"not in table {app.target.table}, and no day is exported yet"}
+    day = days[-1]
+    needle = json.dumps(value)  # the value as it is written in a line
+    for line in day_lines(s3, bucket, app.target.prefix, day, containing=needle):
+        if line.get(field) == value:
+            return {
+                "reason": "not_eligible",
+                "day": day,
+                "text": f"SendGrid returned it on {day}, the newest exported day, without a score (not eligible)",
+            }
+    return {"reason": "unknown", "day": day, "text": f"SendGrid did not return it on {day}, the newest exported day"}
 
 
 @dataclass
@@ -164,27 +219,36 @@ def scan_low_scores(
     )
 
 
-def cmd_low_scores(app: App) -> int:
-    table = app.target.need("table")
-    result = scan_low_scores(app.client("dynamodb"), table, app.args.max_score)
-    shown = result.subusers[: app.args.limit] if app.args.limit else result.subusers
-    max_score = plain(app.args.max_score)
+@click.command("low-scores", short_help="Subusers whose latest score is at or below a value.")
+@click.option("--max", "max_score", type=Score(), required=True, help="Highest score to list (1 to 5).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Print only the N lowest.")
+@shared_options
+@with_app
+def low_scores(app: App, *, max_score: Decimal, limit: int | None) -> int:
+    """Subusers whose latest score is at or below --max, lowest first.
+
+    Runs a parallel Scan of the whole table (about table size / 8 KB read units; ~3,000 for
+    100,000 subusers). Exits 1 when none.
+    """
+    table_name = app.target.need("table")
+    result = scan_low_scores(app.client("dynamodb"), table_name, max_score)
+    shown = result.subusers[:limit] if limit else result.subusers
+    highest = plain(max_score)
     document = {
-        "max_score": max_score,
+        "max_score": highest,
         "matched": len(result.subusers),
         "scanned": result.scanned,
         "read_units": result.read_units,
         "subusers": shown,
     }
-    lines = [f"{'score':>6}  {'user_id':<12} {'username':<24} date"] if shown else []
-    lines += [f"{s['score']!s:>6}  {s[TABLE_KEY]:<12} {s.get('username') or '-':<24} {s.get('date')}" for s in shown]
-    lines.append(
-        f"{len(result.subusers)} subusers with a latest score <= {max_score}"
+    total = (
+        f"{len(result.subusers)} subusers with a latest score <= {highest}"
         + (f" (showing {len(shown)})" if len(shown) < len(result.subusers) else "")
         + f"; scanned {result.scanned} items, {result.read_units:g} read units"
     )
-    app.emit(document, lines)
-    if result.subusers:
-        return EXIT_OK
-    app.note(f"no subuser in table {table} has a latest score <= {max_score}")
-    return EXIT_NEGATIVE
+    lines = [f"{'score':>6}  {'user_id':<12} {'username':<24} date"] if shown else []
+    lines += [f"{s['score']!s:>6}  {s[TABLE_KEY]:<12} {s.get('username') or '-':<24} {s.get('date')}" for s in shown]
+    lines.append(total)
+    rows = [(s["score"], s[TABLE_KEY], s.get("username"), s.get("date")) for s in shown]
+    app.output.answer(document, lines, table(total, ["score>", "user_id", "username", "date"], rows))
+    return EXIT_OK if result.subusers else EXIT_NEGATIVE

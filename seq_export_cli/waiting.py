@@ -1,64 +1,45 @@
-"""``backfill --wait``: follow the days until their objects are in S3, with a progress bar.
+"""``--wait``: follow days until their objects are in S3, with progress on stderr.
 
 Against a deployed stack the CLI only polls (HeadObject every few seconds). With ``--local``
 there is no Lambda to drain the retry queue, so the CLI also plays its SQS event source
-(``local.lambda_runtime.SqsEventSource``) until every day is exported or the queue is empty.
+(``local.lambda_runtime.SqsEventSource``) one message at a time, so progress moves as each day
+finishes and the timeout is checked between days, until every day is exported, the queue has
+nothing left, or the timeout passes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local.lambda_runtime import LONG_POLL_SECONDS, Invoke, SqsEventSource
+from seq_export_cli.app import App
 from seq_export_cli.errors import aws, aws_failure
+from seq_export_cli.invoke import invoke_local
+from seq_export_cli.output import Progressing
 from seq_export_cli.s3_objects import Version, head_version
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-DEFAULT_WAIT_TIMEOUT = 900.0
 POLL_INTERVAL_SECONDS = 5.0
 #: How a wait ended: every day exported, the time ran out, or (--local) the retry queue has
 #: nothing left that could export the missing days.
 Outcome = Literal["exported", "timeout", "queue_empty"]
 
 
-def render_progress(done: int, total: int, width: int = 30) -> str:
-    """``[#######-------] 3/7 days exported``."""
-    filled = width if total <= 0 else min(width, max(0, done) * width // total)
-    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} days exported"
-
-
-class ProgressBar:
-    """Redrawn in place on a terminal; one line per change when stderr is a file or a pipe."""
-
-    def __init__(self, stream: IO[str], total: int) -> None:
-        self._stream = stream
-        self._total = total
-        self._last: int | None = None
-        self._tty = bool(getattr(stream, "isatty", lambda: False)())
-
-    def update(self, done: int) -> None:
-        if done == self._last:
-            return
-        self._last = done
-        text = render_progress(done, self._total)
-        self._stream.write(f"\r{text}" if self._tty else f"{text}\n")
-        self._stream.flush()
-
-    def close(self) -> None:
-        if self._tty and self._last is not None:
-            self._stream.write("\n")
-            self._stream.flush()
+def label(day: str, kind: str) -> str:
+    """How a (day, kind) is named in answers, as the function's backfill summary names it."""
+    return f"{kind}:{day}"
 
 
 class DayWatcher:
-    """Which days' objects are in S3. With ``baseline`` (``--force``), a day that already had an
-    object counts only once the object has been replaced (another ETag or LastModified)."""
+    """Which days' objects are in S3, by label (``kind:day``). With ``baseline`` (``--force``), a
+    day that already had an object counts only once it has been replaced (another ETag or
+    LastModified)."""
 
     def __init__(self, s3: Any, bucket: str, keys: Mapping[str, str], baseline: Mapping[str, Version]) -> None:
         self._s3 = s3
@@ -69,7 +50,7 @@ class DayWatcher:
 
     @property
     def days(self) -> list[str]:
-        return sorted(self._keys)
+        return list(self._keys)
 
     @property
     def pending(self) -> list[str]:
@@ -85,7 +66,7 @@ class DayWatcher:
 
 def poll_until_exported(
     watcher: DayWatcher,
-    progress: ProgressBar,
+    progress: Progressing,
     *,
     timeout: float,
     clock: Callable[[], float],
@@ -109,7 +90,7 @@ def deliver_until_exported(
     queue_url: str,
     invoke: Invoke,
     watcher: DayWatcher,
-    progress: ProgressBar,
+    progress: Progressing,
     *,
     timeout: float,
     clock: Callable[[], float],
@@ -121,7 +102,7 @@ def deliver_until_exported(
     visible at once and stop), the queue has nothing left that could export a day, or
     ``timeout`` passes."""
     deadline = clock() + timeout
-    source = SqsEventSource(sqs, queue_url)
+    source = SqsEventSource(sqs, queue_url, batch_size=1)
     with aws(f"SQS GetQueueAttributes of {queue_url}"):
         _ = source.queue_arn  # looked up once, before the first batch
     while True:
@@ -163,3 +144,22 @@ def _deliver_once(source: SqsEventSource, queue_url: str, invoke: Invoke, wait: 
         if step is None:
             raise
         raise aws_failure(f"SQS {step} from {queue_url}", exc) from None
+
+
+def deliver_locally(app: App, watcher: DayWatcher, progress: Progressing, *, timeout: float) -> Outcome:
+    """``--local --wait``: deliver the retry queue to the handler in this process, one message at
+    a time, until ``watcher``'s days are exported, the queue has nothing left, or ``timeout``."""
+    verbose = app.options.verbose
+    return deliver_until_exported(
+        app.client("sqs"),
+        app.target.need("queue_url"),
+        lambda event: invoke_local(event, verbose=verbose),
+        watcher,
+        progress,
+        timeout=timeout,
+        clock=app.clock,
+        on_failures=lambda n: app.output.note(
+            f"{n} queued export(s) failed and return to the queue after its visibility timeout"
+            + ("" if verbose else " (--verbose shows the function's logs)")
+        ),
+    )

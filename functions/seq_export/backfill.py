@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from seq_export.errors import InvalidEventError
 from seq_export.events import Backfill
 from seq_export.job_queue import JobQueue
 from seq_export.models import Job, new_run
@@ -24,8 +25,13 @@ from seq_export.s3_sink import S3Sink
 def run_backfill(request: Backfill, sinks: Mapping[str, S3Sink], queue: JobQueue, today: date) -> BackfillResult:
     """``sinks`` holds, by kind, where each exported kind of day is published."""
     days = request.days(today)
+    if request.kind is not None and request.kind not in sinks:
+        raise InvalidEventError(
+            f"backfill event 'kind' {request.kind!r}: this stack does not export it (EXPORT_ACCOUNT_SCORES is off)"
+        )
+    kinds = [request.kind] if request.kind is not None else list(sinks)
     run = new_run()
-    wanted = [(day, kind) for day in days for kind in sinks]
+    wanted = [(day, kind) for day in days for kind in kinds]
     skipped = [] if request.force else [(day, kind) for day, kind in wanted if sinks[kind].exists(day)]
     jobs = [
         Job(date=day, attempt=1, reason="backfill", kind=kind, run=run)

@@ -5,7 +5,8 @@
 * SQS: records whose body is a queued job ``{"date": ..., "attempt": n, ...}`` (partial batch
   failures, so one bad record does not fail the others); each body is parsed by the worker;
 * direct: ``{"date": "YYYY-MM-DD"[, "kind": "account"]}`` exports that day and returns a summary;
-  ``{"from": ..., "to": ...[, "force": true]}`` enqueues one job per day and kind (a backfill).
+  ``{"from": ..., "to": ...[, "force": true][, "kind": "subusers"|"account"]}`` enqueues one job
+  per day and kind (a backfill; every exported kind unless ``kind`` names one).
 
 Every day must be exportable (``dates.check_exportable``: finished, within SendGrid's 90 days)
 before anything reaches SendGrid. Errors name the shape the caller sent and the field; anything
@@ -20,16 +21,16 @@ from typing import Any
 
 from seq_export.dates import backfill_days, check_exportable, day_before, parse_day, today_utc
 from seq_export.errors import InvalidEventError
-from seq_export.models import Job
+from seq_export.models import KINDS, Job
 
 ACCEPTED_EVENTS = (
     'expected one of: {"scheduled_time": "<ISO-8601>"} (EventBridge Scheduler), an EventBridge '
     '"Scheduled Event", an SQS event of retry messages {"date": "YYYY-MM-DD", "attempt": n}, '
     '{"date": "YYYY-MM-DD"[, "kind": "account"]}, or '
-    '{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"[, "force": true]}'
+    '{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"[, "force": true][, "kind": "subusers"|"account"]}'
 )
 DIRECT_KEYS = {"date", "attempt", "kind"}
-BACKFILL_KEYS = {"from", "to", "force"}
+BACKFILL_KEYS = {"from", "to", "force", "kind"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class ExportDay:
 
 @dataclass(frozen=True)
 class Backfill:
-    """A direct ``{"from": D1, "to": D2}``: queue one job per day and kind."""
+    """A direct ``{"from": D1, "to": D2}``: queue one job per day and kind (``kind``: only that one)."""
 
     first: date
     last: date
     force: bool = False
+    kind: str | None = None
 
     def days(self, today: date) -> list[str]:
         """The range's days, once checked against SendGrid's window and finished days."""
@@ -92,10 +94,13 @@ def parse_event(event: object, *, today: date | None = None) -> Request:
         force = event.get("force", False)
         if not isinstance(force, bool):
             raise InvalidEventError(f"backfill event 'force' must be true or false, got {force!r}")
+        kind = event.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise InvalidEventError(f"backfill event 'kind' must be one of {list(KINDS)}, got {kind!r}")
         first = parse_day(event["from"], what="backfill event 'from'")
         last = parse_day(event["to"], what="backfill event 'to'")
         backfill_days(first, last, today)  # the range is checked before anything is queued
-        return Backfill(first, last, force)
+        return Backfill(first, last, force, kind)
     raise InvalidEventError(f"unrecognised event with keys {sorted(event)[:10]}; {ACCEPTED_EVENTS}")
 
 

@@ -32,6 +32,7 @@ from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
 from seq_export.results import ExportResult
 from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
+from seq_export.score_bands import ScoreMoves, tally
 from seq_export.seq_client import SeqClient
 
 TimeLeft = Callable[[], float]
@@ -99,6 +100,7 @@ class SubuserDayExport:
         counts = state.counts
         seen: set[str] = set()
         events = PublishCounts()
+        moves = ScoreMoves()
         costs = PageCosts(self._monotonic, floor=self._reserve_floor)
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
@@ -122,17 +124,17 @@ class SubuserDayExport:
                     seen.add(record.user_id)
                 spool.write("".join(record.to_json_line(state.exported_at) for record in batch).encode())
                 # written beside the next fetch, and timed for the reserve
-                behind.submit(costs.timed(partial(self._write_page, writer, events=events)), batch)
-                page_ineligible = sum(1 for record in batch if not record.eligible)
-                counts += Counters(pages=1, records=len(batch), ineligible=page_ineligible)
-                logger.info("Page fetched", records=len(batch), ineligible=page_ineligible, total=counts.records)
+                behind.submit(costs.timed(partial(self._write_page, writer, events=events, moves=moves)), batch)
+                page_counts = tally(batch)
+                counts += page_counts
+                logger.info("Page fetched", records=len(batch), ineligible=page_counts.ineligible, total=counts.records)
                 if page.next_after_key is not None and time_left is not None and _out_of_time(time_left, costs, behind):
                     behind.wait()
                     following = replace(
                         state,
                         after_key=page.next_after_key,
                         next_page=page.number + 1,
-                        counts=counts + _written(writer),
+                        counts=counts + _written(writer, moves),
                     )
                     return replace(
                         self._continue_later(job, spool, state, following),
@@ -159,11 +161,12 @@ class SubuserDayExport:
             status="exported",
             date=day,
             attempt=job.attempt,
-            counts=counts + _written(writer),
+            counts=counts + _written(writer, moves),
             s3_key=published.key,
             bytes=state.uploaded_bytes + size,
             score_change_events=events.sent,
             score_change_events_failed=events.failed,
+            score_moves_counted=self._score_changes is not None and self._store.tracks_changes,
         )
 
     def _completed_by_twin(self, job: Job) -> bool:
@@ -176,13 +179,15 @@ class SubuserDayExport:
         started = parse_instant(job.checkpoint.exported_at).replace(microsecond=0)
         return published is not None and published >= started
 
-    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], *, events: PublishCounts) -> None:
-        """Upsert a page; publish the score moves of at least the configured step."""
+    def _write_page(
+        self, writer: DayWriter, batch: list[ScoreRecord], *, events: PublishCounts, moves: ScoreMoves
+    ) -> None:
+        """Upsert a page; count and publish the score moves of at least the configured step."""
         changes = writer.write(batch)
         rule = self._score_changes
         if rule is None or not changes:
             return
-        moved = [change for change in changes if abs(change.change) >= rule.min_step]
+        moved = moves.add(changes, rule.min_step)
         if moved:
             counts = rule.publisher.publish(moved)
             events.sent += counts.sent
@@ -249,9 +254,10 @@ def _carried(job: Job) -> Counters:
     return Counters() if job.checkpoint is None else job.checkpoint.counts
 
 
-def _written(writer: DayWriter) -> Counters:
-    """This invocation's DynamoDB writes, as counters to add to the checkpoint's."""
-    return Counters(latest_written=writer.counts.written, latest_kept_newer=writer.counts.kept_newer)
+def _written(writer: DayWriter, moves: ScoreMoves) -> Counters:
+    """This invocation's DynamoDB writes and the score moves they saw, to add to the checkpoint's."""
+    written = Counters(latest_written=writer.counts.written, latest_kept_newer=writer.counts.kept_newer)
+    return written + moves.counters()
 
 
 _T = TypeVar("_T")

@@ -19,7 +19,7 @@ from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
 from seq_export.export_day import SubuserDayExport, TimeLeft
 from seq_export.models import ACCOUNT, Job
-from seq_export.observability import MetricName, emit, logger
+from seq_export.observability import MetricName, emit, emit_day_metrics, logger
 from seq_export.results import ExportResult
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ class Exports:
 
 
 def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
-    """Run one job's export and emit its metrics; a failure counts ``ExportFailed`` and propagates."""
+    """Run one job's export and emit its metrics (an exported day's fleet metrics as their own
+    point at the score day); a failure counts ``ExportFailed`` and propagates."""
     try:
         if job.kind == ACCOUNT:
             if exports.account is None:
@@ -64,6 +65,7 @@ def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> Ex
         )
         raise
     emit(result.metrics())
+    emit_day_metrics(result.date, result.fleet_metrics())
     return result
 
 

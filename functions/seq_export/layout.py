@@ -40,6 +40,16 @@ def partition(prefix: str, day: str) -> str:
     return f"{normal_prefix(prefix)}/{PARTITION_KEY}={day}"
 
 
+def partitions_prefix(prefix: str) -> str:
+    """What every day's partition starts with, ``{prefix}/dt=``: list it with delimiter ``/``."""
+    return f"{normal_prefix(prefix)}/{PARTITION_KEY}="
+
+
+def day_of_partition(prefix: str, listed: str) -> str:
+    """The day of a listed partition ``{prefix}/dt=YYYY-MM-DD/`` (the text after ``dt=``)."""
+    return listed.removeprefix(partitions_prefix(prefix)).rstrip("/")
+
+
 def day_key(prefix: str, day: str) -> str:
     """The key of the day's object, ``{prefix}/dt=YYYY-MM-DD/scores.jsonl``."""
     return f"{partition(prefix, day)}/{OBJECT_NAME}"

@@ -210,22 +210,61 @@ def parse_page(body: Any, *, number: int, where: str | None = None, raw: bytes =
 @dataclass(frozen=True, slots=True)
 class Counters:
     """What an export of a day has done so far: carried by a checkpoint from one invocation to
-    the next, reported by the result. One type, so nothing copies the numbers field by field."""
+    the next, reported by the result. One type, so nothing copies the numbers field by field.
+
+    Beside the counts a caller is told (``reported``), the day's fleet health rides along until
+    its last invocation: scored subusers per band (``score_bands``), the exact sum of their
+    scores, and the moves of at least the min step the write path saw (drops and rises).
+    """
 
     pages: int = 0
     records: int = 0
     ineligible: int = 0
     latest_written: int = 0
     latest_kept_newer: int = 0
+    band_1: int = 0
+    band_2: int = 0
+    band_3: int = 0
+    band_4: int = 0
+    band_5: int = 0
+    score_sum: Decimal = Decimal(0)
+    score_drops: int = 0
+    score_rises: int = 0
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+    @property
+    def bands(self) -> tuple[int, int, int, int, int]:
+        """Scored subusers in bands 1 to 5."""
+        return (self.band_1, self.band_2, self.band_3, self.band_4, self.band_5)
+
+    @property
+    def scored(self) -> int:
+        return sum(self.bands)
+
+    def reported(self) -> dict[str, int]:
+        """The counts a caller's summary shows."""
+        return {name: getattr(self, name) for name in REPORTED_COUNTERS}
+
+    def to_dict(self) -> dict[str, int | str]:
+        """Flat and JSON-ready, for a checkpoint: the score sum as its exact decimal text."""
+        return {**asdict(self), "score_sum": str(self.score_sum)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counters:
+        """The counters among ``data`` (a checkpoint's fields; absent ones are 0)."""
+        values = {name: data[name] for name in COUNTER_NAMES if name in data}
+        if "score_sum" in values:
+            try:
+                values["score_sum"] = Decimal(str(values["score_sum"]))
+            except ArithmeticError:  # decimal.InvalidOperation
+                raise ValueError(f"score_sum is not a decimal number: {values['score_sum']!r}") from None
+        return cls(**values)
 
 
 COUNTER_NAMES = tuple(f.name for f in fields(Counters))
+REPORTED_COUNTERS = ("pages", "records", "ineligible", "latest_written", "latest_kept_newer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +297,7 @@ class Checkpoint:
             raise InvalidEventError(f"{what} 'checkpoint' must be an object")
         try:
             parts = tuple((int(number), str(etag)) for number, etag in data.get("parts", []))
-            counts = Counters(**{name: data[name] for name in COUNTER_NAMES if name in data})
+            counts = Counters.from_dict(data)
             rest = {name: value for name, value in data.items() if name not in COUNTER_NAMES}
             checkpoint = cls(**{**rest, "parts": parts, "counts": counts})
         except (TypeError, ValueError) as exc:

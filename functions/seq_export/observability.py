@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time
 from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 SERVICE = "seq-export"
 DEFAULT_NAMESPACE = "SeqExport"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE)
+#: CloudWatch accepts EMF timestamps up to 14 days old. A day's fleet metrics are stamped at its
+#: noon (UTC), so a day at most 13 days before today stays clear of that; older ones are not
+#: emitted (Athena has them).
+DAY_METRICS_MAX_AGE_DAYS = 13
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 
 def tracing_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
@@ -71,9 +78,51 @@ class MetricName:
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"
     BACKFILL_DAYS_ENQUEUED = "BackfillDaysEnqueued"
+    # fleet health, one point per exported score day
+    SUBUSERS_WITH_SCORE_1 = "SubusersWithScore1"
+    SUBUSERS_WITH_SCORE_2 = "SubusersWithScore2"
+    SUBUSERS_WITH_SCORE_3 = "SubusersWithScore3"
+    SUBUSERS_WITH_SCORE_4 = "SubusersWithScore4"
+    SUBUSERS_WITH_SCORE_5 = "SubusersWithScore5"
+    MEAN_SCORE = "MeanScore"
+    SCORE_DROPS = "ScoreDrops"
+    SCORE_RISES = "ScoreRises"
+
+
+#: Metrics that are not counts.
+_UNITS: Mapping[str, MetricUnit] = {MetricName.MEAN_SCORE: MetricUnit.NoUnit}
 
 
 def emit(counts: Mapping[str, int]) -> None:
     """Add each count to this invocation's EMF metrics (flushed by the handler's decorator)."""
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def day_metrics_time(day: str, now: datetime | None = None) -> datetime | None:
+    """The time a score day's fleet metrics are stamped with: the day's noon (UTC), so each
+    day is one point whenever it is exported; None for a day more than 13 days before today."""
+    score_day = date.fromisoformat(day)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    if (today - score_day).days > DAY_METRICS_MAX_AGE_DAYS:
+        return None
+    return datetime.combine(score_day, time(12), tzinfo=UTC)
+
+
+def emit_day_metrics(day: str, values: Mapping[str, float], *, now: datetime | None = None) -> bool:
+    """Print ``values`` now as an EMF document of their own, in the same namespace with the same
+    ``service`` dimension, stamped with the score day (``day_metrics_time``): a backfill of an
+    old day does not pile onto today's point, while the invocation's other metrics keep its
+    time. Returns whether they were emitted (not for a day older than 13 days, nor no values)."""
+    if not values:
+        return False
+    stamp = day_metrics_time(day, now)
+    if stamp is None:
+        logger.info("Fleet metrics left to Athena: the day is older than CloudWatch takes", date=day)
+        return False
+    document = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+    for name, value in values.items():
+        document.add_metric(name=name, unit=_UNITS.get(name, MetricUnit.Count), value=value)
+    document.set_timestamp(stamp)
+    document.flush_metrics()
+    return True

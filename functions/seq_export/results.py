@@ -2,7 +2,8 @@
 
 Each result knows its own metrics (names in ``observability.MetricName``), so the daily run, a
 direct export and a queued job emit the same numbers for the same outcome, and tests assert them
-from the result alone.
+from the result alone: the invocation's counts (``metrics``) and an exported subusers' day's fleet
+health (``fleet_metrics``, emitted as one point at the score day by ``emit_day_metrics``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from seq_export.observability import MetricName
 
 #: ``superseded``: a duplicate of a continuation found its day already completed by its twin.
 Status = Literal["exported", "continued", "not_ready", "gave_up", "superseded"]
+BAND_METRICS = (
+    MetricName.SUBUSERS_WITH_SCORE_1,
+    MetricName.SUBUSERS_WITH_SCORE_2,
+    MetricName.SUBUSERS_WITH_SCORE_3,
+    MetricName.SUBUSERS_WITH_SCORE_4,
+    MetricName.SUBUSERS_WITH_SCORE_5,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,8 @@ class ExportResult:
     kind: str = SUBUSERS
     score_change_events: int = 0
     score_change_events_failed: int = 0
+    #: Whether the write path saw the replaced scores (score-change events on): drops and rises counted.
+    score_moves_counted: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The answer of a direct invocation and the stored result of a queued job."""
@@ -37,7 +47,7 @@ class ExportResult:
             "status": self.status,
             "date": self.date,
             "attempt": self.attempt,
-            **self.counts.to_dict(),
+            **self.counts.reported(),
             "s3_key": self.s3_key,
             "bytes": self.bytes,
             "next_attempt": self.next_attempt,
@@ -69,6 +79,23 @@ class ExportResult:
             emitted[MetricName.DUPLICATE_CONTINUATIONS] = 1
         else:
             emitted[MetricName.GAVE_UP] = 1
+        return emitted
+
+    def fleet_metrics(self) -> dict[str, float]:
+        """An exported subusers' day's fleet health, once for the whole day (its counters carried
+        through any checkpoints): subusers per score band, which with ``IneligibleSubusers`` add up
+        to the day's records; the mean score when any subuser is scored; and the score drops and
+        rises where they were counted. None for other outcomes, the account's day, or counters
+        that do not add up (a day continued from a checkpoint that did not carry the bands)."""
+        counts = self.counts
+        if self.status != "exported" or self.kind == ACCOUNT or counts.scored + counts.ineligible != counts.records:
+            return {}
+        emitted: dict[str, float] = dict(zip(BAND_METRICS, counts.bands, strict=True))
+        if counts.scored:
+            emitted[MetricName.MEAN_SCORE] = float(counts.score_sum / counts.scored)
+        if self.score_moves_counted:
+            emitted[MetricName.SCORE_DROPS] = counts.score_drops
+            emitted[MetricName.SCORE_RISES] = counts.score_rises
         return emitted
 
 

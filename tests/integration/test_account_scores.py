@@ -52,6 +52,7 @@ def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
         "IneligibleSubusers": 50 // 7,
         "LatestScoresWritten": 50 - 50 // 7,
         "AccountScoresExported": 1,
+        **stack.band_counts(day),  # the subusers' day only
     }
 
 

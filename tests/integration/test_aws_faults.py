@@ -72,6 +72,7 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": summary["latest_written"],
+        **stack.band_counts(day),
     }
 
 

@@ -10,22 +10,10 @@ import pytest
 
 from local.seq_simulator import Scenario
 from seq_export import wiring
-from seq_export_cli.main import main
 from tests.support import Stack, days_ago
+from tests.support.cli import cli, cli_json
 
 pytestmark = pytest.mark.integration
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
-    code, out, err = cli(capsys, "--json", *argv)
-    return code, json.loads(out), err
 
 
 def scored(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -55,7 +43,7 @@ def test_run_local_prints_a_human_summary_and_keeps_the_functions_logs_off_stdou
     code, out, _ = cli(capsys, "run", "--date", day, "--local")
 
     assert code == 0
-    assert f"exported      {day}: 12 records" in out
+    assert f"exported      subusers {day}: 12 records" in out
     assert f"s3://{stack.resources.bucket}/{stack.key(day)}" in out
     assert '"level"' not in out  # no JSON log line of the function
     assert "CloudWatchMetrics" not in out  # no EMF blob
@@ -71,7 +59,7 @@ def test_run_local_that_sendgrid_answers_202_exits_1_saying_not_exported(
 
     assert code == 1
     assert summary["status"] == "not_ready"
-    assert f"{day} is not exported" in err
+    assert "nothing delivers the retry queue locally: `seq-export run --local --wait`" in err
     assert stack.queue_counts()["delayed"] + stack.queue_counts()["visible"] == 1
 
 
@@ -97,7 +85,8 @@ def test_run_without_a_function_name_is_a_configuration_error_naming_the_variabl
     code, _, err = cli(capsys, "run", "--date", days_ago(1))
 
     assert code == 3
-    assert "SEQ_EXPORT_FUNCTION is not set" in err
+    assert "SEQ_EXPORT_FUNCTION is not set; set it, or point at a deployed stack with --stack NAME" in err
+    assert "--local" in err
 
 
 def test_run_against_a_function_that_does_not_exist_exits_4_with_one_line_naming_it(
@@ -113,16 +102,16 @@ def test_run_against_a_function_that_does_not_exist_exits_4_with_one_line_naming
     assert "Lambda Invoke of function no-such-export-function failed: ResourceNotFoundException" in err
 
 
-def test_invalid_backfill_range_from_the_function_exits_4_with_its_reason(
+def test_a_backfill_outside_sendgrids_window_is_a_usage_error_before_the_function_runs(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli(capsys, "backfill", "--local", "--from", days_ago(200), "--to", days_ago(199))
 
-    assert code == 4
+    assert code == 2
     assert out == ""
-    assert "InvalidEventError" in err
+    assert "--from" in err
     assert "90-day window" in err
-    assert err.count("\n") == 1
+    assert stack.queue_counts() == {"visible": 0, "delayed": 0}
 
 
 # -- backfill ---------------------------------------------------------------------------------
@@ -138,10 +127,12 @@ def test_backfill_local_wait_delivers_the_queue_until_every_day_is_exported_with
 
     assert code == 0
     assert document["status"] == "enqueued"
-    assert document["wait"] == {"outcome": "exported", "days": 3, "exported": 3, "missing": []}
+    assert document["wait"] == {"outcome": "exported", "queued": 6, "exported": 6, "missing": []}  # 3 days x 2 kinds
     assert [key for key in stack.data_keys() if "subuser_scores" in key] == [stack.key(day) for day in days]
     assert all(len(stack.lines(day)) == 20 for day in days)
-    assert "3/3 days exported" in err
+    assert [line for line in err.splitlines() if "queued days exported" in line] == [
+        f"seq-export: queued days exported: {n}/6" for n in range(7)
+    ]  # one day at a time
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
 
 
@@ -152,12 +143,14 @@ def test_backfill_local_wait_waits_for_a_day_sendgrid_is_still_computing(
     stack.simulator.reset(Scenario(subusers=8, not_ready=1))
     day = days_ago(3)
 
-    code, out, err = cli(capsys, "backfill", "--local", "--wait", "--timeout", "60", "--from", day, "--to", day)
+    code, out, err = cli(
+        capsys, "backfill", "--local", "--wait", "--kind", "subusers", "--timeout", "60", "--from", day, "--to", day
+    )
 
     assert code == 0
-    assert "exported      1/1 days" in out
-    assert "0/1 days exported" in err
-    assert "1/1 days exported" in err
+    assert "exported          1/1 queued days" in out
+    assert "queued days exported: 0/1" in err
+    assert "queued days exported: 1/1" in err
     assert len(stack.lines(day)) == 8
 
 
@@ -167,8 +160,10 @@ def test_backfill_without_wait_only_enqueues_one_message_per_day(
     code, out, _ = cli(capsys, "backfill", "--local", "--from", days_ago(5), "--to", days_ago(2))
 
     assert code == 0
-    assert f"enqueued      4 days ({days_ago(5)} .. {days_ago(2)})" in out
-    assert stack.queue_counts()["visible"] >= 4
+    assert (
+        f"4 days x 2 kinds (account, subusers), {days_ago(5)} .. {days_ago(2)}: 8 enqueued, 0 already exported" in out
+    )
+    assert stack.queue_counts()["visible"] == 8
     assert stack.data_keys() == []
 
 
@@ -219,7 +214,8 @@ def test_lookup_of_an_unknown_user_id_exits_1(
 
     assert code == 1
     assert document["subusers"] == []
-    assert "no latest score for user_id '999999'" in err
+    assert (document["reason"], document["newest_day"]) == ("unknown", days_ago(1))
+    assert err == ""
 
 
 def test_lookup_of_an_unknown_username_exits_1(
@@ -228,8 +224,11 @@ def test_lookup_of_an_unknown_username_exits_1(
     code, out, err = cli(capsys, "lookup", "--username", "nobody-here")
 
     assert code == 1
-    assert out == ""
-    assert "no latest score for username 'nobody-here'" in err
+    assert out == (
+        f"no latest score for username 'nobody-here': SendGrid did not return it on {days_ago(1)}, "
+        "the newest exported day\n"
+    )
+    assert err == ""
 
 
 def test_lookup_of_an_ineligible_subuser_exits_1_since_it_has_no_latest_score(
@@ -237,9 +236,10 @@ def test_lookup_of_an_ineligible_subuser_exits_1_since_it_has_no_latest_score(
 ) -> None:
     ineligible = next(line for line in exported if line["score"] is None)
 
-    code, _, _ = cli(capsys, "lookup", ineligible["user_id"])
+    code, out, _ = cli(capsys, "lookup", ineligible["user_id"])
 
     assert code == 1
+    assert f"SendGrid returned it on {days_ago(1)}, the newest exported day, without a score (not eligible)" in out
 
 
 def test_lookup_never_shows_the_exporters_control_item(
@@ -297,14 +297,12 @@ def test_low_scores_human_output_is_a_table_and_a_count(
     assert rows[-1].startswith(f"{len(matching)} subusers with a latest score <= 2;")
 
 
-def test_low_scores_with_nothing_at_or_below_exits_1(
-    stack: Stack, exported: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, document, err = cli_json(capsys, "low-scores", "--max", "0.5")
+def test_low_scores_with_nothing_at_or_below_exits_1(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    code, document, err = cli_json(capsys, "low-scores", "--max", "5")  # nothing exported yet
 
     assert code == 1
-    assert document["subusers"] == []
-    assert "has a latest score <= 0.5" in err
+    assert (document["subusers"], document["matched"]) == ([], 0)
+    assert err == ""
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -343,8 +341,14 @@ def test_status_of_a_day_not_exported_exits_1(stack: Stack, capsys: pytest.Captu
     code, document, err = cli_json(capsys, "status", "--date", day)
 
     assert code == 1
-    assert document == {"date": day, "exported": False, "bucket": stack.resources.bucket, "key": stack.key(day)}
-    assert f"{day} is not exported" in err
+    assert document == {
+        "date": day,
+        "kind": "subusers",
+        "exported": False,
+        "bucket": stack.resources.bucket,
+        "key": stack.key(day),
+    }
+    assert err == ""  # the answer is on stdout, once
 
 
 def test_status_against_a_bucket_that_does_not_exist_is_an_aws_error_not_a_missing_day(
@@ -430,8 +434,8 @@ def test_stack_without_the_needed_output_is_a_configuration_error_naming_it(
     assert "stack seq-export-partial has no output LatestScoresTableName" in err
 
 
-def test_stack_that_does_not_exist_exits_4(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_stack_that_does_not_exist_is_a_configuration_error(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "--stack", "no-such-stack", "status", "--date", days_ago(1))
 
-    assert code == 4
-    assert "CloudFormation DescribeStacks of stack no-such-stack failed" in err
+    assert code == 3
+    assert err == "seq-export: stack no-such-stack does not exist in region us-east-1; check --stack and --region\n"

@@ -52,6 +52,7 @@ def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> No
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
+        **stack.band_counts(day),
     }
 
 

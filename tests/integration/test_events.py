@@ -44,6 +44,7 @@ def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_
         "PagesFetched": 1,
         "IneligibleSubusers": 10,
         "LatestScoresWritten": 40,
+        **stack.band_counts(summary["date"]),
     }
 
 
@@ -98,6 +99,7 @@ def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
         "PagesFetched": 1,
         "IneligibleSubusers": 30 // 7,
         "LatestScoresWritten": 30 - 30 // 7,
+        **stack.band_counts(days_ago(6)),
     }
 
 

@@ -51,6 +51,7 @@ def test_an_exported_day_emits_its_records_pages_ineligible_and_latest_writes_as
         "PagesFetched": summary["pages"],
         "IneligibleSubusers": summary["ineligible"],
         "LatestScoresWritten": summary["latest_written"],
+        **stack.band_counts(days_ago(1)),
     }
 
 
@@ -159,6 +160,7 @@ def test_an_empty_day_publishes_an_empty_object(stack: Stack) -> None:
         "PagesFetched": 1,
         "IneligibleSubusers": 0,
         "LatestScoresWritten": 0,
+        **stack.band_counts(day),  # all 0; no MeanScore without a scored subuser
     }
 
 

@@ -38,6 +38,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
         "PagesFetched": 2,
         "IneligibleSubusers": 1_500 // 7,
         "LatestScoresWritten": 1_500 - 1_500 // 7,
+        **stack.band_counts(day),
     }
 
 
@@ -119,4 +120,5 @@ def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: S
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
+        **stack.band_counts(day),
     }

@@ -41,6 +41,7 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
+        **stack.band_counts(day),
     }
 
 

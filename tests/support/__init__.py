@@ -34,7 +34,15 @@ from tests.support.fakes import (
     raising,
     sendgrid_error,
 )
-from tests.support.stack import ShortContext, Stack, days_ago, emitted_metrics, invoke_short, run_to_completion
+from tests.support.stack import (
+    ShortContext,
+    Stack,
+    days_ago,
+    emf_documents,
+    emitted_metrics,
+    invoke_short,
+    run_to_completion,
+)
 
 __all__ = [
     "API_DAY",
@@ -61,6 +69,7 @@ __all__ = [
     "api_record",
     "client_error",
     "days_ago",
+    "emf_documents",
     "emitted_metrics",
     "grant",
     "harness",

@@ -64,15 +64,20 @@ def run_to_completion(
         stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
 
 
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    """Every EMF document in ``output`` (one JSON document a line, as Lambda ships them)."""
+    return [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+
+
 def emitted_metrics(output: str) -> Counter[str]:
-    """Totals of every EMF metric in ``output`` (one JSON document a line, as Lambda ships them)."""
+    """Totals of every EMF count metric in ``output`` (a total of ``MeanScore`` means nothing:
+    read it from ``emf_documents``)."""
     totals: Counter[str] = Counter()
-    for line in output.splitlines():
-        if '"_aws"' not in line:
-            continue
-        document = json.loads(line)
+    for document in emf_documents(output):
         for directive in document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
+                if metric["Unit"] != "Count":
+                    continue
                 values = document[metric["Name"]]
                 totals[metric["Name"]] += int(sum(values) if isinstance(values, list) else values)
     return totals
@@ -82,7 +87,8 @@ def emitted_metrics(output: str) -> Counter[str]:
 class Stack:
     """The deployed function's world, locally: resources on moto, the simulator, the handler.
 
-    Every invocation's EMF output is parsed into ``metrics`` (totals since the test began)."""
+    Every invocation's EMF output is parsed into ``metrics`` (totals of the counts since the test
+    began) and kept whole in ``documents``."""
 
     resources: Resources
     simulator: SeqSimulator
@@ -91,6 +97,7 @@ class Stack:
     monkeypatch: pytest.MonkeyPatch
     sleeps: list[float] = field(default_factory=list)
     metrics: Counter[str] = field(default_factory=Counter)
+    documents: list[dict[str, Any]] = field(default_factory=list)
 
     def invoke(self, event: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
         output = io.StringIO()
@@ -99,6 +106,7 @@ class Stack:
                 return dict(handler.lambda_handler(event, context or FakeLambdaContext()))
         finally:
             self.metrics.update(emitted_metrics(output.getvalue()))
+            self.documents.extend(emf_documents(output.getvalue()))
 
     @property
     def queue(self) -> SqsEventSource:
@@ -133,6 +141,15 @@ class Stack:
     def lines(self, day: str) -> list[dict[str, Any]]:
         body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=self.key(day))["Body"].read()
         return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+
+    def band_counts(self, day: str) -> dict[str, int]:
+        """``SubusersWithScore1`` to ``5`` as the day's exported lines call for them: the scored
+        lines by their score's integer part (3.5 is in band 3)."""
+        counts = {f"SubusersWithScore{band}": 0 for band in range(1, 6)}
+        for line in self.lines(day):
+            if line["score"] is not None:
+                counts[f"SubusersWithScore{int(line['score'])}"] += 1
+        return counts
 
     def item(self, user_id: str) -> dict[str, Any] | None:
         table = self.session.resource("dynamodb").Table(self.resources.table)

@@ -1,30 +1,51 @@
-"""The command line's pure parts: parsing, target resolution, progress, waiting, answers."""
+"""The command line in process: what it accepts, where it points, how it waits, what it answers.
+
+AWS is never reached: the commands that get that far run on recording fakes of the clients
+(``fake_aws``), and the usage errors run where any AWS call would fail loudly (``aws_unreachable``).
+How answers are printed (JSON, tables, plain lines, progress) is in ``test_cli_output.py``.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import NoCredentialsError
 
-from seq_export_cli.app import Target
-from seq_export_cli.commands import backfill_event
-from seq_export_cli.errors import ServiceError, TargetConfigError
+import seq_export_cli.app as app_module
+import seq_export_cli.backfill as backfill_module
+import seq_export_cli.run as run_module
+from seq_export.dates import RETENTION_DAYS, today_utc, yesterday_utc
+from seq_export_cli.app import AWS_CONFIG, ENV_NAMES, App, Target, region_of
+from seq_export_cli.errors import EXIT_CODES, ServiceError, TargetConfigError
 from seq_export_cli.invoke import invoke_function
-from seq_export_cli.main import main, parse_args
+from seq_export_cli.main import cli as group
+from seq_export_cli.main import main
+from seq_export_cli.options import DEFAULT_WAIT_TIMEOUT, Options, default_day
 from seq_export_cli.s3_objects import count_lines
 from seq_export_cli.scores import sort_by_score, subuser
 from seq_export_cli.waiting import (
-    DEFAULT_WAIT_TIMEOUT,
     DayWatcher,
-    ProgressBar,
+    deliver_until_exported,
+    label,
     poll_until_exported,
-    render_progress,
 )
+from tests.support import START, Clock, client_error, days_ago
 
-COMMANDS = ["run", "backfill", "lookup", "low-scores", "status"]
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+#: Every command the program has, as registered on its Click group.
+COMMANDS = sorted(group.commands)
+SHARED_OPTIONS = ["--json", "--stack", "--region", "--profile"]
 FULL_OUTPUTS = [
     {"OutputKey": "ScoresBucketName", "OutputValue": "lake-bucket"},
     {"OutputKey": "ScoresPrefix", "OutputValue": "custom/prefix"},
@@ -33,82 +54,390 @@ FULL_OUTPUTS = [
     {"OutputKey": "ExportFunctionName", "OutputValue": "seq-export-export"},
     {"OutputKey": "GlueTableName", "OutputValue": "subuser_scores"},
 ]
+#: A complete target in the environment: a command that got past its checks would call AWS.
+TARGET_ENV = {
+    "SCORES_BUCKET": "env-bucket",
+    "LATEST_SCORES_TABLE": "env-table",
+    "RETRY_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/env-retry",
+    "SEQ_EXPORT_FUNCTION": "env-function",
+}
+MODIFIED = datetime(2026, 11, 23, 6, 0, 3, tzinfo=UTC)
 
 
-# -- parsing ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
-def test_every_command_has_help_that_exits_0(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([*command, "--help"])
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``seq-export argv`` in this process: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
 
-    out = capsys.readouterr().out
+
+@pytest.fixture(autouse=True)
+def _piped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdout and stderr are pipes (capsys) whatever the environment says about colour or terminals."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- recording fakes of the AWS clients -------------------------------------------------------------
+class FakeS3:
+    """Objects by key, each visible from a time of ``clock`` on; records every HeadObject."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.objects: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.heads: list[str] = []
+        self.refusal: Exception | None = None
+
+    def put(self, key: str, *, etag: str = '"v1"', records: int = 3, at: float | None = None) -> None:
+        head = {"ETag": etag, "LastModified": MODIFIED, "ContentLength": 120, "Metadata": {"records": str(records)}}
+        self.objects[key] = (self.clock.now if at is None else at, head)
+
+    def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
+        self.heads.append(Key)
+        if self.refusal is not None:
+            raise self.refusal
+        stored = self.objects.get(Key)
+        if stored is None or stored[0] > self.clock.now:
+            raise client_error("404", "HeadObject")
+        return dict(stored[1])
+
+    def head_bucket(self, *, Bucket: str) -> dict[str, Any]:
+        return {}
+
+
+class FakeLambda:
+    """Answers every Invoke with ``payload`` (and ``function_error``, if any); records the calls."""
+
+    def __init__(self, payload: bytes = b"{}", function_error: str | None = None) -> None:
+        self.payload = payload
+        self.function_error = function_error
+        self.calls: list[dict[str, Any]] = []
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        answer: dict[str, Any] = {"StatusCode": 200, "Payload": io.BytesIO(self.payload)}
+        if self.function_error:
+            answer["FunctionError"] = self.function_error
+        return answer
+
+    @property
+    def events(self) -> list[Any]:
+        return [json.loads(call["Payload"]) for call in self.calls]
+
+
+class FakeCloudFormation:
+    def __init__(self, outputs: list[dict[str, str]]) -> None:
+        self.outputs = outputs
+        self.stacks: list[str] = []
+
+    def describe_stacks(self, *, StackName: str) -> dict[str, Any]:
+        self.stacks.append(StackName)
+        return {"Stacks": [{"StackName": StackName, "Outputs": self.outputs}]}
+
+
+class FakeDynamoDB:
+    def __init__(self, items: dict[str, dict[str, Any]]) -> None:
+        self.items = items
+        self.keys: list[dict[str, Any]] = []
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any]) -> dict[str, Any]:
+        self.keys.append(Key)
+        item = self.items.get(Key["user_id"]["S"])
+        return {"Item": item} if item else {}
+
+
+class FakeQueue:
+    """SQS as the local event source uses it: messages to receive, deletes, and a long poll that
+    moves the clock by its wait when nothing is visible."""
+
+    def __init__(self, clock: Clock, bodies: list[dict[str, Any]]) -> None:
+        self.meta = SimpleNamespace(region_name="eu-west-1")
+        self.clock = clock
+        self.visible = [
+            {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": json.dumps(b)} for i, b in enumerate(bodies)
+        ]
+        self.in_flight: list[dict[str, Any]] = []
+        self.waits: list[int] = []
+        self.deleted: list[str] = []
+
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        if AttributeNames == ["QueueArn"]:
+            return {"Attributes": {"QueueArn": "arn:aws:sqs:eu-west-1:1:retry"}}
+        counts = {
+            "ApproximateNumberOfMessages": len(self.visible),
+            "ApproximateNumberOfMessagesDelayed": 0,
+            "ApproximateNumberOfMessagesNotVisible": len(self.in_flight),
+        }
+        return {"Attributes": {name: str(count) for name, count in counts.items()}}
+
+    def receive_message(self, *, QueueUrl: str, MaxNumberOfMessages: int, WaitTimeSeconds: int, **_: Any) -> Any:
+        self.waits.append(WaitTimeSeconds)
+        if not self.visible:
+            self.clock.sleep(WaitTimeSeconds)
+            return {}
+        taken, self.visible = self.visible[:MaxNumberOfMessages], self.visible[MaxNumberOfMessages:]
+        self.in_flight += taken
+        return {"Messages": taken}
+
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> None:
+        self.deleted.append(ReceiptHandle)
+        self.in_flight = [m for m in self.in_flight if m["ReceiptHandle"] != ReceiptHandle]
+
+    def client(self) -> SQSClient:
+        """This fake, where botocore's SQS client is expected."""
+        return cast("SQSClient", self)
+
+
+class Updates:
+    """A ``Progressing`` that records every update."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def update(self, done: int, detail: str = "") -> None:
+        self.seen.append(done)
+
+
+@dataclass
+class FakeAws:
+    """What the commands' ``App`` gets: these clients by service, this environment, this clock;
+    and, recorded, the ``Options`` each ``App`` was built with and the clients it asked for."""
+
+    clock: Clock = field(default_factory=Clock)
+    environ: dict[str, str] = field(default_factory=lambda: dict(TARGET_ENV))
+    clients: dict[str, Any] = field(default_factory=dict)
+    options: list[Options] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    aws = FakeAws()
+    aws.clients["cloudformation"] = FakeCloudFormation(FULL_OUTPUTS)
+    aws.clients["s3"] = FakeS3(aws.clock)
+
+    class FakeApp(App):
+        def __init__(self, options: Options) -> None:
+            super().__init__(options, environ=aws.environ, sleep=aws.clock.sleep, clock=aws.clock)
+            aws.options.append(options)
+
+        def client(self, service: str, config: Config = AWS_CONFIG) -> Any:
+            aws.asked.append(service)
+            return aws.clients[service]
+
+    monkeypatch.setattr(app_module, "App", FakeApp)  # what ``with_app`` builds for each command
+    return aws
+
+
+@pytest.fixture
+def aws_unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A complete target in the environment, no credentials and a closed endpoint, so any AWS
+    call would fail (exit 3 or 4, never 2); every client asked for or local handler run is recorded."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    for name, value in TARGET_ENV.items():
+        monkeypatch.setenv(name, value)
+    attempts: list[str] = []
+    real_client = App.client
+
+    def recorded_client(self: App, service: str, config: Config = AWS_CONFIG) -> Any:
+        attempts.append(service)
+        return real_client(self, service, config)
+
+    def no_local_handler(event: dict[str, Any], **_: Any) -> dict[str, Any]:
+        attempts.append(f"local handler {event}")
+        raise AssertionError("the handler ran before the usage check")
+
+    monkeypatch.setattr(App, "client", recorded_client)
+    monkeypatch.setattr(run_module, "invoke_local", no_local_handler)
+    monkeypatch.setattr(backfill_module, "invoke_local", no_local_handler)
+    return attempts
+
+
+# -- help and version ---------------------------------------------------------------------------------
+COMMAND_OPTIONS = {
+    "run": ["--date", "--kind", "--local", "--verbose", "--wait", "--timeout"],
+    "backfill": ["--from", "--to", "--kind", "--force", "--wait", "--timeout", "--local", "--verbose"],
+    "status": ["--date", "--kind"],
+    "report": ["--date", "--limit"],
+    "lookup": ["USER_ID", "--username"],
+    "low-scores": ["--max", "--limit"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_commands_help_exits_0_and_names_its_options_and_the_shared_ones(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, command, "--help")
+
     assert code == 0
-    assert out.startswith(f"usage: seq-export {' '.join(command)}".rstrip())
-    assert "--json" in out
+    assert out.startswith(f"Usage: seq-export {command} ")
+    for option in [*COMMAND_OPTIONS.get(command, []), *SHARED_OPTIONS]:
+        assert option in out, option
+    assert err == ""
 
 
-def test_json_and_stack_are_accepted_before_or_after_the_command() -> None:
-    before = parse_args(["--json", "--stack", "prod", "status", "--date", "2026-11-22"])
-    after = parse_args(["status", "--date", "2026-11-22", "--json", "--stack", "prod"])
-    neither = parse_args(["status", "--date", "2026-11-22"])
+def test_the_programs_help_exits_0_and_lists_every_command_and_shared_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "--help")
 
-    assert (before.json, before.stack) == (True, "prod")
-    assert (after.json, after.stack) == (True, "prod")
-    assert (bool(neither.json), neither.stack) == (False, None)
+    assert code == 0
+    assert out.startswith("Usage: seq-export ")
+    assert set(COMMAND_OPTIONS) <= set(COMMANDS)
+    for name in [*COMMANDS, *SHARED_OPTIONS, "--version"]:
+        assert name in out, name
+
+
+def test_the_waits_default_timeout_and_the_default_day_are_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    run_help = " ".join(cli(capsys, "run", "--help")[1].split())  # Click wraps the help
+    backfill_help = " ".join(cli(capsys, "backfill", "--help")[1].split())
+
+    assert f"[default: {DEFAULT_WAIT_TIMEOUT:.0f}]" in run_help
+    assert f"[default: {DEFAULT_WAIT_TIMEOUT:.0f}]" in backfill_help
+    assert "[default: yesterday, UTC]" in run_help
+
+
+def test_version_prints_the_program_and_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "--version")
+
+    assert code == 0
+    assert out == f"seq-export {version('seq-export')}\n"
+
+
+def test_the_exit_codes_table_covers_every_outcome_and_the_help_lists_it(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = cli(capsys, "--help")
+
+    assert set(EXIT_CODES) == {0, 1, 2, 3, 4, 130}
+    help_text = " ".join(out.split())  # Click rewraps the epilog
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code} {meaning.split(':')[0]}" in help_text
+    assert all(name in help_text for name in ENV_NAMES.values())
+
+
+# -- shared options ----------------------------------------------------------------------------------
+SHARED = ["--json", "--stack", "prod", "--region", "eu-central-1", "--profile", "ops"]
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    "argv",
     [
-        ([], "required: COMMAND"),
-        (["status"], "--date"),
-        (["run", "--date", "2026-02-30"], "not a calendar date"),
-        (["run", "--date", "22.11.2026"], "expected a day YYYY-MM-DD"),
-        (["backfill", "--from", "2026-11-20", "--to", "2026-11-10"], "--from 2026-11-20 is after --to 2026-11-10"),
-        (["backfill", "--from", "2026-11-10", "--to", "2026-11-20", "--timeout", "5"], "--timeout applies to --wait"),
-        (["backfill", "--from", "2026-11-10", "--to", "2026-11-20", "--wait", "--timeout", "0"], "positive"),
-        (["run", "--local", "--stack", "prod", "--date", "2026-11-22"], "cannot be combined with --stack"),
-        (["lookup"], "one of the arguments USER_ID --username is required"),
-        (["lookup", "100001", "--username", "someone"], "not allowed with"),
-        (["low-scores", "--max", "low"], "expected a number"),
-        (["low-scores", "--max", "nan"], "finite"),
-        (["low-scores", "--max", "2", "--limit", "0"], "positive integer"),
-        (["export"], "invalid choice"),
+        [*SHARED, "status", "--date", "2026-11-22"],
+        ["status", "--date", "2026-11-22", *SHARED],
+        ["--json", "--stack", "prod", "status", "--region", "eu-central-1", "--date", "2026-11-22", "--profile", "ops"],
     ],
+    ids=["before", "after", "mixed"],
 )
-def test_usage_errors_exit_2_with_argparses_message(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+def test_shared_options_before_or_after_the_command_are_the_same_options(
+    argv: list[str], fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(argv)
+    fake_aws.clients["s3"].put("custom/prefix/dt=2026-11-22/scores.jsonl")
 
-    captured = capsys.readouterr()
-    assert code == 2
-    assert captured.out == ""
-    assert message in captured.err
+    code, out, _ = cli(capsys, *argv)
+
+    assert code == 0
+    assert fake_aws.options == [Options(json=True, stack="prod", region="eu-central-1", profile="ops")]
+    assert fake_aws.clients["cloudformation"].stacks == ["prod"]
+    answer = json.loads(out)  # --json: the one document, wherever it was given
+    assert (answer["exported"], answer["bucket"], answer["records"]) == (True, "lake-bucket", 3)
 
 
-def test_backfill_defaults() -> None:
-    args = parse_args(["backfill", "--from", "2026-11-10", "--to", "2026-11-20", "--wait"])
+def test_without_shared_options_the_target_is_the_environment_and_the_answer_plain_lines(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, "status", "--date", "2026-11-22")
 
-    assert (args.first, args.last, args.force, args.wait, args.local) == (
-        "2026-11-10",
-        "2026-11-20",
-        False,
-        True,
-        False,
+    assert code == 1
+    assert fake_aws.options == [Options()]
+    assert "cloudformation" not in fake_aws.asked
+    assert out == (
+        "not exported  subusers 2026-11-22: no object s3://env-bucket/seq/subuser_scores/dt=2026-11-22/scores.jsonl\n"
     )
-    assert args.timeout == DEFAULT_WAIT_TIMEOUT
+    assert err == ""
 
 
-def test_backfill_event_carries_force_only_when_asked() -> None:
-    assert backfill_event("2026-11-10", "2026-11-12") == {"from": "2026-11-10", "to": "2026-11-12"}
-    assert backfill_event("2026-11-10", "2026-11-12", force=True) == {
-        "from": "2026-11-10",
-        "to": "2026-11-12",
-        "force": True,
-    }
+# -- usage errors: exit 2, naming the option, before any AWS call ------------------------------------
+def usage_cases() -> list[Any]:
+    today, yesterday, old = today_utc().isoformat(), yesterday_utc().isoformat(), days_ago(RETENTION_DAYS + 10)
+    later, earlier = days_ago(5), days_ago(10)
+    return [
+        pytest.param(["run", "--date", "yesterday"], ["--date", "YYYY-MM-DD", "'yesterday'"], id="malformed-day"),
+        pytest.param(["run", "--date", "22.11.2026"], ["--date", "YYYY-MM-DD"], id="other-day-format"),
+        pytest.param(["status", "--date", "2026-02-30"], ["--date", "not a calendar date"], id="no-such-day"),
+        pytest.param(
+            ["run", "--date", today], ["--date", "not a finished UTC day", f"newest allowed is {yesterday}"], id="today"
+        ),
+        pytest.param(["run", "--date", old], ["--date", f"{RETENTION_DAYS}-day window"], id="older-than-90-days"),
+        pytest.param(["backfill", "--from", later, "--to", earlier], [f"--from {later} is after --to {earlier}"]),
+        pytest.param(["backfill", "--from", earlier, "--to", today], ["--to", "not a finished UTC day"], id="to-today"),
+        pytest.param(["backfill", "--from", earlier, "--to", later, "--timeout", "5"], ["--timeout applies to --wait"]),
+        pytest.param(["backfill", "--from", earlier, "--to", later, "--wait", "--timeout", "0"], ["--timeout", "x>0"]),
+        pytest.param(["low-scores", "--max", "0"], ["--max", "1 to 5", "'0'"], id="max-0"),
+        pytest.param(["low-scores", "--max", "-1"], ["--max", "1 to 5", "'-1'"], id="max-negative"),
+        pytest.param(["low-scores", "--max", "9"], ["--max", "1 to 5", "'9'"], id="max-9"),
+        pytest.param(["low-scores", "--max", "abc"], ["--max", "1 to 5", "'abc'"], id="max-abc"),
+        pytest.param(["low-scores", "--max", "nan"], ["--max", "1 to 5"], id="max-nan"),
+        pytest.param(["low-scores", "--max", "2", "--limit", "0"], ["--limit", "x>=1"], id="limit-0"),
+        pytest.param(["low-scores"], ["--max"], id="max-missing"),
+        pytest.param(["lookup", ""], ["USER_ID", "must not be empty"], id="empty-user-id"),
+        pytest.param(["lookup", "--username", "  "], ["--username", "must not be empty"], id="blank-username"),
+        pytest.param(["lookup", "100001", "--username", "someone"], ["USER_ID or --username"], id="both"),
+        pytest.param(["lookup"], ["USER_ID or --username"], id="neither"),
+        pytest.param(["run", "--wait"], ["--wait", "needs --local"], id="wait-without-local"),
+        pytest.param(["run", "--timeout", "3"], ["--timeout applies to --wait"], id="timeout-without-wait"),
+        pytest.param(["run", "--local", "--stack", "x"], ["--local", "cannot be combined with --stack"]),
+        pytest.param(["--stack", "x", "run", "--local"], ["--local", "cannot be combined with --stack"]),
+        pytest.param(
+            ["--stack", "x", "backfill", "--from", earlier, "--to", later, "--local"],
+            ["--local", "cannot be combined with --stack"],
+        ),
+        pytest.param(["run", "--kind", "everyone"], ["--kind", "'everyone' is not one of"], id="unknown-kind"),
+        pytest.param(["export"], ["No such command 'export'"], id="unknown-command"),
+        pytest.param([], ["Usage: seq-export"], id="no-command"),
+    ]
 
 
-# -- target -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "fragments"), usage_cases())
+def test_a_usage_error_exits_2_naming_the_option_before_any_aws_call(
+    argv: list[str], fragments: list[str], aws_unreachable: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out) == (2, "")
+    for fragment in fragments:
+        assert fragment in err, fragment
+    assert "Traceback" not in err
+    assert aws_unreachable == []
+
+
+def test_a_missing_variable_exits_3_naming_it_before_any_aws_call(
+    aws_unreachable: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("LATEST_SCORES_TABLE")
+
+    code, out, err = cli(capsys, "lookup", "100001")
+
+    assert (code, out) == (3, "")
+    assert err == "seq-export: LATEST_SCORES_TABLE is not set; set it, or point at a deployed stack with --stack NAME\n"
+    assert aws_unreachable == []
+
+
+# -- days ----------------------------------------------------------------------------------------------
+def test_the_default_day_is_yesterday_utc() -> None:
+    before = yesterday_utc().isoformat()
+    day = default_day()
+    after = yesterday_utc().isoformat()
+
+    assert day in {before, after}  # the same day unless this runs across midnight UTC
+
+
+# -- target --------------------------------------------------------------------------------------------
 def test_target_from_stack_outputs_takes_every_value_by_output_name() -> None:
     target = Target.from_outputs("prod", FULL_OUTPUTS)
 
@@ -143,6 +472,11 @@ def test_target_from_the_environment_uses_the_functions_variable_names_and_defau
         target.need("queue_url")
 
 
+def test_a_missing_function_name_suggests_running_the_handler_locally() -> None:
+    with pytest.raises(TargetConfigError, match=r"SEQ_EXPORT_FUNCTION is not set; .* with --local"):
+        Target.from_env({}).need("function_name")
+
+
 def test_blank_variables_count_as_missing_and_prefix_slashes_are_trimmed() -> None:
     target = Target.from_env({"SCORES_BUCKET": "  ", "SCORES_PREFIX": "/lake/seq/"})
 
@@ -151,113 +485,66 @@ def test_blank_variables_count_as_missing_and_prefix_slashes_are_trimmed() -> No
         target.need("bucket")
 
 
-def test_a_malformed_prefix_is_a_configuration_error() -> None:
+@pytest.mark.parametrize("prefix", ["a//b", "/", "//"])
+def test_a_malformed_prefix_is_a_configuration_error(prefix: str) -> None:
     with pytest.raises(TargetConfigError, match="SCORES_PREFIX"):
-        Target.from_env({"SCORES_PREFIX": "a//b"})
+        Target.from_env({"SCORES_PREFIX": prefix})
 
 
-# -- progress -----------------------------------------------------------------------------------
+def test_a_malformed_prefix_output_is_a_configuration_error_naming_the_output() -> None:
+    outputs = [{"OutputKey": "ScoresPrefix", "OutputValue": "a//b"}]
+
+    with pytest.raises(TargetConfigError, match="output ScoresPrefix of stack prod"):
+        Target.from_outputs("prod", outputs)
+
+
 @pytest.mark.parametrize(
-    ("done", "total", "expected"),
+    ("option", "environ", "region"),
     [
-        (0, 4, "[----------] 0/4 days exported"),
-        (1, 4, "[##--------] 1/4 days exported"),
-        (3, 4, "[#######---] 3/4 days exported"),
-        (4, 4, "[##########] 4/4 days exported"),
-        (0, 0, "[##########] 0/0 days exported"),
+        ("eu-central-1", {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}, "eu-central-1"),
+        (None, {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}, "eu-west-1"),
+        (None, {"AWS_DEFAULT_REGION": "us-east-1"}, "us-east-1"),
+        (None, {}, None),
+        ("  ", {"AWS_REGION": "", "AWS_DEFAULT_REGION": " us-east-1 "}, "us-east-1"),
+        ("", {"AWS_REGION": " ", "AWS_DEFAULT_REGION": ""}, None),
     ],
+    ids=["option-wins", "aws-region", "aws-default-region", "none", "blanks-skipped", "all-blank"],
 )
-def test_progress_bar_rendering(done: int, total: int, expected: str) -> None:
-    assert render_progress(done, total, width=10) == expected
+def test_the_region_is_the_option_then_aws_region_then_aws_default_region(
+    option: str | None, environ: dict[str, str], region: str | None
+) -> None:
+    assert region_of(option, environ) == region
 
 
-def test_progress_bar_writes_a_line_per_change_when_not_a_terminal() -> None:
-    stream = io.StringIO()
-    bar = ProgressBar(stream, 2)
-
-    for done in (0, 0, 1, 1, 2):
-        bar.update(done)
-    bar.close()
-
-    assert stream.getvalue().splitlines() == [render_progress(0, 2), render_progress(1, 2), render_progress(2, 2)]
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
-    stream = Terminal()
-    bar = ProgressBar(stream, 2)
-
-    bar.update(1)
-    bar.update(2)
-    bar.close()
-
-    assert stream.getvalue() == f"\r{render_progress(1, 2)}\r{render_progress(2, 2)}\n"
-
-
-# -- waiting for days (fake S3 and clock: no sleeping) ----------------------------------------------
-def not_found(operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, operation)
-
-
-class FakeS3:
-    def __init__(self) -> None:
-        self.objects: dict[str, str] = {}
-        self.heads: list[str] = []
-
-    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        self.heads.append(Key)
-        if Key not in self.objects:
-            raise not_found("HeadObject")
-        return {"ETag": self.objects[Key], "LastModified": "2026-11-23T06:00:00Z"}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_sleep: list[Any] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        if self.on_sleep:
-            self.on_sleep.pop(0)()
+# -- waiting for days (fake S3 and clock: no sleeping) -------------------------------------------------
+def key_of(day: str) -> str:
+    return f"p/dt={day}/scores.jsonl"
 
 
 def keys(*days: str) -> dict[str, str]:
-    return {day: f"p/dt={day}/scores.jsonl" for day in days}
+    return {day: key_of(day) for day in days}
 
 
 def test_polling_waits_until_every_days_object_exists() -> None:
-    s3, clock, stream = FakeS3(), FakeClock(), io.StringIO()
-    s3.objects[keys("2026-11-20")["2026-11-20"]] = '"a"'
-    clock.on_sleep = [lambda: s3.objects.update({keys("2026-11-21")["2026-11-21"]: '"b"'})]
+    clock = Clock()
+    s3, progress = FakeS3(clock), Updates()
+    s3.put(key_of("2026-11-20"))
+    s3.put(key_of("2026-11-21"), at=START + 5)
     watcher = DayWatcher(s3, "bucket", keys("2026-11-20", "2026-11-21"), {})
 
-    outcome = poll_until_exported(
-        watcher, ProgressBar(stream, 2), timeout=60, clock=clock, sleep=clock.sleep, interval=5
-    )
+    outcome = poll_until_exported(watcher, progress, timeout=60, clock=clock, sleep=clock.sleep, interval=5)
 
     assert outcome == "exported"
     assert clock.sleeps == [5]
-    assert stream.getvalue().splitlines() == [render_progress(1, 2), render_progress(2, 2)]
-    assert s3.heads.count(keys("2026-11-20")["2026-11-20"]) == 1  # an exported day is not asked again
+    assert progress.seen == [1, 2]
+    assert s3.heads.count(key_of("2026-11-20")) == 1  # an exported day is not asked again
 
 
 def test_polling_gives_up_at_the_timeout_naming_the_missing_days() -> None:
-    s3, clock = FakeS3(), FakeClock()
-    watcher = DayWatcher(s3, "bucket", keys("2026-11-20", "2026-11-21"), {})
+    clock = Clock()
+    watcher = DayWatcher(FakeS3(clock), "bucket", keys("2026-11-20", "2026-11-21"), {})
 
-    outcome = poll_until_exported(
-        watcher, ProgressBar(io.StringIO(), 2), timeout=12, clock=clock, sleep=clock.sleep, interval=5
-    )
+    outcome = poll_until_exported(watcher, Updates(), timeout=12, clock=clock, sleep=clock.sleep, interval=5)
 
     assert outcome == "timeout"
     assert clock.sleeps == [5, 5, 2]
@@ -266,41 +553,92 @@ def test_polling_gives_up_at_the_timeout_naming_the_missing_days() -> None:
 
 def test_with_force_an_existing_object_counts_only_once_it_is_replaced() -> None:
     s3 = FakeS3()
-    key = keys("2026-11-20")["2026-11-20"]
-    s3.objects[key] = '"old"'
-    watcher = DayWatcher(s3, "bucket", {"2026-11-20": key}, {"2026-11-20": ('"old"', "2026-11-23T06:00:00Z")})
+    s3.put(key_of("2026-11-20"), etag='"old"')
+    watcher = DayWatcher(s3, "bucket", keys("2026-11-20"), {"2026-11-20": ('"old"', str(MODIFIED))})
 
     assert watcher.refresh() == 0
-    s3.objects[key] = '"new"'
+    s3.put(key_of("2026-11-20"), etag='"new"')
     assert watcher.refresh() == 1
 
 
 def test_an_s3_refusal_while_waiting_is_a_service_error() -> None:
-    class Denied(FakeS3):
-        def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
-
-    watcher = DayWatcher(Denied(), "bucket", keys("2026-11-20"), {})
+    s3 = FakeS3()
+    s3.refusal = client_error("403", "HeadObject")
+    watcher = DayWatcher(s3, "bucket", keys("2026-11-20"), {})
 
     with pytest.raises(ServiceError, match=r"S3 HeadObject of s3://bucket/p/dt=2026-11-20/scores.jsonl failed: 403"):
         watcher.refresh()
 
 
-# -- the function's answer ----------------------------------------------------------------------
-class FakeLambda:
-    def __init__(self, payload: bytes, function_error: str | None = None) -> None:
-        self.payload = payload
-        self.function_error = function_error
-        self.calls: list[dict[str, Any]] = []
+def exporting(s3: FakeS3, answer: Callable[[str], dict[str, Any]] | None = None) -> Callable[[dict[str, Any]], Any]:
+    """A handler for queued retries that writes each message's day (or answers ``answer(day)``)."""
 
-    def invoke(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(kwargs)
-        answer: dict[str, Any] = {"StatusCode": 200, "Payload": io.BytesIO(self.payload)}
-        if self.function_error:
-            answer["FunctionError"] = self.function_error
-        return answer
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        [record] = event["Records"]
+        day = json.loads(record["body"])["date"]
+        if answer is not None:
+            return answer(record["messageId"])
+        s3.put(key_of(day))
+        return {"batchItemFailures": []}
+
+    return handler
 
 
+def test_delivering_the_retry_queue_exports_the_days_and_deletes_their_messages() -> None:
+    clock = Clock()
+    s3, progress = FakeS3(clock), Updates()
+    queue = FakeQueue(clock, [{"date": "2026-11-20"}, {"date": "2026-11-21"}])
+    watcher = DayWatcher(s3, "bucket", keys("2026-11-20", "2026-11-21"), {})
+
+    outcome = deliver_until_exported(queue.client(), "q", exporting(s3), watcher, progress, timeout=60, clock=clock)
+
+    assert outcome == "exported"
+    assert queue.deleted == ["r-0", "r-1"]
+    assert progress.seen == [0, 1, 2]
+    assert queue.waits == [20, 20, 0]  # a long poll while days are missing, then only what is visible
+
+
+def test_delivering_stops_when_the_queue_has_nothing_left_for_the_missing_days() -> None:
+    clock = Clock()
+    queue = FakeQueue(clock, [])
+    watcher = DayWatcher(FakeS3(clock), "bucket", keys("2026-11-20"), {})
+
+    outcome = deliver_until_exported(
+        queue.client(), "q", exporting(FakeS3()), watcher, Updates(), timeout=60, clock=clock
+    )
+
+    assert outcome == "queue_empty"
+    assert watcher.pending == ["2026-11-20"]
+
+
+def test_a_failed_delivery_is_reported_and_the_wait_ends_at_the_timeout() -> None:
+    clock = Clock()
+    queue = FakeQueue(clock, [{"date": "2026-11-20"}])
+    watcher = DayWatcher(FakeS3(clock), "bucket", keys("2026-11-20"), {})
+    failures: list[int] = []
+
+    outcome = deliver_until_exported(
+        queue.client(),
+        "q",
+        exporting(FakeS3(), answer=lambda message: {"batchItemFailures": [{"itemIdentifier": message}]}),
+        watcher,
+        Updates(),
+        timeout=45,
+        clock=clock,
+        on_failures=failures.append,
+    )
+
+    assert outcome == "timeout"
+    assert failures == [1]
+    assert queue.deleted == []  # a failed record returns to the queue
+    assert queue.waits == [20, 20, 20, 5]  # the last poll only as long as the time left
+
+
+def test_a_day_is_labelled_by_kind_then_day_as_the_functions_backfill_names_it() -> None:
+    assert label("2026-11-22", "account") == "account:2026-11-22"
+
+
+# -- the function's answer -------------------------------------------------------------------------------
 def test_invoke_is_synchronous_and_returns_the_summary() -> None:
     fake = FakeLambda(b'{"status": "exported", "date": "2026-11-22"}')
 
@@ -308,7 +646,7 @@ def test_invoke_is_synchronous_and_returns_the_summary() -> None:
 
     assert answer == {"status": "exported", "date": "2026-11-22"}
     [call] = fake.calls
-    assert call["InvocationType"] == "RequestResponse"
+    assert (call["FunctionName"], call["InvocationType"]) == ("seq-export-export", "RequestResponse")
     assert json.loads(call["Payload"]) == {"date": "2026-11-22"}
 
 
@@ -332,7 +670,242 @@ def test_a_function_timeout_without_a_json_payload_is_still_reported() -> None:
         invoke_function(fake, "f", {"date": "2026-11-22"})
 
 
-# -- small pieces ---------------------------------------------------------------------------------
+def test_an_answer_that_is_not_a_json_object_is_a_service_error() -> None:
+    with pytest.raises(ServiceError, match=r"function f answered b'\[1\]', not a JSON object"):
+        invoke_function(FakeLambda(b"[1]"), "f", {"date": "2026-11-22"})
+
+
+def test_a_refused_invoke_is_a_service_error_naming_the_call() -> None:
+    class Refusing(FakeLambda):
+        def invoke(self, **kwargs: Any) -> dict[str, Any]:
+            raise client_error("AccessDeniedException", "Invoke")
+
+    with pytest.raises(ServiceError, match="Lambda Invoke of function f failed: AccessDeniedException"):
+        invoke_function(Refusing(), "f", {"date": "2026-11-22"})
+
+
+# -- commands on fakes -----------------------------------------------------------------------------------
+def exported(day: str) -> bytes:
+    """The function's answer to a day it exported (as its payload)."""
+    summary = {
+        "status": "exported",
+        "date": day,
+        "records": 3,
+        "ineligible": 1,
+        "pages": 1,
+        "s3_key": f"seq/subuser_scores/dt={day}/scores.jsonl",
+        "bytes": 120,
+        "latest_written": 2,
+        "latest_kept_newer": 0,
+    }
+    return json.dumps(summary).encode()
+
+
+def backfilled(first: str, last: str) -> bytes:
+    """The function's answer to a backfill of two days: the first already exported, the last queued."""
+    answer = {
+        "from": first,
+        "to": last,
+        "days": 2,
+        "enqueued": [f"subusers:{last}"],
+        "skipped_already_exported": [f"subusers:{first}"],
+    }
+    return json.dumps(answer).encode()
+
+
+def test_run_invokes_the_deployed_function_for_the_day_and_says_what_it_exported(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    fake_aws.clients["lambda"] = function = FakeLambda(exported(day))
+
+    code, out, _ = cli(capsys, "run", "--date", day)
+
+    assert code == 0
+    assert function.events == [{"date": day}]
+    assert [call["FunctionName"] for call in function.calls] == ["env-function"]
+    assert out.splitlines() == [
+        f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages",
+        f"S3 object     s3://env-bucket/seq/subuser_scores/dt={day}/scores.jsonl (120 bytes)",
+        "DynamoDB      2 latest scores written, 0 kept a newer day",
+    ]
+
+
+def test_run_of_every_kind_invokes_once_per_kind_subusers_first(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(3)
+    fake_aws.clients["lambda"] = function = FakeLambda(exported(day))
+
+    code, _, _ = cli(capsys, "run", "--date", day, "--kind", "all")
+
+    assert code == 0
+    assert function.events == [{"date": day}, {"date": day, "kind": "account"}]
+
+
+def test_run_without_a_date_exports_yesterday(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_aws.clients["lambda"] = function = FakeLambda(exported(days_ago(1)))
+
+    code, _, _ = cli(capsys, "run")
+
+    assert code == 0
+    assert function.events == [{"date": default_day()}]
+
+
+def test_a_function_failure_exits_4_with_one_line_on_stderr(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = {"errorType": "RuntimeError", "errorMessage": "boom\nat line 2"}
+    fake_aws.clients["lambda"] = FakeLambda(json.dumps(payload).encode(), function_error="Unhandled")
+
+    code, out, err = cli(capsys, "run")
+
+    assert (code, out) == (4, "")
+    assert err == "seq-export: function env-function failed: RuntimeError: boom at line 2\n"
+
+
+@pytest.mark.parametrize(
+    ("options", "extra"),
+    [([], {}), (["--force"], {"force": True}), (["--kind", "account"], {"kind": "account"})],
+    ids=["plain", "force", "one-kind"],
+)
+def test_a_backfill_event_carries_force_and_kind_only_when_asked(
+    options: list[str], extra: dict[str, Any], fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    fake_aws.clients["lambda"] = function = FakeLambda(backfilled(first, last))
+
+    code, _, _ = cli(capsys, "backfill", "--from", first, "--to", last, *options)
+
+    assert code == 0
+    assert function.events == [{"from": first, "to": last, **extra}]
+
+
+def test_a_backfill_says_per_day_and_kind_what_it_queued_and_what_it_skipped(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(backfilled(first, last))
+
+    code, out, _ = cli(capsys, "backfill", "--from", first, "--to", last)
+
+    assert code == 0
+    assert out.splitlines() == [
+        f"already exported  subusers  {first}",
+        f"enqueued          subusers  {last}",
+        f"2 days x 1 kinds (subusers), {first} .. {last}: 1 enqueued, 1 already exported (--force exports them again)",
+    ]
+
+
+def test_a_backfill_wait_polls_until_the_queued_days_are_in_s3(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(backfilled(first, last))
+    fake_aws.clients["s3"].put(f"seq/subuser_scores/dt={last}/scores.jsonl", at=START + 10)
+
+    code, out, err = cli(capsys, "backfill", "--from", first, "--to", last, "--wait")
+
+    assert code == 0
+    assert fake_aws.clock.sleeps == [5, 5]
+    assert out.splitlines()[-1] == f"exported          1/1 queued days ({first} .. {last})"
+    assert err.splitlines() == ["seq-export: queued days exported: 0/1", "seq-export: queued days exported: 1/1"]
+
+
+def test_a_backfill_wait_that_times_out_exits_1_naming_the_days_still_missing(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(backfilled(first, last))
+
+    code, _, err = cli(capsys, "backfill", "--from", first, "--to", last, "--wait", "--timeout", "12")
+
+    assert code == 1
+    assert fake_aws.clock.sleeps == [5, 5, 2]
+    assert err.splitlines()[-1] == f"seq-export: 1 of 1 queued days not exported within 12 s: subusers:{last}"
+
+
+def test_a_backfill_wait_with_json_prints_one_document_with_the_waits_outcome(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(backfilled(first, last))
+
+    code, out, _ = cli(capsys, "--json", "backfill", "--from", first, "--to", last, "--wait")
+
+    assert code == 1
+    assert fake_aws.clock.now - START == DEFAULT_WAIT_TIMEOUT
+    document = json.loads(out)
+    assert document["counts"] == {"enqueued": 1, "skipped_already_exported": 1}
+    assert document["wait"] == {"outcome": "timeout", "queued": 1, "exported": 0, "missing": [f"subusers:{last}"]}
+
+
+def test_an_s3_refusal_exits_4_naming_the_call(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_aws.clients["s3"].refusal = client_error("AccessDenied", "HeadObject")
+
+    code, out, err = cli(capsys, "status", "--date", "2026-11-22")
+
+    assert (code, out) == (4, "")
+    assert err == (
+        "seq-export: S3 HeadObject of s3://env-bucket/seq/subuser_scores/dt=2026-11-22/scores.jsonl failed: "
+        "AccessDenied: AccessDenied from the fake\n"
+    )
+
+
+def test_no_credentials_is_a_configuration_error_exit_3(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_aws.clients["s3"].refusal = NoCredentialsError()
+
+    code, out, err = cli(capsys, "status", "--date", "2026-11-22")
+
+    assert (code, out) == (3, "")
+    assert "Unable to locate credentials" in err
+
+
+LATEST_ITEM = {
+    "user_id": {"S": "100001"},
+    "username": {"S": "subuser-100001"},
+    "date": {"S": "2026-11-22"},
+    "score": {"N": "3.47"},
+    "metrics": {"M": {"open_rate": {"N": "4"}, "spam_rate": {"N": "1.125"}}},
+    "updated_at": {"S": "2026-11-23T06:00:03.120Z"},
+}
+
+
+def test_lookup_prints_the_subusers_latest_score(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_aws.clients["dynamodb"] = table = FakeDynamoDB({"100001": LATEST_ITEM})
+
+    code, out, _ = cli(capsys, "lookup", " 100001 ")
+
+    assert code == 0
+    assert table.keys == [{"user_id": {"S": "100001"}}]
+    assert out.splitlines() == [
+        "user_id     100001",
+        "username    subuser-100001",
+        "date        2026-11-22",
+        "score       3.47",
+        "metrics     open_rate=4 spam_rate=1.125",
+        "updated_at  2026-11-23T06:00:03.120Z",
+    ]
+
+
+def test_lookup_of_a_subuser_without_a_latest_score_exits_1(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_aws.clients["dynamodb"] = FakeDynamoDB({})
+    del fake_aws.environ["SCORES_BUCKET"]
+
+    code, out, _ = cli(capsys, "--json", "lookup", "7")
+
+    assert code == 1
+    assert json.loads(out) == {
+        "query": {"user_id": "7"},
+        "subusers": [],
+        "reason": "unknown",
+        "newest_day": None,
+    }
+
+
+# -- small pieces ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("chunks", "lines"),
     [
@@ -340,6 +913,7 @@ def test_a_function_timeout_without_a_json_payload_is_still_reported() -> None:
         ([b""], 0),
         ([b'{"a": 1}\n', b'{"a": 2}\n'], 2),
         ([b'{"a": 1}\n{"a"', b": 2}"], 2),  # last line without a newline
+        ([b'{"a": 1}\n', b""], 1),  # an empty last chunk
         ([b"\n"], 1),
     ],
 )
@@ -348,16 +922,7 @@ def test_count_lines_of_a_streamed_body(chunks: list[bytes], lines: int) -> None
 
 
 def test_items_become_the_printed_fields_with_exact_numbers() -> None:
-    item = {
-        "user_id": {"S": "100001"},
-        "username": {"S": "subuser-100001"},
-        "date": {"S": "2026-11-22"},
-        "score": {"N": "3.47"},
-        "metrics": {"M": {"open_rate": {"N": "4"}, "spam_rate": {"N": "1.125"}}},
-        "updated_at": {"S": "2026-11-23T06:00:03.120Z"},
-    }
-
-    assert subuser(item) == {
+    assert subuser(LATEST_ITEM) == {
         "user_id": "100001",
         "username": "subuser-100001",
         "date": "2026-11-22",
@@ -365,6 +930,7 @@ def test_items_become_the_printed_fields_with_exact_numbers() -> None:
         "metrics": {"open_rate": 4, "spam_rate": 1.125},
         "updated_at": "2026-11-23T06:00:03.120Z",
     }
+    assert list(subuser(LATEST_ITEM)) == ["user_id", "username", "date", "score", "metrics", "updated_at"]
     assert subuser({"user_id": {"S": "7"}})["username"] is None
 
 

@@ -65,10 +65,19 @@ def test_backfill_ranges_outside_what_sendgrid_serves_are_rejected(first: str, l
             {"from": "2026-11-01", "to": "2026-11-02", "force": True},
             Backfill(date(2026, 11, 1), date(2026, 11, 2), force=True),
         ),
+        (
+            {"from": "2026-11-01", "to": "2026-11-02", "kind": "account"},
+            Backfill(date(2026, 11, 1), date(2026, 11, 2), kind=ACCOUNT),
+        ),
     ],
 )
 def test_each_accepted_shape_becomes_its_typed_request(event: dict[str, Any], request_: object) -> None:
     assert parse_event(event, today=TODAY) == request_
+
+
+def test_a_backfill_of_an_unknown_kind_is_rejected_naming_the_kinds() -> None:
+    with pytest.raises(InvalidEventError, match=r"backfill event 'kind' must be one of \['subusers', 'account'\]"):
+        parse_event({"from": "2026-11-01", "to": "2026-11-02", "kind": "everyone"}, today=TODAY)
 
 
 def test_an_sqs_event_is_handed_whole_to_the_job_worker() -> None:

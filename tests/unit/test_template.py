@@ -29,6 +29,7 @@ from seq_export.layout import PARTITION_KEY, glue_columns
 from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord
 from seq_export.observability import MetricName
 from seq_export.s3_sink import S3Sink
+from seq_export_cli.app import OUTPUT_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "ExportFunction"
@@ -717,3 +718,7 @@ def test_outputs_name_everything_an_operator_needs(template: dict[str, Any]) -> 
     query = render_sub(outputs["AthenaExampleQuery"]["Value"], {"ScoresDatabase": "db", "ScoresTable": "t"})
     assert 'FROM "db"."t"' in query
     assert f"WHERE {PARTITION_KEY} >=" in query
+
+
+def test_every_stack_output_the_cli_reads_is_one_the_template_declares(template: dict[str, Any]) -> None:
+    assert set(OUTPUT_NAMES.values()) <= set(template["Outputs"])

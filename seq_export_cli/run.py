@@ -1,0 +1,143 @@
+"""``seq-export run``: export one day now (yesterday by default, as the schedule does) and say
+what happened, per kind. ``--local`` runs the handler in this process, with page progress on a
+terminal; ``--local --wait`` also delivers the re-scheduled attempts a 202 leaves in the retry
+queue (there is no Lambda event source locally) until the day is exported or given up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from seq_export.models import ACCOUNT
+from seq_export_cli.app import App, with_app
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError
+from seq_export_cli.invoke import invoke_local
+from seq_export_cli.options import Day, default_day, kind_option, kinds_of, local_options, shared_options, wait_options
+from seq_export_cli.s3_objects import head_object
+from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally, label
+
+
+def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list[str]:
+    """What the function answered, in words: what happened to which day and kind."""
+    status = summary.get("status")
+    kind = summary.get("kind") or "subusers"
+    what = f"{kind} {summary.get('date')}"
+    where = summary.get("s3_key")
+    if where and bucket:
+        where = f"s3://{bucket}/{where}"
+    if status == "exported" and summary.get("from_retry_queue"):
+        return [
+            f"exported      {what}: {summary.get('records')} records, by a retry delivered from the queue "
+            "once SendGrid was ready",
+            f"S3 object     {where} ({summary.get('bytes')} bytes)",
+        ]
+    if status == "not_ready" and summary.get("wait"):
+        why = "--timeout passed" if summary["wait"] == "timeout" else "the retry queue has nothing left for it"
+        return [f"not ready     {what}: not exported when --wait stopped ({why}; see the dead-letter queue)"]
+    if status == "exported" and kind == ACCOUNT:
+        scored = "not eligible for a score that day" if summary.get("ineligible") else "its score"
+        return [f"exported      {what}: the parent account's own line ({scored})", f"S3 object     {where}"]
+    if status == "exported":
+        return [
+            f"exported      {what}: {summary.get('records')} records ({summary.get('ineligible')} ineligible) "
+            f"from {summary.get('pages')} pages",
+            f"S3 object     {where} ({summary.get('bytes')} bytes)",
+            f"DynamoDB      {summary.get('latest_written')} latest scores written, "
+            f"{summary.get('latest_kept_newer')} kept a newer day",
+        ]
+    if status == "not_ready":
+        return [
+            f"not ready     {what}: SendGrid is still computing the day (202); attempt "
+            f"{summary.get('next_attempt')} is queued in {summary.get('next_attempt_delay_seconds')} s"
+        ]
+    if status == "continued":
+        return [f"continued     {what}: handed to a fresh invocation after {summary.get('pages')} pages"]
+    if status == "gave_up":
+        return [f"gave up       {what}: SendGrid kept answering 202; the day went to the dead-letter queue"]
+    return [f"{status or 'answered'}      {what}: {dict(summary)}"]
+
+
+@click.command("run", short_help="Export one day now (yesterday by default).")
+@click.option(
+    "--date",
+    "day",
+    type=Day(exportable=True),
+    default=default_day,
+    help="The day to export: a finished UTC day within SendGrid's 90 days.  [default: yesterday, UTC]",
+)
+@kind_option("Whose scores: the subusers', the parent account's own, or both.")
+@local_options
+@wait_options("With --local: when SendGrid answers 202, deliver the queued retries until the day is exported.")
+@shared_options
+@with_app
+def run(app: App, *, day: str, kind: str, local: bool, wait: bool, timeout: float) -> int:
+    """Export one day now and say what happened.
+
+    Exits 0 when every asked kind is exported; 1 when SendGrid is still computing the day (202,
+    re-scheduled) or it was given up.
+    """
+    if wait and not local:
+        raise UsageError("--wait delivers the local retry queue and needs --local (a deployed function retries itself)")
+    app.check_local(local)
+    summaries = [_export(app, day, one_kind, local=local) for one_kind in kinds_of(kind)]
+    bucket = app.target.bucket
+    waited = [s for s in summaries if s.get("status") == "not_ready"]
+    if wait and waited:
+        kinds = [str(s.get("kind") or "subusers") for s in waited]
+        app.output.note(f"{day} ({', '.join(kinds)}): SendGrid answered 202; delivering the queued retries")
+        outcome = _deliver(app, day, kinds, timeout)
+        summaries = [_after_wait(app, s, outcome) for s in summaries]
+    document: Any = summaries[0] if len(summaries) == 1 else {"date": day, "kinds": summaries}
+    app.output.answer(document, [line for s in summaries for line in summary_lines(s, bucket)])
+    unfinished = [s for s in summaries if s.get("status") != "exported"]
+    if not unfinished:
+        return EXIT_OK
+    if local and any(s.get("status") == "not_ready" for s in unfinished):
+        app.output.note(
+            "nothing delivers the retry queue locally: `seq-export run --local --wait` "
+            f"(or `backfill --local --wait`) exports {day} once SendGrid is ready"
+        )
+    return EXIT_NEGATIVE
+
+
+def _export(app: App, day: str, kind: str, *, local: bool) -> dict[str, Any]:
+    event: dict[str, Any] = {"date": day} if kind != ACCOUNT else {"date": day, "kind": ACCOUNT}
+    if not local:
+        return app.invoke(event)
+    with app.output.progress(None, f"{kind} {day}, pages fetched") as progress:
+        return invoke_local(
+            event,
+            verbose=app.options.verbose,
+            on_page=lambda pages, records: progress.update(pages, f"({records} records)"),
+        )
+
+
+def _deliver(app: App, day: str, kinds: list[str], timeout: float) -> Outcome:
+    bucket = app.target.need("bucket")
+    watcher = DayWatcher(app.client("s3"), bucket, {label(day, k): app.target.key_for(day, k) for k in kinds}, {})
+    with app.output.progress(len(kinds), "days exported") as progress:
+        return deliver_locally(app, watcher, progress, timeout=timeout)
+
+
+def _after_wait(app: App, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """A day that was not ready, as S3 has it once the queued retries were delivered."""
+    if summary.get("status") != "not_ready":
+        return summary
+    kind = str(summary.get("kind") or "subusers")
+    key = app.target.key_for(str(summary["date"]), kind)
+    head = head_object(app.client("s3"), app.target.need("bucket"), key)
+    if head is None:
+        return summary | {"wait": outcome}
+    records = head.get("Metadata", {}).get("records", "")
+    return {
+        "status": "exported",
+        "date": summary["date"],
+        "kind": kind,
+        "records": int(records) if records.isdigit() else None,
+        "s3_key": key,
+        "bytes": head["ContentLength"],
+        "from_retry_queue": True,
+    }

@@ -1,0 +1,422 @@
+"""The stack's saved Athena queries, run against a lake the real handler exported.
+
+Each ``AWS::Athena::NamedQuery`` is read from template.yaml (its ``!Sub`` rendered with the Glue
+names the stack creates), transpiled from Athena's dialect (Trino) to DuckDB with sqlglot, and
+run on the lake as Athena sees it: the exported objects read back from S3 (moto) with pyarrow,
+typed by the Glue tables' columns, ``dt`` taken from the Hive path. Every answer is compared with
+one computed in Python from the exported lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+from urllib.parse import urlsplit
+
+import duckdb
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from local.seq_simulator import Scenario, subuser_record
+from seq_export.layout import day_key
+from seq_export.models import METRIC_NAMES
+from tests.support import Stack, days_ago
+from tests.unit.test_template import load_template, render_sub
+
+ROOT = Path(__file__).parents[2]
+STACK_NAME = "seq-export"
+TABLES = {"ScoresTable": "SCORES_PREFIX", "AccountScoresTable": "ACCOUNT_SCORES_PREFIX"}
+LATEST = "seq-latest-scores"
+MOVERS = "seq-movers-newest-day"
+DISTRIBUTION = "seq-score-distribution"
+LOW_FOR_7_DAYS = "seq-low-for-7-days"
+ACCOUNT_TREND = "seq-account-trend"
+SUBUSER_HISTORY = "seq-subuser-history"
+
+#: The lake: every 7th subuser ineligible before the newest day; on the newest day 4 subusers are
+#: gone and every 5th is ineligible, so some subusers' newest score is from an earlier day.
+BEFORE = Scenario(subusers=60, fractional=True)
+NEWEST = Scenario(subusers=56, fractional=True, ineligible_every=5)
+#: Days the lake may hold: finished, and well inside every saved query's dt range (30 days or more).
+RECENT_DAYS = [days_ago(n) for n in range(1, 29)]  # newest first
+#: Ineligible on the newest day only: its history ends with a day without a score.
+HISTORY_USERNAME = "subuser-100005"
+
+
+# -- the template --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def named_queries(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Athena::NamedQuery"
+    }
+
+
+def glue_names(template: Mapping[str, Any]) -> dict[str, str]:
+    """What ``${ScoresDatabase}`` and the tables render to in a stack named STACK_NAME."""
+    database = template["Resources"]["ScoresDatabase"]["Properties"]["DatabaseInput"]["Name"]
+    assert database == {"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "AWS::StackName"}]}]}
+    names = {"ScoresDatabase": "_".join(STACK_NAME.split("-"))}
+    for table in TABLES:
+        names[table] = template["Resources"][table]["Properties"]["TableInput"]["Name"]
+    return names
+
+
+def rendered_sql(template: Mapping[str, Any]) -> dict[str, str]:
+    """Each saved query's SQL as the deployed stack holds it."""
+    names = glue_names(template)
+    return {name: render_sub(query["QueryString"], names) for name, query in named_queries(template).items()}
+
+
+# -- the lake, read as Athena reads it --------------------------------------------------------------
+def arrow_type(glue_type: str) -> Any:
+    """The Arrow type of a Glue column type (string, double, struct of those)."""
+    import pyarrow as pa  # noqa: PLC0415 - only the reader process needs Arrow
+
+    simple = {"string": pa.string(), "double": pa.float64()}
+    if glue_type in simple:
+        return simple[glue_type]
+    inner = glue_type.removeprefix("struct<").removesuffix(">")
+    assert inner != glue_type, f"unexpected Glue type {glue_type}"
+    return pa.struct([(name, arrow_type(kind)) for name, kind in (part.split(":", 1) for part in inner.split(","))])
+
+
+def copy_lake(endpoint: str, locations: dict[str, str], columns: dict[str, list[dict[str, str]]], out_dir: str) -> None:
+    """Read each Glue table's S3 location (JSON lines, Hive partitions) with Arrow's own S3
+    filesystem, typed by its Glue columns, and write it to ``out_dir/<table>.parquet``.
+
+    Runs in a process of its own (see ``read_lake``): the Arrow reader may hold the GIL that the
+    moto server in the test process needs."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.dataset as ds  # noqa: PLC0415
+    import pyarrow.json as pj  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    from pyarrow import fs  # noqa: PLC0415
+
+    address = urlsplit(endpoint)
+    s3 = fs.S3FileSystem(
+        access_key=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        session_token=os.environ.get("AWS_SESSION_TOKEN"),
+        region=os.environ["AWS_DEFAULT_REGION"],
+        endpoint_override=address.netloc,
+        scheme=address.scheme,
+    )
+    for table, location in locations.items():
+        schema = pa.schema([(c["Name"], arrow_type(c["Type"])) for c in columns[table]])
+        data_columns = pa.schema([f for f in schema if f.name != "dt"])
+        lines = ds.JsonFileFormat(
+            parse_options=pj.ParseOptions(explicit_schema=data_columns, unexpected_field_behavior="error")
+        )
+        # Paths starting with "_" (quarantine, staging) are skipped, as Athena skips them.
+        dataset = ds.dataset(
+            location.removeprefix("s3://"), schema=schema, format=lines, partitioning="hive", filesystem=s3
+        )
+        pq.write_table(dataset.to_table(), Path(out_dir) / f"{table}.parquet")
+
+
+def read_lake(stack: Stack, template: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
+    """The Glue tables' data (from their S3 locations, typed by their columns) as Parquet files."""
+    resources = template["Resources"]
+    names = {
+        "ScoresBucket": stack.resources.bucket,
+        "ScoresPrefix": stack.settings.scores_prefix,
+        "AccountScoresPrefix": stack.settings.account_scores_prefix,
+    }
+    tables = glue_names(template)
+    locations, columns = {}, {}
+    for logical_id in TABLES:
+        table = resources[logical_id]["Properties"]["TableInput"]
+        locations[tables[logical_id]] = render_sub(table["StorageDescriptor"]["Location"], names)
+        columns[tables[logical_id]] = table["StorageDescriptor"]["Columns"] + table["PartitionKeys"]
+    arguments = {
+        "endpoint": os.environ["AWS_ENDPOINT_URL"],
+        "locations": locations,
+        "columns": columns,
+        "out_dir": str(out_dir),
+    }
+    code = (
+        "import json, sys\n"
+        "from tests.integration.test_athena_queries import copy_lake\n"
+        "copy_lake(**json.loads(sys.argv[1]))"
+    )
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
+    subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-c", code, json.dumps(arguments)],
+        env=env,
+        cwd=ROOT,  # its output (a traceback) shows in the test's report
+        timeout=300,
+        check=True,
+    )
+    return {table: out_dir / f"{table}.parquet" for table in locations}
+
+
+@dataclass
+class Lake:
+    """An exported lake: its days, what was exported, and DuckDB holding the Glue tables."""
+
+    days: list[str]  # oldest first
+    subusers: dict[str, list[dict[str, Any]]]  # day -> its lines
+    account: dict[str, list[dict[str, Any]]]
+    low_user_id: str  # a subuser scored <= 2 on its 7 newest days
+    sql: dict[str, str]
+    db: duckdb.DuckDBPyConnection
+
+    def answer(self, query: str, *parameters: str) -> list[dict[str, Any]]:
+        """Run a saved query, transpiled from Athena's Trino dialect to DuckDB's."""
+        (statement,) = sqlglot.transpile(self.sql[query], read="trino", write="duckdb")
+        cursor = self.db.execute(statement, list(parameters))
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(day, line) of every subuser line, oldest day first."""
+        for day in self.days:
+            for line in self.subusers[day]:
+                yield day, line
+
+
+def score_on(day: str, index: int, scenario: Scenario) -> float | None:
+    score: float | None = subuser_record(day, index, scenario).get("score")
+    return score
+
+
+def days_with_a_low_week() -> tuple[list[str], str]:
+    """Nine days to export, oldest first, and a subuser scored 2 or less on the seven newest.
+
+    Scores are a pure function of (day, user), so this picks, among the recent days, the newest
+    seven on which one subuser scored 2 or less, plus the two days before them. The lake then has
+    gaps (the previous exported day is not yesterday), as a lake with days given up on has."""
+    for index in range(NEWEST.subusers):
+        if score_on(RECENT_DAYS[0], index, NEWEST) is None:  # ineligible on the newest day
+            continue
+        low = [day for day in RECENT_DAYS if (score := score_on(day, index, BEFORE)) is not None and score <= 2]
+        earlier = [day for day in RECENT_DAYS if len(low) >= 7 and day < low[6]]
+        if len(earlier) >= 2:
+            return sorted([*low[:7], *earlier[:2]]), subuser_record(low[0], index, BEFORE)["user_id"]
+    raise AssertionError("no subuser scored 2 or less on 7 of the recent days")  # about 1 in 10**14
+
+
+def exported_lines(stack: Stack, prefix: str, day: str) -> list[dict[str, Any]]:
+    """A day's object as JSON, numbers as floats (the Glue columns' double)."""
+    body = stack.session.client("s3").get_object(Bucket=stack.resources.bucket, Key=day_key(prefix, day))["Body"]
+    return [json.loads(line, parse_float=float) for line in body.read().decode().splitlines()]
+
+
+@pytest.fixture
+def lake(stack: Stack, template: dict[str, Any], tmp_path: Path) -> Lake:
+    days, low_user_id = days_with_a_low_week()
+    stack.simulator.reset(BEFORE)
+    for day in days:
+        if day == days[-1]:
+            stack.simulator.reset(NEWEST)
+        assert stack.invoke({"date": day})["status"] == "exported"
+        assert stack.invoke({"date": day, "kind": "account"})["status"] == "exported"
+
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")  # Athena's current_date is the UTC day
+    database = glue_names(template)["ScoresDatabase"]
+    db.execute(f'CREATE SCHEMA "{database}"')
+    for table, path in read_lake(stack, template, tmp_path).items():
+        db.read_parquet(str(path)).create(f'"{database}"."{table}"')
+    return Lake(
+        days=days,
+        subusers={day: exported_lines(stack, stack.settings.scores_prefix, day) for day in days},
+        account={day: exported_lines(stack, stack.settings.account_scores_prefix, day) for day in days},
+        low_user_id=low_user_id,
+        sql=rendered_sql(template),
+        db=db,
+    )
+
+
+def metrics_of(line: Mapping[str, Any]) -> dict[str, float] | None:
+    metrics: dict[str, float] | None = line["metrics"]
+    return metrics
+
+
+def approx(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """``rows`` with the named (averaged) values compared approximately."""
+    return [row | {key: pytest.approx(row[key]) for key in keys} for row in rows]
+
+
+# -- the template's queries, without a lake ------------------------------------------------------
+def test_every_saved_query_runs_in_the_stacks_workgroup_on_the_glue_database(template: dict[str, Any]) -> None:
+    queries = named_queries(template)
+
+    assert set(queries) == {LATEST, MOVERS, DISTRIBUTION, LOW_FOR_7_DAYS, ACCOUNT_TREND, SUBUSER_HISTORY}
+    for name, query in queries.items():
+        assert query["WorkGroup"] == {"Ref": "AthenaWorkGroup"}, name
+        assert query["Database"] == {"Ref": "ScoresDatabase"}, name
+        assert len(query["Description"]) <= 1024, name
+
+
+def test_every_saved_query_is_athena_sql_that_reads_glue_tables_by_their_partition(
+    template: dict[str, Any],
+) -> None:
+    names = glue_names(template)
+    glue_tables = {names[table] for table in TABLES}
+
+    for name, sql in rendered_sql(template).items():
+        tree = sqlglot.parse_one(sql, read="trino")  # raises on anything Trino would not parse
+        read = [table for table in tree.find_all(exp.Table) if table.db]
+        assert read, name
+        for table in read:
+            assert (table.db, table.name) in {(names["ScoresDatabase"], t) for t in glue_tables}, (name, table.sql())
+            select = table.find_ancestor(exp.Select)
+            where = select.args.get("where") if select else None
+            assert where is not None, (name, "reads every partition")
+            assert any(column.name == "dt" for column in where.find_all(exp.Column)), (name, where.sql())
+
+
+def test_the_workgroup_keeps_encrypted_results_under_the_buckets_athena_results_prefix(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    workgroup = resources["AthenaWorkGroup"]["Properties"]
+    config = workgroup["WorkGroupConfiguration"]
+    results = config["ResultConfiguration"]
+    rules = resources["ScoresBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+
+    assert render_sub(results["OutputLocation"], {"ScoresBucket": "lake"}) == "s3://lake/athena-results/"
+    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert config["EnforceWorkGroupConfiguration"] is True  # clients cannot send results elsewhere
+    assert config["PublishCloudWatchMetricsEnabled"] is True
+    assert 0 < config["BytesScannedCutoffPerQuery"] <= 10 * 2**30
+    assert workgroup["RecursiveDeleteOption"] is True  # the stack deletes with its saved queries
+    (expiry,) = [rule for rule in rules if rule.get("Prefix") == "athena-results/"]
+    assert expiry["Status"] == "Enabled"
+    assert expiry["ExpirationInDays"] > 0
+    assert template["Outputs"]["AthenaWorkGroup"]["Value"] == {"Ref": "AthenaWorkGroup"}
+
+
+# -- each query on an exported lake ----------------------------------------------------------------
+@pytest.mark.integration
+def test_latest_scores_gives_each_subusers_newest_score_even_from_before_an_ineligible_day(lake: Lake) -> None:
+    newest: dict[str, dict[str, Any]] = {}
+    for day, line in lake.rows():
+        if line["score"] is not None:
+            fields = ("user_id", "username", "score")
+            newest[line["user_id"]] = {k: line[k] for k in fields} | {"dt": day, "metrics": metrics_of(line)}
+
+    answer = lake.answer(LATEST)
+
+    assert answer == [newest[user_id] for user_id in sorted(newest)]
+    assert any(row["dt"] < lake.days[-1] for row in answer)  # ineligible or gone on the newest day
+
+
+@pytest.mark.integration
+def test_movers_compares_the_newest_day_with_the_previous_exported_day_biggest_drop_first(lake: Lake) -> None:
+    previous_day, newest_day = lake.days[-2:]
+    before = {line["user_id"]: line for line in lake.subusers[previous_day] if line["score"] is not None}
+    moved = [
+        {
+            "user_id": line["user_id"],
+            "username": line["username"],
+            "previous_dt": previous_day,
+            "previous_score": before[line["user_id"]]["score"],
+            "dt": newest_day,
+            "score": line["score"],
+            "change": line["score"] - before[line["user_id"]]["score"],
+        }
+        for line in lake.subusers[newest_day]
+        if line["score"] is not None and line["user_id"] in before and line["score"] != before[line["user_id"]]["score"]
+    ]
+
+    answer = lake.answer(MOVERS)
+
+    assert answer == sorted(moved, key=lambda row: (row["change"], row["user_id"]))
+    assert answer[0]["change"] < 0 < answer[-1]["change"]
+
+
+@pytest.mark.integration
+def test_score_distribution_counts_each_band_and_the_ineligible_per_day(lake: Lake) -> None:
+    expected = []
+    for day in lake.days:
+        scores = [line["score"] for line in lake.subusers[day]]
+        scored = [score for score in scores if score is not None]
+        bands = {f"score_{band}": sum(1 for s in scored if math.floor(s) == band) for band in range(1, 6)}
+        expected.append(
+            {"dt": day, "subusers": len(scores)}
+            | bands
+            | {"ineligible": len(scores) - len(scored), "mean_score": fmean(scored)}
+        )
+
+    answer = lake.answer(DISTRIBUTION)
+
+    assert answer == approx(expected, "mean_score")
+    for row in answer:
+        assert sum(row[f"score_{band}"] for band in range(1, 6)) + row["ineligible"] == row["subusers"]
+
+
+@pytest.mark.integration
+def test_low_for_7_days_lists_subusers_scored_2_or_below_on_each_of_their_7_newest_days(lake: Lake) -> None:
+    history: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for day, line in lake.rows():
+        history.setdefault(line["user_id"], []).append((day, line))
+    expected = []
+    for user_id, days in history.items():
+        week = days[-7:]
+        scores = [line["score"] for _, line in week]
+        if len(week) == 7 and all(score is not None and score <= 2 for score in scores):
+            expected.append(
+                {
+                    "user_id": user_id,
+                    "username": week[-1][1]["username"],
+                    "since": week[0][0],
+                    "through": week[-1][0],
+                    "highest_score": max(scores),
+                    "mean_score": fmean(scores),
+                }
+            )
+    expected.sort(key=lambda row: (row["mean_score"], row["user_id"]))
+
+    answer = lake.answer(LOW_FOR_7_DAYS)
+
+    assert answer == approx(expected, "mean_score")
+    assert lake.low_user_id in {row["user_id"] for row in answer}
+
+
+@pytest.mark.integration
+def test_account_trend_gives_the_accounts_score_per_day_with_its_change(lake: Lake) -> None:
+    expected = []
+    previous: float | None = None
+    for day in lake.days:
+        (line,) = lake.account[day]
+        score, metrics = line["score"], metrics_of(line) or dict.fromkeys(METRIC_NAMES)
+        change = None if score is None or previous is None else score - previous
+        expected.append({"dt": day, "score": score, "change": change} | metrics)
+        previous = score
+
+    assert lake.answer(ACCOUNT_TREND) == expected
+
+
+@pytest.mark.integration
+def test_subuser_history_takes_the_username_as_its_parameter(lake: Lake) -> None:
+    expected = []
+    previous: float | None = None
+    for day, line in lake.rows():
+        if line["username"] == HISTORY_USERNAME:
+            score, metrics = line["score"], metrics_of(line) or dict.fromkeys(METRIC_NAMES)
+            change = None if score is None or previous is None else score - previous
+            expected.append({"dt": day, "score": score, "change": change} | metrics)
+            previous = score
+
+    answer = lake.answer(SUBUSER_HISTORY, HISTORY_USERNAME)
+
+    assert answer == expected
+    assert len(answer) == len(lake.days)
+    assert answer[-1]["score"] is None  # ineligible on the newest day

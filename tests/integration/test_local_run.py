@@ -1,0 +1,223 @@
+"""`make run` / `python -m local.run`: what an operator sees, from a process of its own (moto and
+the SEQ simulator on port 0 of 127.0.0.1), and its usage errors, help and `--keep` banner."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import typer
+
+import local.run as runner
+from seq_export.config import Settings
+from seq_export.dates import export_window, today_utc, yesterday_utc
+from seq_export_cli.app import ENV_NAMES, Target
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What `make run` passes; cleared so that the caller's shell does not change a run.
+RUNNER_VARIABLES = ("DATE", "SUBUSERS", "NOT_READY", "DELAY", "MAX_ATTEMPTS", "PAGE_SIZE", "VERBOSE", "KEEP")
+COMMAND = [sys.executable, "-m", "local.run"]
+
+
+def runner_env(**variables: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in RUNNER_VARIABLES}
+    return {**env, **variables}
+
+
+def local_run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [*COMMAND, *args], cwd=ROOT, env=runner_env(**variables), capture_output=True, text=True, check=False
+    )
+
+
+def usage(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = runner.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def clean_runner_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in RUNNER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+# -- 1. quiet by default, the function's output on stderr with --verbose ------------------------
+def test_a_run_without_verbose_shows_nothing_of_the_functions_logs_or_metrics() -> None:
+    result = local_run(SUBUSERS="20", DELAY="0")
+
+    assert result.returncode == 0, result.stderr
+    assert f"exported      {yesterday_utc()}: 20 records" in result.stdout
+    assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert "CloudWatchMetrics" not in result.stdout + result.stderr
+    assert result.stderr == ""
+
+
+def test_verbose_sends_the_functions_json_logs_and_emf_metrics_to_stderr_not_stdout() -> None:
+    result = local_run("--verbose", SUBUSERS="20", DELAY="0")
+
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert '"message":"Day exported"' in result.stderr
+    assert '"ColdStart":[1.0]' in result.stderr
+
+
+# -- 2. every option and variable is checked before anything starts -----------------------------
+@pytest.mark.parametrize(
+    ("variable", "value", "option"),
+    [
+        ("SUBUSERS", "abc", "--subusers"),
+        ("SUBUSERS", "-5", "--subusers"),
+        ("SUBUSERS", "0", "--subusers"),
+        ("NOT_READY", "-1", "--not-ready"),
+        ("DELAY", "-1", "--delay"),
+        ("DELAY", "two", "--delay"),
+        ("MAX_ATTEMPTS", "0", "--max-attempts"),
+        ("PAGE_SIZE", "0", "--page-size"),
+        ("PAGE_SIZE", "1001", "--page-size"),
+        ("DATE", "2026-13-01", "--date"),
+        ("DATE", "22.11.2026", "--date"),
+    ],
+)
+def test_a_bad_variable_is_a_one_line_usage_error_naming_option_and_variable(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, option: str
+) -> None:
+    clean_runner_env.setenv(variable, value)
+
+    code, out, err = usage(capsys)
+
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert f"'{option}' (env var: '{variable}')" in errors[0]
+    assert "Traceback" not in err
+    assert "moto server" not in out
+
+
+def test_a_bad_option_on_the_command_line_is_a_usage_error_too(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = usage(capsys, "--subusers", "abc")
+
+    assert code == 2
+    assert "Error: Invalid value for '--subusers'" in err
+
+
+@pytest.mark.parametrize(
+    "day", [today_utc(), today_utc() + timedelta(days=1), export_window(today_utc())[0] - timedelta(days=1)]
+)
+def test_a_day_outside_the_exportable_window_is_refused_up_front_with_the_allowed_range(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], day: object
+) -> None:
+    clean_runner_env.setenv("DATE", str(day))
+    oldest, newest = export_window(today_utc())
+
+    code, out, err = usage(capsys)
+
+    assert code == 2
+    assert f"days from {oldest} to {newest} (UTC) can be exported" in err
+    assert "moto server" not in out
+
+
+# -- 3. help --------------------------------------------------------------------------------
+def test_help_describes_every_option_and_names_its_environment_variable(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = [param for param in typer.main.get_command(runner.app).params if param.name != "help"]
+
+    code, out, _ = usage(capsys, "--help")
+
+    assert code == 0
+    text = " ".join(out.split())
+    assert {str(param.envvar) for param in options} >= {"DATE", "SUBUSERS", "NOT_READY", "DELAY", "MAX_ATTEMPTS"}
+    for param in options:
+        assert getattr(param, "help", None), param.name
+        assert f"[env var: {param.envvar}" in text, param.name
+
+
+# -- 4. --keep ------------------------------------------------------------------------------
+def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_local() -> None:
+    output: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [*COMMAND, "--keep"], cwd=ROOT, env=runner_env(SUBUSERS="20", DELAY="0"), stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:  # the banner is written at once, then the stack waits for Ctrl-C
+            output.append(line)
+            if "stays up until Ctrl-C" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        output.append(process.communicate()[0])
+    banner = "".join(output).splitlines()
+
+    exported = {}  # as a shell that pastes the lines would set them
+    for line in banner:
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            exported[name] = " ".join(shlex.split(value))
+    function_variable = ENV_NAMES["function_name"]
+    assert process.returncode == 0
+    assert banner[-1] == "stopping the local stack"
+    assert {name for name in ENV_NAMES.values() if name != function_variable} <= exported.keys()
+    assert function_variable not in exported
+    assert any(function_variable in line and "--local" in line for line in banner)
+    target = Target.from_env(exported)
+    assert all(target.need(field) for field in ("bucket", "table", "queue_url"))
+    assert Settings.from_env(exported).scores_bucket == target.bucket  # `--local` has the function's environment
+    assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    invocations = [line for line in banner if "seq-export run " in line or "seq-export backfill " in line]
+    assert len(invocations) == 2
+    assert all("--local" in line for line in invocations)
+
+
+# -- 5. one line per delivered message: kind, date, attempt and what became of it --------------
+def test_each_delivered_message_says_which_job_it_was_and_what_became_of_it() -> None:
+    day = yesterday_utc()
+
+    result = local_run(SUBUSERS="20", NOT_READY="2", DELAY="0")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"outcome       subusers {day} attempt 1: not ready (202), re-scheduled in 0 s" in lines
+    assert [line for line in lines if line.startswith("queued job")] == [
+        f"queued job    account {day} attempt 1: exported",
+        f"queued job    subusers {day} attempt 2: not ready (202), re-scheduled in 0 s",
+        f"queued job    subusers {day} attempt 3: exported 20 records",
+    ]
+    assert f"account       {day}: exported" in lines
+    assert "SQS event     handled" not in result.stdout
+
+
+def test_a_run_of_one_date_says_the_account_day_was_not_part_of_it() -> None:
+    day = yesterday_utc() - timedelta(days=2)
+
+    result = local_run(SUBUSERS="20", DELAY="0", DATE=str(day))
+
+    assert result.returncode == 0, result.stderr
+    assert f'account       {day}: not exported: a {{"date": D}} event exports the subusers\' day only' in (
+        result.stdout.splitlines()
+    )
+    assert "queued job" not in result.stdout
+
+
+def test_a_day_still_not_ready_at_the_last_attempt_says_it_gave_up_and_exits_1() -> None:
+    day = yesterday_utc()
+
+    result = local_run(SUBUSERS="20", NOT_READY="5", MAX_ATTEMPTS="2", DELAY="0")
+
+    assert result.returncode == 1
+    assert (
+        f"queued job    subusers {day} attempt 2: not ready (202) and out of attempts: gave up, "
+        "the job went to the dead-letter queue"
+    ) in result.stdout.splitlines()
+    assert f"NOT EXPORTED  {day}" in result.stderr

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Fault, Scenario, expected_records
-from seq_export.models import Job
+from seq_export.layout import DEFAULT_SOURCE
 from seq_export.wiring import build_dependencies
-from tests.support import Stack, days_ago
+from tests.support import Stack, days_ago, job
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     def export(index: int) -> None:
         start.wait()
         try:
-            results.append(runs[index].exports.subusers.run(Job(date=day, attempt=1)).summary())
+            results.append(runs[index].exports.of(DEFAULT_SOURCE).subusers.run(job(day, attempt=1)).summary())
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 

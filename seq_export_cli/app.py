@@ -4,8 +4,9 @@
 variables (``SCORES_BUCKET``, ``SCORES_PREFIX``, ``ACCOUNT_SCORES_PREFIX``,
 ``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``, ``SEQ_SOURCES``) and ``SEQ_EXPORT_FUNCTION`` for the
 function's name. The configured sources are the stack's ``SourceNames`` output (a comma list), or
-the names in ``SEQ_SOURCES``; without either, the one source ``default`` of a single-source stack. The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the
-profile's; credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
+the names in ``SEQ_SOURCES``; without either, the one source ``default`` of a single-source stack.
+The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile's;
+credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
 ...), so the same command works against the local stack of ``python -m local.run --keep``.
 """
 
@@ -135,6 +136,11 @@ class Target:
         raise TargetConfigError(
             f"{ENV_NAMES[name]} is not set; set it, or point at a deployed stack with --stack NAME{hint}"
         )
+
+    @property
+    def several_sources(self) -> bool:
+        """Whether the stack has more than one source: answers then name the source of each part."""
+        return len(self.sources) > 1
 
     def prefix_for(self, kind: str) -> str:
         """The dataset's prefix: the account's own scores or the subusers'."""

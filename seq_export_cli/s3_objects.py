@@ -86,7 +86,9 @@ def _folders(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
 
 def exported_days(s3: Any, bucket: str, prefix: str, source: str) -> list[str]:
     """The days with a partition of ``source`` under ``prefix``, oldest first."""
-    days = (day_of_partition(prefix, source, listed) for listed in _folders(s3, bucket, partitions_prefix(prefix, source)))
+    days = (
+        day_of_partition(prefix, source, listed) for listed in _folders(s3, bucket, partitions_prefix(prefix, source))
+    )
     return sorted(day for day in days if DAY_PATTERN.match(day))
 
 

@@ -476,7 +476,7 @@ def test_a_conditional_put_sets_the_values_and_removes_what_is_missing() -> None
     words = re.findall(r"[#:]?[A-Za-z_]+", put["UpdateExpression"] + " " + put["ConditionExpression"])
     bare = [w for w in words if w[0] not in "#:" and w not in {"SET", "REMOVE", "OR", "attribute_not_exists"}]
     assert bare == []
-    assert set(names.values()) == {"date", "updated_at", "username", "score", "metrics"}
+    assert set(names.values()) == {"source", "date", "updated_at", "username", "score", "metrics"}
 
 
 def test_a_conditional_put_failing_for_another_reason_is_a_storage_error() -> None:

@@ -131,39 +131,134 @@ def parameter_default(template: Mapping[str, Any], name: str) -> str:
     return str(template["Parameters"][name]["Default"])
 
 
-def resolve(template: Mapping[str, Any], value: Any) -> str:
-    """A plausible deployed value of an environment variable (parameter defaults, resource ids)."""
-    if isinstance(value, str | int):
-        return str(value)
-    if isinstance(value, dict) and "Fn::If" in value:  # set only when a feature is switched on
-        return resolve(template, value["Fn::If"][1])
-    name = ref(value)
-    if name in template["Parameters"]:
-        return parameter_default(template, name)
-    kind = resource_type(template["Resources"], name)
-    if kind == "AWS::SQS::Queue":
-        return f"https://sqs.us-east-1.amazonaws.com/123456789012/seq-export-{name}-Ab12Cd"
-    return f"seq-export-{name}-Ab12Cd"
+class _NoValue:
+    """``AWS::NoValue``: the property or list item it stands for is left out."""
 
 
-def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, str]:
-    """The environment of a deployment with the parameters' defaults (optional features off)."""
-    return {key: resolve(template, value) for key, value in env.items() if not _switched_off_by_default(value)}
+NO_VALUE = _NoValue()
+PSEUDO_PARAMETERS = {
+    "AWS::StackName": "seq-export",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
-def _switched_off_by_default(value: Any) -> bool:
-    return isinstance(value, dict) and "Fn::If" in value and value["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+class Deployment:
+    """The template's intrinsic functions evaluated as CloudFormation would for one set of
+    parameter values (defaults for those not given; ``ApiKeySecretArn`` a sample ARN): Ref,
+    Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::Select, Fn::If, the condition functions and the
+    rule functions this template uses. A resource's Ref is a plausible physical id, its GetAtt a
+    placeholder ``<Resource.Attribute>``."""
+
+    def __init__(self, template: Mapping[str, Any], **parameters: str) -> None:
+        unknown = set(parameters) - set(template["Parameters"])
+        assert not unknown, f"not parameters of the template: {unknown}"
+        self.template = template
+        self.parameters = {name: parameters.get(name, parameter_default(template, name)) for name in template["Parameters"]}
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.parameters:
+            value = self.parameters[name]
+            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
+                return value.split(",")  # an empty value is [""]
+            return value
+        kind = resource_type(self.template["Resources"], name)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.us-east-1.amazonaws.com/123456789012/seq-export-{name}-Ab12Cd"
+        return f"seq-export-{name}-Ab12Cd"
+
+    def condition(self, name: str) -> bool:
+        return bool(self.evaluate(self.template["Conditions"][name]))
+
+    def evaluate(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.evaluate(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: v for k, v in ((k, self.evaluate(v)) for k, v in value.items()) if v is not NO_VALUE}
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return self.ref(argument)
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::GetAtt":
+            return f"<{'.'.join(argument)}>"
+        if function == "Fn::If":
+            name, if_true, if_false = argument
+            return self.evaluate(if_true if self.condition(name) else if_false)
+        if function == "Fn::Sub":
+            return self._sub(argument)
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(self._strings(self.evaluate(items)))
+        if function == "Fn::Split":
+            separator, text = argument
+            return str(self.evaluate(text)).split(separator)
+        if function == "Fn::Select":
+            index, items = argument
+            return self.evaluate(items)[int(self.evaluate(index))]
+        if function in ("Fn::Equals", "Fn::EachMemberEquals"):
+            left, right = (self.evaluate(side) for side in argument)
+            if function == "Fn::EachMemberEquals":
+                return all(item == right for item in left)
+            return bool(left == right)
+        if function == "Fn::Not":
+            (inner,) = argument
+            return not self.evaluate(inner)
+        if function == "Fn::And":
+            return all(self.evaluate(inner) for inner in argument)
+        if function == "Fn::Or":
+            return any(self.evaluate(inner) for inner in argument)
+        return {function: self.evaluate(argument)}
+
+    def _strings(self, items: Any) -> list[str]:
+        assert isinstance(items, list) and all(isinstance(i, str) for i in items), items
+        return cast(list[str], items)
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {name: self.evaluate(v) for name, v in variables.items()}
+
+        def one(match: re.Match[str]) -> str:
+            inner = match.group(1)
+            if inner.startswith("!"):
+                return "${" + inner[1:] + "}"
+            if inner in values:
+                return str(values[inner])
+            if "." in inner and inner.split(".")[0] in self.template["Resources"]:
+                return f"<{inner}>"
+            return str(self.ref(inner))
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def rules_broken(self) -> list[str]:
+        """The AssertDescription of every rule assertion that fails (CloudFormation's Rules)."""
+        broken = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"]):
+                continue
+            broken += [a["AssertDescription"] for a in rule["Assertions"] if not self.evaluate(a["Assert"])]
+        return broken
 
 
-def names_read_by_settings() -> dict[str, bool]:
-    """Every variable ``Settings.from_env`` reads, mapped to whether it is required."""
-    source = inspect.getsource(config.Settings.from_env)
-    found: dict[str, bool] = {}
-    for helper, name, rest in re.findall(
-        r"_(required|url|prefix|int|bool|raw|step)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source
-    ):
-        found[name] = helper == "required" or (helper == "url" and rest.strip(" ,") == "None")
-    return found
+def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any], **parameters: str) -> dict[str, str]:
+    """The function's environment in a deployment with these parameters (defaults otherwise,
+    which leave the optional features off)."""
+    evaluated = Deployment(template, **parameters).evaluate(dict(env))
+    assert all(isinstance(value, str) for value in evaluated.values()), evaluated
+    return cast(dict[str, str], evaluated)
+
+
+def names_read_by_settings() -> set[str]:
+    """Every variable the function's settings read: ``seq_export.config.Env``."""
+    return {value for name, value in vars(config.Env).items() if name.isupper() and isinstance(value, str)}
 
 
 def statements(role: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -192,9 +192,7 @@ class SeqSimulator(LoopbackServer):
         """The spec's SeqError: ``field`` only when there is one (the spec types it as a string)."""
         return {"errors": [{"message": message} if field_name is None else {"field": field_name, "message": message}]}
 
-    def _check(
-        self, request: Request, account: _Account | None
-    ) -> Response | tuple[str, int, int | None, str | None]:
+    def _check(self, request: Request, account: _Account | None) -> Response | tuple[str, int, int | None, str | None]:
         """The spec's request rules: an error answer, or (date, limit, after_key, raw after_key)."""
         if request.method != "GET" or request.path != SUBUSER_SCORES_PATH:
             return self._json(404, self._errors(None, "resource not found"))

@@ -65,8 +65,8 @@ class Resources:
         }
 
     def env(self, api_base_url: str, **overrides: str) -> dict[str, str]:
-        """The function's environment of a single-source stack, as the template sets it (no
-        ``SEQ_SOURCES``: the one source ``default``, with ``secret_id``)."""
+        """The function's environment of a single-source stack as it was configured before
+        ``SEQ_SOURCES`` existed (still accepted): the one source ``default``, with ``secret_id``."""
         return {
             Env.SEQ_API_BASE_URL: api_base_url,
             Env.SEQ_API_KEY_SECRET_ID: self.secret_id,

@@ -75,8 +75,8 @@ class Target:
     function_name: str | None = None
     #: The configured sources' names, the first being the one a request that names none is for.
     sources: tuple[str, ...] = (DEFAULT_SOURCE,)
-    #: Where ``sources`` came from, for answers that list them.
-    sources_from: str = "default (a single-source stack)"
+    #: Where ``sources`` came from, for answers that list them ("from SEQ_SOURCES", ...).
+    sources_from: str = "a single-source stack"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Target:
@@ -89,7 +89,7 @@ class Target:
         return cls(
             origin="environment",
             sources=sources,
-            sources_from=ENV_NAMES["sources"] if raw_sources else f"default ({ENV_NAMES['sources']} is not set)",
+            sources_from=f"from {ENV_NAMES['sources']}" if raw_sources else f"{ENV_NAMES['sources']} is not set",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), ENV_NAMES["prefix"]),
             account_prefix=_prefix(value("account_prefix"), ENV_NAMES["account_prefix"], DEFAULT_ACCOUNT_PREFIX),
@@ -112,7 +112,7 @@ class Target:
             origin=f"stack {stack}",
             stack=stack,
             sources=_source_names(listed, where) if listed else (DEFAULT_SOURCE,),
-            sources_from=where if listed else f"default (stack {stack} has no output {OUTPUT_NAMES['sources']})",
+            sources_from=f"from {where}" if listed else f"stack {stack} has no output {OUTPUT_NAMES['sources']}",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), f"output {OUTPUT_NAMES['prefix']} of stack {stack}"),
             account_prefix=_prefix(
@@ -156,7 +156,7 @@ class Target:
         if name is None:
             return self.sources
         if name not in self.sources:
-            raise UsageError(f"--source: {unknown_source(name, self.sources)} (from {self.sources_from})")
+            raise UsageError(f"--source: {unknown_source(name, self.sources)} ({self.sources_from})")
         return (name,)
 
 

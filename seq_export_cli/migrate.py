@@ -166,7 +166,7 @@ def migrate_lake(app: App, *, source: str | None, dry_run: bool) -> int:
     PREFIX/dt=D/scores.jsonl is rewritten under the source, with "source" added to each line
     (exported_at and numbers kept exactly), written first and then the legacy object deleted; a
     day that already has an object under the source keeps it (the legacy one is deleted). Then
-    every latest-score item without a source gets it. Running it again changes nothing.
+    every latest score without a source gets it. Running it again changes nothing.
 
     Exits 0 when everything was migrated (or nothing was left to do); 1 when a malformed line
     stopped a day (nothing of that day is changed; the others are migrated).
@@ -185,17 +185,17 @@ def migrate_lake(app: App, *, source: str | None, dry_run: bool) -> int:
             dataset = Dataset(kind=kind, prefix=target.prefix_for(kind), legacy_objects=len(objects))
             migration.datasets.append(dataset)
             for day, key in objects:
-                migration.objects.append(_migrate_object(s3, migration, dataset, day, key))
+                migration.objects.append(migrate_object(s3, migration, dataset, day, key))
                 done += 1
                 progress.update(done)
     for error in migration.errors:
         app.output.note(error)
-    migration.items = _migrate_items(app.client("dynamodb"), table_name, name, dry_run=dry_run)
+    migration.items = migrate_items(app.client("dynamodb"), table_name, name, dry_run=dry_run)
     app.output.answer(migration.document(), _lines(migration))
     return EXIT_NEGATIVE if migration.errors else EXIT_OK
 
 
-def _migrate_object(s3: Any, migration: Migration, dataset: Dataset, day: str, key: str) -> dict[str, Any]:
+def migrate_object(s3: Any, migration: Migration, dataset: Dataset, day: str, key: str) -> dict[str, Any]:
     """Move one legacy object under the source (or delete it when the day is already there)."""
     bucket, source = migration.bucket, migration.source
     new_key = day_key(dataset.prefix, source, day)
@@ -266,7 +266,7 @@ def _items_without_source(dynamodb: DynamoDBClient, table_name: str) -> Iterator
                     yield user_id
 
 
-def _migrate_items(dynamodb: DynamoDBClient, table_name: str, source: str, *, dry_run: bool) -> Items:
+def migrate_items(dynamodb: DynamoDBClient, table_name: str, source: str, *, dry_run: bool) -> Items:
     """``SET source`` on every item without one; an item that has one by then is left alone."""
     user_ids = list(_items_without_source(dynamodb, table_name))
     items = Items(without_source=len(user_ids))

@@ -132,8 +132,8 @@ def shared_options(command: _F) -> _F:
                 metavar="NAME",
                 expose_value=False,
                 callback=_store,
-                help="Read bucket, prefixes, table, queue and function from this CloudFormation stack's outputs "
-                "(default: the environment variables).",
+                help="Read bucket, prefixes, table, queue, function and sources from this CloudFormation stack's "
+                "outputs (default: the environment variables).",
             ),
             click.option(
                 "--region",

@@ -129,7 +129,7 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
 def _document(day: str, source: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """One source's answer: the function's summary of its one kind, or of each kind."""
     if len(summaries) == 1:
-        return {"source": source} | summaries[0]
+        return summaries[0] if "source" in summaries[0] else {"source": source} | summaries[0]
     return {"date": day, "source": source, "kinds": summaries}
 
 

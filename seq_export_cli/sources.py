@@ -59,7 +59,7 @@ def sources(app: App) -> int:
         if count
     ]
     width = max(13, *(len(name) for name in names))
-    lines = [f"{'sources':<{width}} {', '.join(target.sources)} (from {target.sources_from})"]
+    lines = [f"{'sources':<{width}} {', '.join(target.sources)} ({target.sources_from})"]
     lines += [
         f"{e['source']:<{width}} "
         + "  ".join(f"{kind} {_newest(e[kind])}" for kind in KINDS)
@@ -75,7 +75,7 @@ def sources(app: App) -> int:
         for e in entries
     ]
     columns = ["source", "configured", *(name for kind in KINDS for name in (f"{kind} newest", f"{kind} days>"))]
-    shown = table(f"sources in s3://{bucket} (configured from {target.sources_from})", columns, rows)
+    shown = table(f"sources in s3://{bucket}: {', '.join(target.sources)} ({target.sources_from})", columns, rows)
     app.output.answer(document, lines + notes, Group(shown, *(Text(note) for note in notes)))
     return EXIT_OK
 

@@ -81,7 +81,7 @@ def test_a_day_without_a_scored_subuser_emits_its_bands_as_zero_and_no_mean() ->
 
 @pytest.mark.parametrize("status", ["continued", "not_ready", "gave_up", "superseded"])
 def test_only_the_invocation_that_completes_the_day_emits_its_fleet_metrics(status: Status) -> None:
-    result = ExportResult(status, DAY, attempt=1, counts=tally(scored(3, 4)))
+    result = ExportResult(status, JobId(DEFAULT_SOURCE, SUBUSERS, DAY), attempt=1, counts=tally(scored(3, 4)))
 
     assert result.fleet_metrics() == {}
 

@@ -6,6 +6,7 @@ the source of each latest score. Both sources are served by the one simulator an
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -341,3 +342,47 @@ def test_low_scores_shows_the_source_of_each_latest_score(
     rows = out.splitlines()
     assert rows[0].split() == ["score", "user_id", "source", "username", "date"]
     assert {row.split()[2] for row in rows[1:-1]} == {"eu"}
+
+
+# -- the sources of a deployed stack, and a terminal ---------------------------------------------------
+def test_stack_option_takes_the_sources_from_the_source_names_output(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {
+        "ScoresBucketName": two_sources.resources.bucket,
+        "LatestScoresTableName": two_sources.resources.table,
+        "SourceNames": "global,eu",
+    }
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "seq-export-sources-marker"}}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    two_sources.session.client("cloudformation").create_stack(
+        StackName="seq-export-sources", TemplateBody=json.dumps(template)
+    )
+    for name in ("SEQ_SOURCES", "SCORES_BUCKET", "LATEST_SCORES_TABLE"):
+        monkeypatch.delenv(name)
+    assert two_sources.invoke({"date": days_ago(2), "source": "eu"})["status"] == "exported"
+
+    code, document, _ = cli_json(capsys, "--stack", "seq-export-sources", "status", "--date", days_ago(2))
+    unknown, _, err = cli(capsys, "--stack", "seq-export-sources", "status", "--source", "us")
+
+    assert code == 1
+    assert [(s["source"], s["exported"]) for s in document["sources"]] == [("global", False), ("eu", True)]
+    assert unknown == 2
+    assert "the configured sources are global, eu (from output SourceNames of stack seq-export-sources)" in err
+
+
+def test_sources_on_a_terminal_is_a_table(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert two_sources.invoke({"date": days_ago(2), "source": "eu"})["status"] == "exported"
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+
+    code, out, _ = cli(capsys, "sources")
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", out)
+
+    assert code == 0
+    assert f"sources in s3://{two_sources.resources.bucket}: global, eu (from SEQ_SOURCES)" in shown
+    assert "┃ source" in shown
+    assert re.search(rf"│ eu\s+│ yes\s+│ {days_ago(2)}\s+│\s+1 │", shown)

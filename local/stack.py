@@ -253,6 +253,7 @@ def local_stack(*plans: SourcePlan) -> Iterator[LocalStack]:
     at moto; undo on exit. No plan: one source ``default`` with the simulator's default scenario."""
     plans = plans or (SourcePlan(DEFAULT_SOURCE, Scenario()),)
     server, endpoint = start_moto()
+    reset_moto(endpoint)  # moto's backends are per process: a stack started in a test process starts empty
     with ExitStack() as running:
         running.callback(server.stop)
         served = []

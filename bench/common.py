@@ -51,7 +51,7 @@ class Spec:
     @property
     def key(self) -> str:
         """The day's S3 key, where ours writes (and so the naive script and the S3 floor)."""
-        return day_key(self.settings.scores_prefix, self.day)
+        return day_key(self.settings.scores_prefix, self.settings.source_names[0], self.day)
 
 
 def child_parser(module: str, doc: str) -> argparse.ArgumentParser:
@@ -87,7 +87,7 @@ def pages(spec: Spec, parse: Callable[[bytes], Any]) -> Iterator[dict[str, Any]]
     params: dict[str, str | int] = {"date": spec.day, "limit": MAX_PAGE_SIZE}
     for _ in range(MAX_PAGES):
         response = session.get(
-            spec.settings.api_base_url + SUBUSER_SCORES_PATH, params=params, headers=headers, timeout=30
+            spec.settings.sources[0].base_url + SUBUSER_SCORES_PATH, params=params, headers=headers, timeout=30
         )
         response.raise_for_status()
         body: dict[str, Any] = parse(response.content)

@@ -35,7 +35,7 @@ def build(spec: Spec, pipelines_dir: str) -> tuple[Any, Any]:
 
     paginator = {"type": "cursor", "cursor_path": "_metadata.next_params.after_key", "cursor_param": "after_key"}
     auth = {"type": "bearer", "token": spec.api_key}
-    client = {"base_url": spec.settings.api_base_url, "auth": auth, "paginator": paginator}
+    client = {"base_url": spec.settings.sources[0].base_url, "auth": auth, "paginator": paginator}
     params = {"date": spec.day, "limit": MAX_PAGE_SIZE}
     endpoint = {"path": SUBUSER_SCORES_PATH.lstrip("/"), "params": params, "data_selector": "result"}
     source = rest_api_source({"client": client, "resources": [{"name": TABLE, "endpoint": endpoint}]})

@@ -21,6 +21,7 @@ from botocore.config import Config
 from bench.common import Spec, child_parser, pages, run_job
 from local.seq_simulator import Scenario, subuser_record
 from seq_export.latest_store import chunks, to_item
+from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import ScoreRecord, validate_record
 
 MAX_BATCH_ATTEMPTS = 8
@@ -30,7 +31,10 @@ UPDATED_AT = "2026-01-01T00:00:00.000Z"
 def day_records(day: str, subusers: int) -> list[ScoreRecord]:
     """The simulator's day as our exporter reads it: the same records, validated the same way."""
     scenario = Scenario(subusers=subusers)
-    return [validate_record(subuser_record(day, i, scenario), day=day, where="floor") for i in range(subusers)]
+    return [
+        validate_record(subuser_record(day, i, scenario), source=DEFAULT_SOURCE, day=day, where="floor")
+        for i in range(subusers)
+    ]
 
 
 def day_items(day: str, subusers: int) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from bench.floors import day_items
 from bench.report import Report, render_markdown, scored_count, write_plot
 from local.stack import AWS_TEST_ENV, create_resources, new_api_key, reset_moto
 from seq_export.dates import days_between, yesterday_utc
-from seq_export.layout import CONTROL_KEY, DEFAULT_PREFIX, TABLE_KEY, day_key
+from seq_export.layout import CONTROL_KEY, DEFAULT_PREFIX, DEFAULT_SOURCE, TABLE_KEY, day_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -273,7 +273,7 @@ def run_contender(bench: Bench, n: int, contender: str, *, seed: bool = True) ->
     spec = bench.spec(n)
     run = bench.measure(n, contender, spec, CONTENDERS[contender])
     if not run.check:
-        run.ok, run.check = verify(bench, contender, n, run.details, day_key(DEFAULT_PREFIX, spec.day))
+        run.ok, run.check = verify(bench, contender, n, run.details, day_key(DEFAULT_PREFIX, DEFAULT_SOURCE, spec.day))
     return run
 
 

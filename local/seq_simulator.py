@@ -65,6 +65,9 @@ class Scenario:
     fractional: bool = False  # scores with decimals (e.g. 3.47, metrics 4.125) instead of integers
     account_not_ready: int = 0  # 202 answers per date of the parent account's own scores
     account_eligible: bool = True
+    #: The first subuser's id; the others follow one by one. A second parent account on the same
+    #: host (``SeqSimulator.add_account``) gets ids of its own by starting elsewhere.
+    first_user_id: int = FIRST_USER_ID
 
 
 def _digest(day: str, user_id: int) -> bytes:
@@ -72,7 +75,7 @@ def _digest(day: str, user_id: int) -> bytes:
 
 
 def subuser_record(day: str, index: int, scenario: Scenario) -> dict[str, Any]:
-    user_id = FIRST_USER_ID + index
+    user_id = scenario.first_user_id + index
     record: dict[str, Any] = {"user_id": str(user_id), "username": f"subuser-{user_id}", "date": day}
     if scenario.ineligible_every and (index + 1) % scenario.ineligible_every == 0:
         return record
@@ -103,26 +106,57 @@ def expected_records(day: str, scenario: Scenario) -> list[dict[str, Any]]:
     return [subuser_record(day, i, scenario) for i in range(scenario.subusers)]
 
 
+@dataclass
+class _Account:
+    """One parent account the host serves: its subusers (``scenario``) and what it has played."""
+
+    label: str
+    scenario: Scenario
+    not_ready_left: dict[str, int] = field(default_factory=dict)
+    faults_used: dict[int, int] = field(default_factory=dict)
+
+
 class SeqSimulator(LoopbackServer):
-    def __init__(self, api_key: str, scenario: Scenario | None = None) -> None:
+    """One SendGrid host. It serves the parent account of ``api_key`` and any other accounts
+    added with ``add_account`` (each its own key and subusers, as two parents on one host);
+    a request with any other key gets 401. The request log names the account a key reached."""
+
+    def __init__(self, api_key: str, scenario: Scenario | None = None, *, label: str = "primary") -> None:
         self.api_key = api_key
-        self.scenario = scenario or Scenario()
+        self._primary = _Account(label, scenario or Scenario())
+        self._others: dict[str, _Account] = {}
         self.requests: list[dict[str, Any]] = []
-        self._not_ready_left: dict[str, int] = {}
-        self._faults_used: dict[int, int] = {}
         self._lock = threading.Lock()
 
+    @property
+    def scenario(self) -> Scenario:
+        """The primary account's scenario."""
+        return self._primary.scenario
+
     def reset(self, scenario: Scenario | None = None) -> None:
+        """Forget every request, added account and played 202 or fault; serve ``scenario``."""
         with self._lock:
-            self.scenario = scenario or Scenario()
+            self._primary = _Account(self._primary.label, scenario or Scenario())
+            self._others.clear()
             self.requests.clear()
-            self._not_ready_left.clear()
-            self._faults_used.clear()
+
+    def add_account(self, api_key: str, scenario: Scenario, *, label: str) -> None:
+        """Serve a second parent account on this host, reached with ``api_key``."""
+        with self._lock:
+            self._others[api_key] = _Account(label, scenario)
+
+    def _account_of(self, request: Request) -> _Account | None:
+        authorization = request.headers.get("Authorization", "")
+        key = authorization.removeprefix("Bearer ")
+        if authorization == f"Bearer {self.api_key}":
+            return self._primary
+        return self._others.get(key) if authorization.startswith("Bearer ") else None
 
     # -- HTTP ------------------------------------------------------------------------------
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
-        response = self._answer(request)
+        account = self._account_of(request)
+        response = self._answer(request, account)
         if response.status_code == RESET_STATUS:
             self._drop(environ)
             start_response("500 Dropped", [])
@@ -134,6 +168,7 @@ class SeqSimulator(LoopbackServer):
                     "params": dict(request.args),
                     "status": response.status_code,
                     "user_agent": request.headers.get("User-Agent", ""),
+                    "account": None if account is None else account.label,
                 }
             )
         return response(environ, start_response)
@@ -157,11 +192,11 @@ class SeqSimulator(LoopbackServer):
         """The spec's SeqError: ``field`` only when there is one (the spec types it as a string)."""
         return {"errors": [{"message": message} if field_name is None else {"field": field_name, "message": message}]}
 
-    def _check(self, request: Request) -> Response | tuple[str, int, int | None, str | None]:
+    def _check(self, request: Request, account: _Account | None) -> Response | tuple[str, int, int | None, str | None]:
         """The spec's request rules: an error answer, or (date, limit, after_key, raw after_key)."""
         if request.method != "GET" or request.path != SUBUSER_SCORES_PATH:
             return self._json(404, self._errors(None, "resource not found"))
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if account is None:
             return self._json(401, self._errors(None, "authorization required"))
         day_text = request.args.get("date")
         if not day_text:
@@ -192,9 +227,9 @@ class SeqSimulator(LoopbackServer):
     def _bad(self, field_name: str, problem: str) -> Response:
         return self._json(400, self._errors(field_name, f"failed to parse request: {problem}"))
 
-    def _account(self, request: Request) -> Response:
+    def _account(self, request: Request, account: _Account | None) -> Response:
         """``GET /v3/engagementquality/scores?from&to``: the parent account's score per day."""
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if account is None:
             return self._json(401, self._errors(None, "authorization required"))
         days: dict[str, date] = {}
         for name in ("from", "to"):
@@ -213,59 +248,64 @@ class SeqSimulator(LoopbackServer):
             return self._bad("to", '"to" cannot be in the future')
         with self._lock:
             key = "account:" + days["from"].isoformat()
-            left = self._not_ready_left.setdefault(key, self.scenario.account_not_ready)
+            left = account.not_ready_left.setdefault(key, account.scenario.account_not_ready)
             if left > 0:
-                self._not_ready_left[key] = left - 1
+                account.not_ready_left[key] = left - 1
                 response = Response(b"", status=202, content_type="application/json")
                 self._add_rate_headers(response)
                 return response
-            fault = self._take_fault(0)  # page 0: faults aimed at the account endpoint
+            fault = self._take_fault(account, 0)  # page 0: faults aimed at the account endpoint
         if fault is not None and fault.kind == "status":
             return self._fault_response(fault)
         span = (days["to"] - days["from"]).days + 1
-        records = [account_record((days["from"] + timedelta(days=i)).isoformat(), self.scenario) for i in range(span)]
+        records = [
+            account_record((days["from"] + timedelta(days=i)).isoformat(), account.scenario) for i in range(span)
+        ]
         return self._json(200, {"result": records})
 
-    def _answer(self, request: Request) -> Response:
+    def _answer(self, request: Request, account: _Account | None) -> Response:
         if request.method == "GET" and request.path == ACCOUNT_SCORES_PATH:
-            return self._account(request)
-        checked = self._check(request)
+            return self._account(request, account)
+        checked = self._check(request, account)
         if isinstance(checked, Response):
             return checked
+        assert account is not None  # _check answered 401 otherwise
+        scenario = account.scenario
+        first_id = scenario.first_user_id
         day_text, limit, after_key, after_raw = checked
         with self._lock:
             if after_key is None:
-                left = self._not_ready_left.setdefault(day_text, self.scenario.not_ready)
+                left = account.not_ready_left.setdefault(day_text, scenario.not_ready)
                 if left > 0:
-                    self._not_ready_left[day_text] = left - 1
+                    account.not_ready_left[day_text] = left - 1
                     message = "We are processing the score for this date range. Please try again later."
                     response = Response(
-                        json.dumps({"message": message}) if self.scenario.not_ready_body else b"",
+                        json.dumps({"message": message}) if scenario.not_ready_body else b"",
                         status=202,
                         content_type="application/json",
                     )
                     self._add_rate_headers(response)
                     return response
-            start = 0 if after_key is None else max(0, after_key - FIRST_USER_ID + 1)
+            start = 0 if after_key is None else max(0, after_key - first_id + 1)
             page_number = start // limit + 1 if limit else 1
-            fault = self._take_fault(page_number)
+            fault = self._take_fault(account, page_number)
         if fault is not None and fault.kind == "status":
             return self._fault_response(fault)
         if fault is not None and fault.kind == "reset":
             return Response(status=RESET_STATUS)
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)  # the simulator is slow, not the test: the client times out
-        end = min(start + limit, self.scenario.subusers)
-        records = [subuser_record(day_text, i, self.scenario) for i in range(start, end)]
-        cursor: str | None = str(FIRST_USER_ID + end - 1) if end < self.scenario.subusers else None
+        end = min(start + limit, scenario.subusers)
+        records = [subuser_record(day_text, i, scenario) for i in range(start, end)]
+        cursor: str | None = str(first_id + end - 1) if end < scenario.subusers else None
         if fault is not None and fault.kind == "stuck_cursor":
-            cursor = after_raw or str(FIRST_USER_ID + end - 1)
+            cursor = after_raw or str(first_id + end - 1)
         if fault is not None and fault.kind == "repeat_users" and start >= limit:
-            records = [subuser_record(day_text, i, self.scenario) for i in range(start - limit, start)]
+            records = [subuser_record(day_text, i, scenario) for i in range(start - limit, start)]
         page: dict[str, Any] = {"result": records}
         if cursor is not None:
             page["_metadata"] = {"next_params": {"after_key": cursor}}
-        elif self.scenario.last_cursor == "null":
+        elif scenario.last_cursor == "null":
             page["_metadata"] = {"next_params": {"after_key": None}}
         response = self._json(200, page)
         if fault is not None and fault.kind == "truncate":
@@ -281,10 +321,11 @@ class SeqSimulator(LoopbackServer):
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         connection.shutdown(socket.SHUT_RDWR)
 
-    def _take_fault(self, page: int) -> Fault | None:
-        for index, fault in enumerate(self.scenario.faults):
-            if fault.page == page and self._faults_used.get(index, 0) < fault.times:
-                self._faults_used[index] = self._faults_used.get(index, 0) + 1
+    @staticmethod
+    def _take_fault(account: _Account, page: int) -> Fault | None:
+        for index, fault in enumerate(account.scenario.faults):
+            if fault.page == page and account.faults_used.get(index, 0) < fault.times:
+                account.faults_used[index] = account.faults_used.get(index, 0) + 1
                 return fault
         return None
 

@@ -2,9 +2,11 @@
 
 ``--stack NAME`` reads the CloudFormation stack's outputs; otherwise the function's own
 variables (``SCORES_BUCKET``, ``SCORES_PREFIX``, ``ACCOUNT_SCORES_PREFIX``,
-``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``) and ``SEQ_EXPORT_FUNCTION`` for the function's
-name. The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the
-profile's; credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
+``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``, ``SEQ_SOURCES``) and ``SEQ_EXPORT_FUNCTION`` for the
+function's name. The configured sources are the stack's ``SourceNames`` output (a comma list), or
+the names in ``SEQ_SOURCES``; without either, the one source ``default`` of a single-source stack.
+The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile's;
+credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
 ...), so the same command works against the local stack of ``python -m local.run --keep``.
 """
 
@@ -22,9 +24,10 @@ import click
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export.config import aws_client_config
-from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, day_key, normal_prefix
-from seq_export.models import ACCOUNT
+from seq_export.config import Env, aws_client_config, parse_sources, unknown_source
+from seq_export.errors import ConfigError
+from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, DEFAULT_SOURCE, day_key, normal_prefix
+from seq_export.models import ACCOUNT, SOURCE_NAME
 from seq_export_cli.errors import TargetConfigError, UsageError, aws, aws_failure
 from seq_export_cli.invoke import invoke_function
 from seq_export_cli.options import Options
@@ -45,6 +48,7 @@ ENV_NAMES: dict[str, str] = {
     "table": "LATEST_SCORES_TABLE",
     "queue_url": "RETRY_QUEUE_URL",
     "function_name": "SEQ_EXPORT_FUNCTION",
+    "sources": Env.SEQ_SOURCES,
 }
 OUTPUT_NAMES: dict[str, str] = {
     "bucket": "ScoresBucketName",
@@ -53,6 +57,7 @@ OUTPUT_NAMES: dict[str, str] = {
     "table": "LatestScoresTableName",
     "queue_url": "RetryQueueUrl",
     "function_name": "ExportFunctionName",
+    "sources": "SourceNames",
 }
 
 
@@ -68,6 +73,10 @@ class Target:
     table: str | None = None
     queue_url: str | None = None
     function_name: str | None = None
+    #: The configured sources' names, the first being the one a request that names none is for.
+    sources: tuple[str, ...] = (DEFAULT_SOURCE,)
+    #: Where ``sources`` came from, for answers that list them ("from SEQ_SOURCES", ...).
+    sources_from: str = "a single-source stack"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Target:
@@ -75,8 +84,12 @@ class Target:
             raw = environ.get(ENV_NAMES[name], "").strip()
             return raw or None
 
+        raw_sources = value("sources")
+        sources = _sources_of_env(raw_sources) if raw_sources else (DEFAULT_SOURCE,)
         return cls(
             origin="environment",
+            sources=sources,
+            sources_from=f"from {ENV_NAMES['sources']}" if raw_sources else f"{ENV_NAMES['sources']} is not set",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), ENV_NAMES["prefix"]),
             account_prefix=_prefix(value("account_prefix"), ENV_NAMES["account_prefix"], DEFAULT_ACCOUNT_PREFIX),
@@ -93,9 +106,13 @@ class Target:
         def value(name: str) -> str | None:
             return values.get(OUTPUT_NAMES[name]) or None
 
+        listed = value("sources")
+        where = f"output {OUTPUT_NAMES['sources']} of stack {stack}"
         return cls(
             origin=f"stack {stack}",
             stack=stack,
+            sources=_source_names(listed, where) if listed else (DEFAULT_SOURCE,),
+            sources_from=f"from {where}" if listed else f"stack {stack} has no output {OUTPUT_NAMES['sources']}",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), f"output {OUTPUT_NAMES['prefix']} of stack {stack}"),
             account_prefix=_prefix(
@@ -120,8 +137,46 @@ class Target:
             f"{ENV_NAMES[name]} is not set; set it, or point at a deployed stack with --stack NAME{hint}"
         )
 
-    def key_for(self, day: str, kind: str = "subusers") -> str:
-        return day_key(self.account_prefix if kind == ACCOUNT else self.prefix, day)
+    @property
+    def several_sources(self) -> bool:
+        """Whether the stack has more than one source: answers then name the source of each part."""
+        return len(self.sources) > 1
+
+    def prefix_for(self, kind: str) -> str:
+        """The dataset's prefix: the account's own scores or the subusers'."""
+        return self.account_prefix if kind == ACCOUNT else self.prefix
+
+    def key_for(self, day: str, kind: str, source: str) -> str:
+        """The key of ``source``'s ``kind`` of ``day`` (``layout.day_key``)."""
+        return day_key(self.prefix_for(kind), source, day)
+
+    def chosen_sources(self, name: str | None) -> tuple[str, ...]:
+        """``--source NAME``: that configured source; none given: every configured source. An
+        unknown name is a usage error listing the configured ones."""
+        if name is None:
+            return self.sources
+        if name not in self.sources:
+            raise UsageError(f"--source: {unknown_source(name, self.sources)} ({self.sources_from})")
+        return (name,)
+
+
+def _sources_of_env(raw: str) -> tuple[str, ...]:
+    """The names in ``SEQ_SOURCES``, checked as the function checks them."""
+    try:
+        return tuple(source.name for source in parse_sources(raw))
+    except ConfigError as exc:
+        raise TargetConfigError(str(exc)) from None
+
+
+def _source_names(listed: str, where: str) -> tuple[str, ...]:
+    """A comma list of source names (the stack's ``SourceNames`` output)."""
+    names = tuple(name.strip() for name in listed.split(","))
+    for name in names:
+        if not SOURCE_NAME.fullmatch(name):
+            raise TargetConfigError(f"{where} must be a comma list of source names (a-z, 0-9 and -), got {listed!r}")
+    if len(set(names)) != len(names):
+        raise TargetConfigError(f"{where} names a source twice: {listed!r}")
+    return names
 
 
 def _prefix(raw: str | None, where: str, default: str = DEFAULT_PREFIX) -> str:

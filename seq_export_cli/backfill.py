@@ -1,7 +1,8 @@
-"""``seq-export backfill``: export a range of days, one queued export per day and kind.
+"""``seq-export backfill``: export a range of days, one queued export per source, kind and day.
 
-The function checks the range and queues the days; the CLI says, per day and kind, what it
-queued and what it skipped as already exported, with counts that add up to days x kinds. With
+The function checks the range and queues the days (of every source, or of ``--source``); the
+CLI says, per day, source and kind, what it queued and what it skipped as already exported, with
+counts that add up to days x kinds x sources. With
 ``--wait`` it follows the queued days until their objects are in S3 (``waiting``); with
 ``--local`` it also delivers the queue, one day at a time.
 """
@@ -14,22 +15,17 @@ from typing import Any
 import click
 
 from seq_export.dates import days_between, parse_day
+from seq_export.models import JobId
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, ServiceError, UsageError
 from seq_export_cli.invoke import invoke_local
-from seq_export_cli.options import KINDS, Day, local_options, shared_options, wait_options
+from seq_export_cli.options import KINDS, Day, local_options, shared_options, source_option, wait_options
 from seq_export_cli.output import table
 from seq_export_cli.s3_objects import Version, head_version, require_bucket
-from seq_export_cli.waiting import (
-    DayWatcher,
-    Outcome,
-    deliver_locally,
-    label,
-    poll_until_exported,
-)
+from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally, poll_until_exported
 
 
-@click.command("backfill", short_help="Export a range of days, one queued export per day.")
+@click.command("backfill", short_help="Export a range of days, one queued export per source, kind and day.")
 @click.option("--from", "first", type=Day(exportable=True), required=True, help="First day.")
 @click.option("--to", "last", type=Day(exportable=True), required=True, help="Last day (inclusive).")
 @click.option(
@@ -39,15 +35,26 @@ from seq_export_cli.waiting import (
     show_default=True,
     help="Whose days: the subusers', the parent account's own, or every kind the stack exports.",
 )
+@source_option("Backfill this source only.  [default: every configured source]")
 @click.option("--force", is_flag=True, help="Export days again even if already exported.")
 @wait_options("Wait until every queued day's object is in S3, with progress on stderr.")
 @local_options
 @shared_options
 @with_app
 def backfill(
-    app: App, *, first: str, last: str, kind: str, force: bool, wait: bool, timeout: float, local: bool
+    app: App,
+    *,
+    first: str,
+    last: str,
+    kind: str,
+    source: str | None,
+    force: bool,
+    wait: bool,
+    timeout: float,
+    local: bool,
 ) -> int:
-    """Export a range of finished days within SendGrid's 90 (one queued export per day and kind).
+    """Export a range of finished days within SendGrid's 90 (one queued export per source, kind
+    and day).
 
     Days already exported are skipped unless --force. With --local --wait this process also
     delivers the retry queue's messages, one day at a time.
@@ -60,17 +67,26 @@ def backfill(
     if kind != "all":
         event["kind"] = kind
     app.check_local(local)
-    baseline = _versions_before(app, first, last, kind) if wait and force else {}
+    chosen = app.target.chosen_sources(source)
+    if source is not None:
+        event["source"] = source
+    baseline = _versions_before(app, first, last, kind, chosen) if wait and force else {}
     answer = invoke_local(event, verbose=app.options.verbose) if local else app.invoke(event)
-    queued = _by_day_and_kind(answer)
+    queued = _queued(app, answer)
     document = _document(answer, queued)
+    titled = app.target.several_sources
     if not wait or not app.output.json:  # what was queued, before any wait
-        app.output.answer(document, _lines(answer, queued), _table(answer, queued))
+        app.output.answer(document, _lines(answer, queued, titled=titled), _table(answer, queued, titled=titled))
     if not wait:
         return EXIT_OK
     outcome, watcher = _wait(app, queued, baseline, local=local, timeout=timeout)
     missing = watcher.pending
-    waited = {"outcome": outcome, "queued": len(watcher.days), "exported": len(watcher.exported), "missing": missing}
+    waited = {
+        "outcome": outcome,
+        "queued": len(watcher.days),
+        "exported": len(watcher.exported),
+        "missing": [job.to_dict() for job in missing],
+    }
     app.output.answer(
         document | {"wait": waited},
         [f"exported          {len(watcher.exported)}/{len(watcher.days)} queued days ({first} .. {last})"],
@@ -83,77 +99,110 @@ def backfill(
         else "and the retry queue has nothing left for them (failed, given up or handled before: "
         "see the dead-letter queue and --verbose)"
     )
-    app.output.note(f"{len(missing)} of {len(watcher.days)} queued days not exported {why}: {', '.join(missing)}")
+    app.output.note(
+        f"{len(missing)} of {len(watcher.days)} queued days not exported {why}: "
+        + ", ".join(_named(job, titled=titled) for job in missing)
+    )
     return EXIT_NEGATIVE
 
 
-def _by_day_and_kind(answer: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(day, kind, what happened) from the function's answer, by day then kind."""
-    rows = [(*_split(item), "enqueued") for item in answer.get("enqueued", [])]
-    rows += [(*_split(item), "already exported") for item in answer.get("skipped_already_exported", [])]
-    order = {name: index for index, name in enumerate(KINDS)}
-    return sorted(rows, key=lambda row: (row[0], order.get(row[1], len(order))))
+#: (what the function queued or skipped, "enqueued" or "already exported")
+Row = tuple[JobId, str]
 
 
-def _split(item: str) -> tuple[str, str]:
-    kind, _, day = item.partition(":")
-    return day, kind
+def _queued(app: App, answer: Mapping[str, Any]) -> list[Row]:
+    """What the function's answer lists, by day, then source (as configured), then kind."""
+    rows = [(_job(item), "enqueued") for item in answer.get("enqueued", [])]
+    rows += [(_job(item), "already exported") for item in answer.get("skipped_already_exported", [])]
+    sources = {name: index for index, name in enumerate(app.target.sources)}
+    kinds = {name: index for index, name in enumerate(KINDS)}
+    return sorted(
+        rows,
+        key=lambda row: (
+            row[0].date,
+            sources.get(row[0].source, len(sources)),
+            row[0].source,
+            kinds.get(row[0].kind, len(kinds)),
+        ),
+    )
 
 
-def _document(answer: Mapping[str, Any], queued: list[tuple[str, str, str]]) -> dict[str, Any]:
+def _job(item: Any) -> JobId:
+    """One entry of the function's backfill summary, ``{"source", "kind", "date"}``."""
+    if not isinstance(item, Mapping) or not all(isinstance(item.get(name), str) for name in ("source", "kind", "date")):
+        raise ServiceError(f'the function\'s backfill summary lists {item!r}, not {{"source", "kind", "date"}}')
+    return JobId(source=item["source"], kind=item["kind"], date=item["date"])
+
+
+def _named(job: JobId, *, titled: bool) -> str:
+    """A queued day as lines name it: its kind and day, and its source on a stack of several."""
+    return str(job) if titled else f"{job.kind} {job.date}"
+
+
+def _document(answer: Mapping[str, Any], queued: list[Row]) -> dict[str, Any]:
     return {
         **answer,
         "counts": {
-            "enqueued": sum(1 for row in queued if row[2] == "enqueued"),
-            "skipped_already_exported": sum(1 for row in queued if row[2] != "enqueued"),
+            "enqueued": sum(1 for _, outcome in queued if outcome == "enqueued"),
+            "skipped_already_exported": sum(1 for _, outcome in queued if outcome != "enqueued"),
         },
-        "by_day": [{"date": day, "kind": kind, "outcome": outcome} for day, kind, outcome in queued],
+        "by_day": [job.to_dict() | {"outcome": outcome} for job, outcome in queued],
     }
 
 
-def _lines(answer: Mapping[str, Any], queued: list[tuple[str, str, str]]) -> list[str]:
-    enqueued = sum(1 for row in queued if row[2] == "enqueued")
+def _totals(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> str:
+    enqueued = sum(1 for _, outcome in queued if outcome == "enqueued")
     skipped = len(queued) - enqueued
-    kinds = sorted({row[1] for row in queued})
-    lines = [f"{outcome:<17} {kind:<9} {day}" for day, kind, outcome in queued]
-    lines.append(
-        f"{answer.get('days')} days x {len(kinds)} kinds ({', '.join(kinds) or '-'}), {answer.get('from')} .. "
+    kinds = sorted({job.kind for job, _ in queued})
+    sources = list(dict.fromkeys(job.source for job, _ in queued))
+    across = f" x {len(sources)} sources ({', '.join(sources)})" if titled else ""
+    return (
+        f"{answer.get('days')} days x {len(kinds)} kinds ({', '.join(kinds) or '-'}){across}, {answer.get('from')} .. "
         f"{answer.get('to')}: {enqueued} enqueued, {skipped} already exported"
         + (" (--force exports them again)" if skipped else "")
     )
-    return lines
 
 
-def _table(answer: Mapping[str, Any], queued: list[tuple[str, str, str]]) -> Any:
-    return table(
-        f"backfill {answer.get('from')} .. {answer.get('to')}: {_lines(answer, queued)[-1].split(': ', 1)[-1]}",
-        ["date", "kind", "outcome"],
-        queued,
-    )
+def _lines(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> list[str]:
+    width = max((len(job.source) for job, _ in queued), default=0)
+    lines = [
+        f"{outcome:<17} " + (f"{job.source:<{width}}  " if titled else "") + f"{job.kind:<9} {job.date}"
+        for job, outcome in queued
+    ]
+    return [*lines, _totals(answer, queued, titled=titled)]
 
 
-def _versions_before(app: App, first: str, last: str, kind: str) -> dict[str, Version]:
+def _table(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> Any:
+    columns = ["date", *(["source"] if titled else []), "kind", "outcome"]
+    rows = [(job.date, *([job.source] if titled else []), job.kind, outcome) for job, outcome in queued]
+    totals = _totals(answer, queued, titled=titled).split(": ", 1)[-1]
+    return table(f"backfill {answer.get('from')} .. {answer.get('to')}: {totals}", columns, rows)
+
+
+def _versions_before(app: App, first: str, last: str, kind: str, sources: tuple[str, ...]) -> dict[JobId, Version]:
     """With --force, each day's object before the backfill: it counts once replaced."""
     bucket = app.target.need("bucket")
     s3 = app.client("s3")
     require_bucket(s3, bucket)
     kinds = KINDS[:2] if kind == "all" else (kind,)
-    versions: dict[str, Version] = {}
+    versions: dict[JobId, Version] = {}
     for day in days_between(parse_day(first), parse_day(last)):
-        for one_kind in kinds:
-            version = head_version(s3, bucket, app.target.key_for(day, one_kind))
-            if version is not None:
-                versions[label(day, one_kind)] = version
+        for source in sources:
+            for one_kind in kinds:
+                job = JobId(source, one_kind, day)
+                version = head_version(s3, bucket, app.target.key_for(day, one_kind, source))
+                if version is not None:
+                    versions[job] = version
     return versions
 
 
 def _wait(
-    app: App, queued: list[tuple[str, str, str]], baseline: Mapping[str, Version], *, local: bool, timeout: float
+    app: App, queued: list[Row], baseline: Mapping[JobId, Version], *, local: bool, timeout: float
 ) -> tuple[Outcome, DayWatcher]:
     bucket = app.target.need("bucket")
     s3 = app.client("s3")
     require_bucket(s3, bucket)
-    keys = {label(day, kind): app.target.key_for(day, kind) for day, kind, outcome in queued if outcome == "enqueued"}
+    keys = {job: app.target.key_for(job.date, job.kind, job.source) for job, outcome in queued if outcome == "enqueued"}
     watcher = DayWatcher(s3, bucket, keys, baseline)
     with app.output.progress(len(keys), "queued days exported") as progress:
         if local:

@@ -29,8 +29,10 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success: the day is exported, the subuser found, the query answered",
-    EXIT_NEGATIVE: "a negative answer: not found, not exported (yet), nothing matched, --wait ran out",
-    EXIT_USAGE: "usage: an unknown option, a malformed or out-of-range value (checked before any AWS call)",
+    EXIT_NEGATIVE: "a negative answer: not found, not exported (yet), nothing matched, --wait ran out, "
+    "a malformed line left a day unmigrated",
+    EXIT_USAGE: "usage: an unknown option, a malformed or out-of-range value (checked before any AWS call), "
+    "a source the stack does not have",
     EXIT_CONFIG: "configuration: a missing variable or stack output, an unknown stack, no credentials or region",
     EXIT_SERVICE: "AWS refused or failed a call, or the export function failed",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",

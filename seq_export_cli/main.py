@@ -27,10 +27,12 @@ from seq_export_cli.errors import (
     CliError,
     one_line,
 )
+from seq_export_cli.migrate import migrate_lake
 from seq_export_cli.options import Options, shared_options
 from seq_export_cli.report import report
 from seq_export_cli.run import run
 from seq_export_cli.scores import lookup, low_scores
+from seq_export_cli.sources import sources
 from seq_export_cli.status import status
 
 
@@ -61,12 +63,12 @@ EPILOG = (
 @shared_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Operate the SendGrid Engagement Quality export: run and backfill days, check what is
-    exported, look up subusers' latest scores."""
+    """Operate the SendGrid Engagement Quality export: run and backfill days of every source, check
+    what is exported, look up subusers' latest scores, move a lake from before sources."""
     ctx.ensure_object(Options)
 
 
-for command in (run, backfill, status, report, lookup, low_scores):
+for command in (run, backfill, status, report, sources, lookup, low_scores, migrate_lake):
     cli.add_command(command)
 
 

@@ -17,7 +17,7 @@ import click
 
 from seq_export.dates import check_exportable, parse_day, today_utc, yesterday_utc
 from seq_export.errors import InvalidEventError
-from seq_export.models import ACCOUNT, SUBUSERS
+from seq_export.models import ACCOUNT, SOURCE_NAME, SUBUSERS
 
 #: How long ``--wait`` waits unless ``--timeout`` says otherwise.
 DEFAULT_WAIT_TIMEOUT = 900.0
@@ -88,6 +88,24 @@ class NonBlank(click.ParamType[str]):
         return text
 
 
+class SourceName(click.ParamType[str]):
+    """A source's name as the function spells it (a-z, 0-9 and -, 1 to 32); whether the stack
+    has such a source is checked against its configured sources (``Target.chosen_sources``)."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if not SOURCE_NAME.fullmatch(text):
+            self.fail(f"a source name is 1 to 32 characters of a-z, 0-9 and -, got {value!r}", param, ctx)
+        return text
+
+
+def source_option(help_text: str) -> Callable[[_F], _F]:
+    """``--source NAME``: one configured source (default: every one)."""
+    return click.option("--source", type=SourceName(), default=None, help=help_text)
+
+
 def default_day() -> str:
     """What the schedule exports: yesterday (UTC)."""
     return yesterday_utc().isoformat()
@@ -114,8 +132,8 @@ def shared_options(command: _F) -> _F:
                 metavar="NAME",
                 expose_value=False,
                 callback=_store,
-                help="Read bucket, prefixes, table, queue and function from this CloudFormation stack's outputs "
-                "(default: the environment variables).",
+                help="Read bucket, prefixes, table, queue, function and sources from this CloudFormation stack's "
+                "outputs (default: the environment variables).",
             ),
             click.option(
                 "--region",

@@ -109,3 +109,22 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for row in rows:
         shown.add_row(*(Text("-" if value is None else str(value)) for value in row))  # as written, not markup
     return shown
+
+
+def per_source(documents: Sequence[Any], *, day: str | None = None) -> Any:
+    """One source's answer as it always was (it names its source); several as one document that
+    lists them, each carrying its ``source``: ``{"date": D, "sources": [...]}``."""
+    if len(documents) == 1:
+        return documents[0]
+    return ({"date": day} if day is not None else {}) | {"sources": list(documents)}
+
+
+def sections(parts: Sequence[tuple[str, Sequence[str]]], *, titled: bool) -> list[str]:
+    """Plain lines of each source's answer; ``titled`` (a stack of several sources): one section
+    per source, under a ``source  NAME`` line, a blank line between sections."""
+    if not titled:
+        return [line for _, lines in parts for line in lines]
+    shown: list[str] = []
+    for index, (source, lines) in enumerate(parts):
+        shown += ([""] if index else []) + [f"source        {source}", *lines]
+    return shown

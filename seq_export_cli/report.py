@@ -1,7 +1,7 @@
-"""``seq-export report``: a day's fleet health from the lake, without writing a query.
+"""``seq-export report``: a day's fleet health from the lake, per source, without writing a query.
 
-It reads the day's object and the previous exported day's from S3 (so it works for any day
-still in the bucket): subusers per score band and ineligible, the mean score, the biggest
+It reads each source's object of the day and that source's previous exported day's from S3 (so
+it works for any day still in the bucket): subusers per score band and ineligible, the mean score, the biggest
 drops and rises against the previous exported day, and the lowest scorers. Bands follow the
 function's rule (``score_bands.band_of``: a score's integer part, so 3.5 is in band 3).
 """
@@ -15,12 +15,15 @@ from typing import Any
 import click
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
+from seq_export.layout import DEFAULT_SOURCE
+from seq_export.models import SUBUSERS
 from seq_export.score_bands import BANDS, band_of
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK
-from seq_export_cli.options import Day, default_day, shared_options
-from seq_export_cli.output import table
+from seq_export_cli.options import Day, default_day, shared_options, source_option
+from seq_export_cli.output import per_source, sections, table
 from seq_export_cli.s3_objects import day_lines, exported_days, head_object
 
 BAR_WIDTH = 40
@@ -30,6 +33,7 @@ BAR_WIDTH = 40
 class DayReport:
     day: str
     previous_day: str | None
+    source: str = DEFAULT_SOURCE
     bands: dict[int, int] = field(default_factory=lambda: dict.fromkeys(BANDS, 0))
     ineligible: int = 0
     mean: float | None = None
@@ -40,6 +44,7 @@ class DayReport:
     def document(self) -> dict[str, Any]:
         return {
             "date": self.day,
+            "source": self.source,
             "previous_date": self.previous_day,
             "subusers": sum(self.bands.values()) + self.ineligible,
             "bands": {str(band): count for band, count in self.bands.items()},
@@ -52,10 +57,16 @@ class DayReport:
 
 
 def build_report(
-    day: str, lines: list[dict[str, Any]], previous: dict[str, Decimal] | None, *, limit: int
+    day: str,
+    lines: list[dict[str, Any]],
+    previous: dict[str, Decimal] | None,
+    *,
+    limit: int,
+    source: str = DEFAULT_SOURCE,
 ) -> DayReport:
-    """The report of ``day`` from its lines and the previous exported day's scores by user id."""
-    report = DayReport(day=day, previous_day=None)
+    """The report of ``source``'s ``day`` from its lines and the previous exported day's scores
+    by user id."""
+    report = DayReport(day=day, previous_day=None, source=source)
     scored: list[tuple[Decimal, dict[str, Any]]] = []
     moves: list[tuple[Decimal, dict[str, Any]]] = []
     for line in lines:
@@ -83,36 +94,65 @@ def _entry(line: dict[str, Any], score: Decimal, before: Decimal | None = None) 
     return entry
 
 
-@click.command("report", short_help="A day's fleet health: bands, mean, movers, lowest.")
+@click.command("report", short_help="A day's fleet health per source: bands, mean, movers, lowest.")
 @click.option("--date", "day", type=Day(), default=default_day, help="The day to report.  [default: yesterday, UTC]")
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Rows per list.")
+@source_option("Report this source only.  [default: every configured source, one report each]")
 @shared_options
 @with_app
-def report(app: App, *, day: str, limit: int) -> int:
-    """A day's fleet health from the lake: subusers per score band and ineligible, the mean,
-    the biggest drops and rises against the previous exported day, and the lowest scorers.
+def report(app: App, *, day: str, limit: int, source: str | None) -> int:
+    """A day's fleet health from the lake, per source: subusers per score band and ineligible,
+    the mean, the biggest drops and rises against the source's previous exported day, and the
+    lowest scorers.
 
-    Exits 1 when the day is not exported.
+    Exits 1 when the day is not exported (of any asked source).
     """
-    bucket = app.target.need("bucket")
-    prefix = app.target.prefix
+    target = app.target
+    chosen = target.chosen_sources(source)
+    bucket = target.need("bucket")
     s3 = app.client("s3")
-    if head_object(s3, bucket, app.target.key_for(day)) is None:
-        app.output.answer({"date": day, "exported": False}, [f"not exported  subusers {day}: nothing to report"])
-        return EXIT_NEGATIVE
-    earlier = [d for d in exported_days(s3, bucket, prefix) if d < day]
+    titled = target.several_sources
+    reports = {name: _source_report(app, s3, bucket, name, day, limit=limit) for name in chosen}
+    documents = [
+        result.document() if result is not None else {"date": day, "source": name, "exported": False}
+        for name, result in reports.items()
+    ]
+    lines = sections(
+        [
+            (name, _lines(result) if result is not None else [f"not exported  subusers {day}: nothing to report"])
+            for name, result in reports.items()
+        ],
+        titled=titled,
+    )
+    shown = Group(
+        *(
+            _tables(result, titled=titled)
+            if result is not None
+            else Text(f"{f'source {name}: ' if titled else ''}not exported  subusers {day}: nothing to report")
+            for name, result in reports.items()
+        )
+    )
+    app.output.answer(per_source(documents, day=day), lines, shown)
+    return EXIT_OK if all(result is not None for result in reports.values()) else EXIT_NEGATIVE
+
+
+def _source_report(app: App, s3: Any, bucket: str, source: str, day: str, *, limit: int) -> DayReport | None:
+    """``source``'s report of ``day`` against its previous exported day; None when not exported."""
+    prefix = app.target.prefix
+    if head_object(s3, bucket, app.target.key_for(day, SUBUSERS, source)) is None:
+        return None
+    earlier = [d for d in exported_days(s3, bucket, prefix, source) if d < day]
     previous_day = earlier[-1] if earlier else None
     previous = None
     if previous_day is not None:
         previous = {
             str(line["user_id"]): Decimal(str(line["score"]))
-            for line in day_lines(s3, bucket, prefix, previous_day)
+            for line in day_lines(s3, bucket, prefix, source, previous_day)
             if line.get("score") is not None
         }
-    result = build_report(day, list(day_lines(s3, bucket, prefix, day)), previous, limit=limit)
+    result = build_report(day, list(day_lines(s3, bucket, prefix, source, day)), previous, limit=limit, source=source)
     result.previous_day = previous_day
-    app.output.answer(result.document(), _lines(result), _tables(result))
-    return EXIT_OK
+    return result
 
 
 def _lines(report: DayReport) -> list[str]:
@@ -133,11 +173,12 @@ def _lines(report: DayReport) -> list[str]:
     return lines
 
 
-def _tables(report: DayReport) -> Group:
+def _tables(report: DayReport, *, titled: bool = False) -> Group:
     total = sum(report.bands.values()) + report.ineligible
     mean = f"{report.mean:.3f}" if report.mean is not None else "-"
     widest = max([*report.bands.values(), report.ineligible, 1])
-    bars = Table(title=f"subusers {report.day}: {total} subusers, mean score {mean}", title_justify="left")
+    whose = f"source {report.source}: " if titled else ""
+    bars = Table(title=Text(f"{whose}subusers {report.day}: {total} subusers, mean score {mean}"), title_justify="left")
     bars.add_column("band")
     bars.add_column("subusers", justify="right")
     bars.add_column("")
@@ -147,7 +188,7 @@ def _tables(report: DayReport) -> Group:
     against = f"against {report.previous_day}" if report.previous_day else "(no earlier exported day)"
     moved = [
         table(
-            f"biggest {title} {against}",
+            f"{whose}biggest {title} {against}",
             ["user_id", "username", "before>", "now>", "change>"],
             [
                 (e["user_id"], e.get("username"), f"{e['previous_score']:g}", f"{e['score']:g}", f"{e['change']:+g}")
@@ -157,7 +198,7 @@ def _tables(report: DayReport) -> Group:
         for title, entries in (("drops", report.drops), ("rises", report.rises))
     ]
     lowest = table(
-        "lowest scorers",
+        f"{whose}lowest scorers",
         ["user_id", "username", "score>"],
         [(e["user_id"], e.get("username"), f"{e['score']:g}") for e in report.lowest],
     )

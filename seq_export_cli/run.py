@@ -1,7 +1,9 @@
 """``seq-export run``: export one day now (yesterday by default, as the schedule does) and say
-what happened, per kind. ``--local`` runs the handler in this process, with page progress on a
-terminal; ``--local --wait`` also delivers the re-scheduled attempts a 202 leaves in the retry
-queue (there is no Lambda event source locally) until the day is exported or given up.
+what happened, per source and kind: one direct invocation each, since the function exports one
+source's day per invocation (``--source``: that source only). ``--local`` runs the handler in
+this process, with page progress on a terminal; ``--local --wait`` also delivers the
+re-scheduled attempts a 202 leaves in the retry queue (there is no Lambda event source locally)
+until the day is exported or given up.
 """
 
 from __future__ import annotations
@@ -11,13 +13,23 @@ from typing import Any
 
 import click
 
-from seq_export.models import ACCOUNT
+from seq_export.models import ACCOUNT, JobId
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from seq_export_cli.invoke import invoke_local
-from seq_export_cli.options import Day, default_day, kind_option, kinds_of, local_options, shared_options, wait_options
+from seq_export_cli.options import (
+    Day,
+    default_day,
+    kind_option,
+    kinds_of,
+    local_options,
+    shared_options,
+    source_option,
+    wait_options,
+)
+from seq_export_cli.output import per_source, sections
 from seq_export_cli.s3_objects import head_object
-from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally, label
+from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally
 
 
 def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list[str]:
@@ -60,7 +72,7 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
     return [f"{status or 'answered'}      {what}: {dict(summary)}"]
 
 
-@click.command("run", short_help="Export one day now (yesterday by default).")
+@click.command("run", short_help="Export one day now (yesterday by default), of every source.")
 @click.option(
     "--date",
     "day",
@@ -69,30 +81,41 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
     help="The day to export: a finished UTC day within SendGrid's 90 days.  [default: yesterday, UTC]",
 )
 @kind_option("Whose scores: the subusers', the parent account's own, or both.")
+@source_option("Export this source only.  [default: every configured source, one invocation each]")
 @local_options
 @wait_options("With --local: when SendGrid answers 202, deliver the queued retries until the day is exported.")
 @shared_options
 @with_app
-def run(app: App, *, day: str, kind: str, local: bool, wait: bool, timeout: float) -> int:
-    """Export one day now and say what happened.
+def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait: bool, timeout: float) -> int:
+    """Export one day now and say what happened, per source and kind.
 
-    Exits 0 when every asked kind is exported; 1 when SendGrid is still computing the day (202,
-    re-scheduled) or it was given up.
+    Exits 0 when every asked source and kind is exported; 1 when SendGrid is still computing the
+    day (202, re-scheduled) or it was given up.
     """
     if wait and not local:
         raise UsageError("--wait delivers the local retry queue and needs --local (a deployed function retries itself)")
     app.check_local(local)
-    summaries = [_export(app, day, one_kind, local=local) for one_kind in kinds_of(kind)]
-    bucket = app.target.bucket
-    waited = [s for s in summaries if s.get("status") == "not_ready"]
+    target = app.target
+    chosen = target.chosen_sources(source)
+    jobs = [JobId(name, one_kind, day) for name in chosen for one_kind in kinds_of(kind)]
+    results = {job: _export(app, job, local=local) for job in jobs}
+    waited = [job for job, summary in results.items() if summary.get("status") == "not_ready"]
     if wait and waited:
-        kinds = [str(s.get("kind") or "subusers") for s in waited]
-        app.output.note(f"{day} ({', '.join(kinds)}): SendGrid answered 202; delivering the queued retries")
-        outcome = _deliver(app, day, kinds, timeout)
-        summaries = [_after_wait(app, s, outcome) for s in summaries]
-    document: Any = summaries[0] if len(summaries) == 1 else {"date": day, "kinds": summaries}
-    app.output.answer(document, [line for s in summaries for line in summary_lines(s, bucket)])
-    unfinished = [s for s in summaries if s.get("status") != "exported"]
+        app.output.note(
+            f"{day} ({', '.join(_named(app, job) for job in waited)}): SendGrid answered 202; "
+            "delivering the queued retries"
+        )
+        outcome = _deliver(app, waited, timeout)
+        results = {job: _after_wait(app, job, summary, outcome) for job, summary in results.items()}
+    bucket = target.bucket
+    by_source = {name: [(job, s) for job, s in results.items() if job.source == name] for name in chosen}
+    documents = [_document(day, name, [s for _, s in found]) for name, found in by_source.items()]
+    lines = sections(
+        [(name, [line for _, s in found for line in summary_lines(s, bucket)]) for name, found in by_source.items()],
+        titled=target.several_sources,
+    )
+    app.output.answer(per_source(documents, day=day), lines)
+    unfinished = [s for s in results.values() if s.get("status") != "exported"]
     if not unfinished:
         return EXIT_OK
     if local and any(s.get("status") == "not_ready" for s in unfinished):
@@ -103,11 +126,25 @@ def run(app: App, *, day: str, kind: str, local: bool, wait: bool, timeout: floa
     return EXIT_NEGATIVE
 
 
-def _export(app: App, day: str, kind: str, *, local: bool) -> dict[str, Any]:
-    event: dict[str, Any] = {"date": day} if kind != ACCOUNT else {"date": day, "kind": ACCOUNT}
+def _document(day: str, source: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One source's answer: the function's summary of its one kind, or of each kind."""
+    if len(summaries) == 1:
+        return summaries[0] if "source" in summaries[0] else {"source": source} | summaries[0]
+    return {"date": day, "source": source, "kinds": summaries}
+
+
+def _named(app: App, job: JobId) -> str:
+    """A job as the CLI's lines name it: its kind, and its source on a stack of several."""
+    return f"{job.source} {job.kind}" if app.target.several_sources else job.kind
+
+
+def _export(app: App, job: JobId, *, local: bool) -> dict[str, Any]:
+    event: dict[str, Any] = {"date": job.date, "source": job.source}
+    if job.kind == ACCOUNT:
+        event["kind"] = ACCOUNT
     if not local:
         return app.invoke(event)
-    with app.output.progress(None, f"{kind} {day}, pages fetched") as progress:
+    with app.output.progress(None, f"{_named(app, job)} {job.date}, pages fetched") as progress:
         return invoke_local(
             event,
             verbose=app.options.verbose,
@@ -115,27 +152,29 @@ def _export(app: App, day: str, kind: str, *, local: bool) -> dict[str, Any]:
         )
 
 
-def _deliver(app: App, day: str, kinds: list[str], timeout: float) -> Outcome:
+def _deliver(app: App, jobs: list[JobId], timeout: float) -> Outcome:
     bucket = app.target.need("bucket")
-    watcher = DayWatcher(app.client("s3"), bucket, {label(day, k): app.target.key_for(day, k) for k in kinds}, {})
-    with app.output.progress(len(kinds), "days exported") as progress:
+    watcher = DayWatcher(
+        app.client("s3"), bucket, {job: app.target.key_for(job.date, job.kind, job.source) for job in jobs}, {}
+    )
+    with app.output.progress(len(jobs), "days exported") as progress:
         return deliver_locally(app, watcher, progress, timeout=timeout)
 
 
-def _after_wait(app: App, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
+def _after_wait(app: App, job: JobId, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
     """A day that was not ready, as S3 has it once the queued retries were delivered."""
     if summary.get("status") != "not_ready":
         return summary
-    kind = str(summary.get("kind") or "subusers")
-    key = app.target.key_for(str(summary["date"]), kind)
+    key = app.target.key_for(job.date, job.kind, job.source)
     head = head_object(app.client("s3"), app.target.need("bucket"), key)
     if head is None:
         return summary | {"wait": outcome}
     records = head.get("Metadata", {}).get("records", "")
     return {
         "status": "exported",
-        "date": summary["date"],
-        "kind": kind,
+        "source": job.source,
+        "date": job.date,
+        "kind": job.kind,
         "records": int(records) if records.isdigit() else None,
         "s3_key": key,
         "bytes": head["ContentLength"],

@@ -1,5 +1,7 @@
 """A day's object in S3, as the commands see it: whether it exists (HeadObject), whether the
-bucket does (HeadBucket), its line count, its lines, and which days are exported."""
+bucket does (HeadBucket), its line count, its lines, which days of a source are exported, which
+sources have folders in the lake, and the objects of a lake written before sources existed.
+Every key and partition is ``layout``'s."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.dates import DAY_PATTERN
-from seq_export.layout import day_key, day_of_partition, partitions_prefix
+from seq_export.layout import (
+    day_key,
+    day_of_partition,
+    legacy_day_of_key,
+    legacy_partitions_prefix,
+    partitions_prefix,
+    source_of_folder,
+    sources_prefix,
+)
+from seq_export.models import SOURCE_NAME
 from seq_export_cli.errors import ServiceError, aws, aws_failure
 
 #: An object's (ETag, LastModified): another pair means the object was replaced.
@@ -65,25 +76,46 @@ def count_lines(chunks: Iterable[bytes]) -> int:
     return lines + (1 if last not in (b"", b"\n") else 0)
 
 
-def exported_days(s3: Any, bucket: str, prefix: str) -> list[str]:
-    """The days with a partition under ``prefix``, oldest first (one LIST per 1,000 days)."""
-    days: list[str] = []
-    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{partitions_prefix(prefix)}"):
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=partitions_prefix(prefix), Delimiter="/"
-        ):
+def _folders(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+    """The "folders" (common prefixes, delimiter ``/``) under ``prefix``: one LIST per 1,000."""
+    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{prefix}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
             for listed in page.get("CommonPrefixes", []):
-                day = day_of_partition(prefix, listed["Prefix"])
-                if DAY_PATTERN.match(day):
-                    days.append(day)
-    return sorted(days)
+                yield str(listed["Prefix"])
+
+
+def exported_days(s3: Any, bucket: str, prefix: str, source: str) -> list[str]:
+    """The days with a partition of ``source`` under ``prefix``, oldest first."""
+    days = (
+        day_of_partition(prefix, source, listed) for listed in _folders(s3, bucket, partitions_prefix(prefix, source))
+    )
+    return sorted(day for day in days if DAY_PATTERN.match(day))
+
+
+def lake_sources(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The sources with a folder under ``prefix``, by name."""
+    names = (source_of_folder(prefix, listed) for listed in _folders(s3, bucket, sources_prefix(prefix)))
+    return sorted(name for name in names if SOURCE_NAME.fullmatch(name))
+
+
+def legacy_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
+    """(day, key) of every object of a lake written before sources existed under ``prefix``, by day."""
+    found: list[tuple[str, str]] = []
+    listed = legacy_partitions_prefix(prefix)
+    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{listed}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=listed):
+            for item in page.get("Contents", []):
+                day = legacy_day_of_key(prefix, str(item["Key"]))
+                if day is not None and DAY_PATTERN.match(day):
+                    found.append((day, str(item["Key"])))
+    return sorted(found)
 
 
 def day_lines(
-    s3: Any, bucket: str, prefix: str, day: str, *, containing: str | None = None
+    s3: Any, bucket: str, prefix: str, source: str, day: str, *, containing: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """The day's JSON lines, streamed; with ``containing``, only lines with that text are parsed."""
-    key = day_key(prefix, day)
+    key = day_key(prefix, source, day)
     with aws(f"S3 GetObject of s3://{bucket}/{key}"):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
         for raw in body.iter_lines(chunk_size=1024 * 1024):

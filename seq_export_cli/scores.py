@@ -1,9 +1,10 @@
 """The commands that read the latest-score table: ``lookup`` (one subuser, by user id or by
 username) and ``low-scores`` (everyone at or below a score).
 
-**No latest score.** The table holds scored subusers only. When a lookup finds nothing, the
-newest exported day's object tells the two cases apart: a subuser SendGrid returned without a
-score that day (not eligible) or one it did not return at all (unknown to this account).
+**No latest score.** The table holds scored subusers only, each item naming the source that
+wrote it. When a lookup finds nothing, each source's newest exported day's object tells the two
+cases apart: a subuser a source returned without a score that day (not eligible) or one no
+source returned at all (unknown to these accounts).
 
 **Cost of ``low-scores``.** There is no index on ``score``: the command runs a parallel Scan
 (4 segments) with ``FilterExpression score <= :max``. A Scan reads, and is billed for, the
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 SCAN_SEGMENTS = 4
 #: The order an item's attributes are printed in (human lines and JSON); any other goes last.
-_PRINT_ORDER = ("username", "date", "score", "metrics", "updated_at")
+_PRINT_ORDER = ("source", "username", "date", "score", "metrics", "updated_at")
 ITEM_FIELDS: tuple[str, ...] = (
     TABLE_KEY,
     *sorted(ITEM_ATTRIBUTES, key=lambda name: _PRINT_ORDER.index(name) if name in _PRINT_ORDER else len(_PRINT_ORDER)),
@@ -86,6 +87,7 @@ def _item_lines(item: Mapping[str, Any]) -> list[str]:
     shown = " ".join(f"{k}={v}" for k, v in metrics.items()) if isinstance(metrics, dict) else "-"
     return [
         f"user_id     {item[TABLE_KEY]}",
+        f"source      {item.get('source') or '-'}",
         f"username    {item.get('username') or '-'}",
         f"date        {item.get('date') or '-'}",
         f"score       {item['score'] if item.get('score') is not None else '-'}",
@@ -125,7 +127,14 @@ def lookup(app: App, *, user_id: str | None, username: str | None) -> int:
     field, value = next(iter(query.items()))
     why = _why_missing(app, field, value)
     app.output.answer(
-        {"query": query, "subusers": [], "reason": why["reason"], "newest_day": why.get("day")},
+        {
+            "query": query,
+            "subusers": [],
+            "reason": why["reason"],
+            "newest_day": why.get("day"),
+            "source": why.get("source"),
+            "newest_days": why.get("newest_days", {}),
+        },
         [f"no latest score for {field} {value!r}: {why['text']}"],
     )
     return EXIT_NEGATIVE
@@ -158,24 +167,39 @@ def _by_username(dynamodb: DynamoDBClient, table_name: str, username: str) -> li
 
 
 def _why_missing(app: App, field: str, value: str) -> dict[str, Any]:
-    """Not eligible or unknown, from the newest exported day's object (when there is one)."""
-    bucket = app.target.bucket
+    """Not eligible or unknown, from each source's newest exported day's object (where there is one)."""
+    target = app.target
+    bucket = target.bucket
     if not bucket:
-        return {"reason": "unknown", "text": f"not in table {app.target.table} (set SCORES_BUCKET to say why)"}
+        return {"reason": "unknown", "text": f"not in table {target.table} (set SCORES_BUCKET to say why)"}
     s3 = app.client("s3")
-    days = exported_days(s3, bucket, app.target.prefix)
-    if not days:
-        return {"reason": "no_exported_day", "text": f"not in table {app.target.table}, and no day is exported yet"}
-    day = days[-1]
+    newest: dict[str, str] = {}
+    for source in target.sources:
+        days = exported_days(s3, bucket, target.prefix, source)
+        if days:
+            newest[source] = days[-1]
+    if not newest:
+        return {"reason": "no_exported_day", "text": f"not in table {target.table}, and no day is exported yet"}
     needle = json.dumps(value)  # the value as it is written in a line
-    for line in day_lines(s3, bucket, app.target.prefix, day, containing=needle):
-        if line.get(field) == value:
-            return {
-                "reason": "not_eligible",
-                "day": day,
-                "text": f"SendGrid returned it on {day}, the newest exported day, without a score (not eligible)",
-            }
-    return {"reason": "unknown", "day": day, "text": f"SendGrid did not return it on {day}, the newest exported day"}
+    whose = target.several_sources
+    for source, day in newest.items():
+        for line in day_lines(s3, bucket, target.prefix, source, day, containing=needle):
+            if line.get(field) == value:
+                said = f"source {source} returned it on {day}, its" if whose else f"SendGrid returned it on {day}, the"
+                return {
+                    "reason": "not_eligible",
+                    "day": day,
+                    "source": source,
+                    "newest_days": newest,
+                    "text": f"{said} newest exported day, without a score (not eligible)",
+                }
+    day = max(newest.values())
+    if whose:
+        each = ", ".join(f"{source} {newest_day}" for source, newest_day in newest.items())
+        text = f"no source returned it on its newest exported day ({each})"
+    else:
+        text = f"SendGrid did not return it on {day}, the newest exported day"
+    return {"reason": "unknown", "day": day, "newest_days": newest, "text": text}
 
 
 @dataclass
@@ -246,9 +270,14 @@ def low_scores(app: App, *, max_score: Decimal, limit: int | None) -> int:
         + (f" (showing {len(shown)})" if len(shown) < len(result.subusers) else "")
         + f"; scanned {result.scanned} items, {result.read_units:g} read units"
     )
-    lines = [f"{'score':>6}  {'user_id':<12} {'username':<24} date"] if shown else []
-    lines += [f"{s['score']!s:>6}  {s[TABLE_KEY]:<12} {s.get('username') or '-':<24} {s.get('date')}" for s in shown]
+    width = max([len("source"), *(len(s.get("source") or "-") for s in shown)])
+    lines = [f"{'score':>6}  {'user_id':<12} {'source':<{width}} {'username':<24} date"] if shown else []
+    lines += [
+        f"{s['score']!s:>6}  {s[TABLE_KEY]:<12} {s.get('source') or '-':<{width}} {s.get('username') or '-':<24} "
+        f"{s.get('date')}"
+        for s in shown
+    ]
     lines.append(total)
-    rows = [(s["score"], s[TABLE_KEY], s.get("username"), s.get("date")) for s in shown]
-    app.output.answer(document, lines, table(total, ["score>", "user_id", "username", "date"], rows))
+    rows = [(s["score"], s[TABLE_KEY], s.get("source"), s.get("username"), s.get("date")) for s in shown]
+    app.output.answer(document, lines, table(total, ["score>", "user_id", "source", "username", "date"], rows))
     return EXIT_OK if result.subusers else EXIT_NEGATIVE

@@ -1,4 +1,5 @@
-"""``seq-export status``: whether a day is exported, per kind, with its size, time and line count.
+"""``seq-export status``: whether a day is exported, per source and kind, with its size, time and
+line count.
 
 The answer is printed once, on stdout (or as JSON); a day that is not exported is an answer,
 not a diagnostic, so nothing is repeated on stderr.
@@ -10,63 +11,81 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from seq_export.models import JobId
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
-from seq_export_cli.options import Day, default_day, kind_option, kinds_of, shared_options
-from seq_export_cli.output import table
+from seq_export_cli.options import Day, default_day, kind_option, kinds_of, shared_options, source_option
+from seq_export_cli.output import per_source, sections, table
 from seq_export_cli.s3_objects import count_lines, head_object, require_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-@click.command("status", short_help="Whether a day is exported: size, time, line count.")
+@click.command("status", short_help="Whether a day is exported, per source: size, time, line count.")
 @click.option("--date", "day", type=Day(), default=default_day, help="The day to check.  [default: yesterday, UTC]")
 @kind_option("Whose day: the subusers', the parent account's own, or both.")
+@source_option("Check this source only.  [default: every configured source]")
 @shared_options
 @with_app
-def status(app: App, *, day: str, kind: str) -> int:
-    """Whether a day's object is in S3: size, LastModified and line count.
+def status(app: App, *, day: str, kind: str, source: str | None) -> int:
+    """Whether a day's object is in S3, per source and kind: size, LastModified and line count.
 
-    Exits 0 when every asked kind is exported, 1 when one is not.
+    Exits 0 when every asked source and kind is exported, 1 when one is not.
     """
-    bucket = app.target.need("bucket")
+    target = app.target
+    chosen = target.chosen_sources(source)
+    bucket = target.need("bucket")
     s3: S3Client = app.client("s3")
-    found = [_status(app, s3, bucket, day, one_kind) for one_kind in kinds_of(kind)]
-    document: Any = found[0] if len(found) == 1 else {"date": day, "kinds": found}
-    lines = [line for entry in found for line in _lines(entry)]
+    found = {
+        name: [_status(app, s3, bucket, JobId(name, one_kind, day)) for one_kind in kinds_of(kind)] for name in chosen
+    }
+    documents = [
+        entries[0] if len(entries) == 1 else {"date": day, "source": name, "kinds": entries}
+        for name, entries in found.items()
+    ]
+    lines = sections(
+        [(name, [line for entry in entries for line in _lines(entry)]) for name, entries in found.items()],
+        titled=target.several_sources,
+    )
+    titled = target.several_sources
     rows = [
         (
+            *([e["source"]] if titled else []),
             e["kind"],
             "yes" if e["exported"] else "no",
             e.get("records"),
             e.get("bytes"),
             e.get("last_modified"),
         )
-        for e in found
+        for entries in found.values()
+        for e in entries
     ]
-    shown = table(f"{day} in s3://{bucket}", ["kind", "exported", "lines>", "bytes>", "modified"], rows)
-    app.output.answer(document, lines, shown)
-    return EXIT_OK if all(entry["exported"] for entry in found) else EXIT_NEGATIVE
+    columns = [*(["source"] if titled else []), "kind", "exported", "lines>", "bytes>", "modified"]
+    shown = table(f"{day} in s3://{bucket}", columns, rows)
+    app.output.answer(per_source(documents, day=day), lines, shown)
+    return EXIT_OK if all(entry["exported"] for entries in found.values() for entry in entries) else EXIT_NEGATIVE
 
 
-def _status(app: App, s3: S3Client, bucket: str, day: str, kind: str) -> dict[str, Any]:
-    key = app.target.key_for(day, kind)
+def _status(app: App, s3: S3Client, bucket: str, job: JobId) -> dict[str, Any]:
+    source, kind, day = job.source, job.kind, job.date
+    key = app.target.key_for(day, kind, source)
     head = head_object(s3, bucket, key)
     if head is None:
         require_bucket(s3, bucket)  # a missing bucket is a configuration to fix, not a missing day
-        return {"date": day, "kind": kind, "exported": False, "bucket": bucket, "key": key}
+        return {"date": day, "source": source, "kind": kind, "exported": False, "bucket": bucket, "key": key}
     metadata = head.get("Metadata", {})
-    source = "metadata"
+    records_from = "metadata"
     if metadata.get("records", "").isdigit():
         records = int(metadata["records"])
     else:
-        source = "counted"
+        records_from = "counted"
         with aws(f"S3 GetObject of s3://{bucket}/{key}"):
             body = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
             records = count_lines(body.iter_chunks(1024 * 1024))
     return {
         "date": day,
+        "source": source,
         "kind": kind,
         "exported": True,
         "bucket": bucket,
@@ -74,7 +93,7 @@ def _status(app: App, s3: S3Client, bucket: str, day: str, kind: str) -> dict[st
         "bytes": head["ContentLength"],
         "last_modified": head["LastModified"].isoformat(),
         "records": records,
-        "records_from": source,
+        "records_from": records_from,
         "exported_at": metadata.get("exported-at"),
     }
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local.lambda_runtime import LONG_POLL_SECONDS, Invoke, SqsEventSource
+from seq_export.models import JobId
 from seq_export_cli.app import App
 from seq_export_cli.errors import aws, aws_failure
 from seq_export_cli.invoke import invoke_local
@@ -31,29 +32,24 @@ POLL_INTERVAL_SECONDS = 5.0
 Outcome = Literal["exported", "timeout", "queue_empty"]
 
 
-def label(day: str, kind: str) -> str:
-    """How a (day, kind) is named in answers, as the function's backfill summary names it."""
-    return f"{kind}:{day}"
-
-
 class DayWatcher:
-    """Which days' objects are in S3, by label (``kind:day``). With ``baseline`` (``--force``), a
-    day that already had an object counts only once it has been replaced (another ETag or
-    LastModified)."""
+    """Which days' objects are in S3, by what each is (source, kind and day, as the function's
+    summaries name a job). With ``baseline`` (``--force``), a day that already had an object
+    counts only once it has been replaced (another ETag or LastModified)."""
 
-    def __init__(self, s3: Any, bucket: str, keys: Mapping[str, str], baseline: Mapping[str, Version]) -> None:
+    def __init__(self, s3: Any, bucket: str, keys: Mapping[JobId, str], baseline: Mapping[JobId, Version]) -> None:
         self._s3 = s3
         self._bucket = bucket
         self._keys = dict(keys)
         self._baseline = dict(baseline)
-        self.exported: set[str] = set()
+        self.exported: set[JobId] = set()
 
     @property
-    def days(self) -> list[str]:
+    def days(self) -> list[JobId]:
         return list(self._keys)
 
     @property
-    def pending(self) -> list[str]:
+    def pending(self) -> list[JobId]:
         return [day for day in self.days if day not in self.exported]
 
     def refresh(self) -> int:

@@ -1,17 +1,28 @@
-"""Use case: the daily run. The subusers' day is exported here and now; the parent account's
-own day is queued as its own job, so that its 202s, retries and failures never hold up or fail
-the subusers' day."""
+"""Use case: the daily run. Every source's day starts here: the first source's subusers' day is
+exported here and now (as a single-source stack always did); every other source's subusers' day
+and every parent account's own day is queued as its own job first, so that one source's 202s,
+retries and failures never hold up or fail another's day, nor the account's the subusers'."""
 
 from __future__ import annotations
 
 from seq_export.export_day import TimeLeft
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, run_job
-from seq_export.models import ACCOUNT, Job, new_run
+from seq_export.models import SUBUSERS, Job, JobId, new_run
+from seq_export.observability import logger
 from seq_export.results import ExportResult
 
 
 def run_daily(exports: Exports, queue: JobQueue, day: str, time_left: TimeLeft | None = None) -> ExportResult:
-    if exports.account is not None:
-        queue.enqueue([Job(date=day, attempt=1, reason="scheduled", kind=ACCOUNT, run=new_run())])
-    return run_job(exports, Job(date=day, attempt=1), time_left)
+    first = exports.sources[0]
+    run = new_run()
+    queued = [
+        Job(JobId(source, kind, day), attempt=1, reason="scheduled", run=run)
+        for source in exports.sources
+        for kind in exports.kinds(source)
+        if (source, kind) != (first, SUBUSERS)
+    ]
+    if queued:
+        queue.enqueue(queued)
+        logger.info("Daily run queued", date=day, jobs=[str(job.id) for job in queued])
+    return run_job(exports, Job(JobId(first, SUBUSERS, day), attempt=1), time_left)

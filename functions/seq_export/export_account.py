@@ -38,10 +38,10 @@ class AccountDayExport:
 
     def run(self, job: Job) -> ExportResult:
         day = job.date
-        logger.append_keys(date=day, attempt=job.attempt, kind=ACCOUNT)
+        logger.append_keys(source=job.source, date=day, attempt=job.attempt, kind=ACCOUNT)
         try:
             try:
-                records = validate_page(day, self._client.account_scores(day))
+                records = validate_page(job.id, self._client.account_scores(day))
             except ScoresNotReady:
                 return self._not_ready.handle(job)
             except SeqProtocolError as exc:
@@ -54,9 +54,8 @@ class AccountDayExport:
             )
             result = ExportResult(
                 status="exported",
-                date=day,
+                job=job.id,
                 attempt=job.attempt,
-                kind=ACCOUNT,
                 counts=Counters(
                     pages=1, records=len(records), ineligible=sum(1 for record in records if not record.eligible)
                 ),
@@ -66,4 +65,4 @@ class AccountDayExport:
             logger.info("Account scores exported", **result.summary())
             return result
         finally:
-            logger.remove_keys(["date", "attempt", "kind"])
+            logger.remove_keys(["source", "date", "attempt", "kind"])

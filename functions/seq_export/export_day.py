@@ -74,7 +74,7 @@ class SubuserDayExport:
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
-        logger.append_keys(date=job.date, attempt=job.attempt)
+        logger.append_keys(source=job.source, date=job.date, attempt=job.attempt)
         try:
             try:
                 result = self._export(job, time_left)
@@ -87,12 +87,12 @@ class SubuserDayExport:
                 if not self._completed_by_twin(job):
                     raise
                 logger.warning("Day already completed by a duplicate of this continuation", problem=str(exc))
-                return ExportResult(status="superseded", date=job.date, attempt=job.attempt, counts=_carried(job))
+                return ExportResult(status="superseded", job=job.id, attempt=job.attempt, counts=_carried(job))
             logger.remove_keys(["page"])
             logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
             return result
         finally:
-            logger.remove_keys(["date", "attempt", "page"])
+            logger.remove_keys(["source", "date", "attempt", "page"])
 
     def _export(self, job: Job, time_left: TimeLeft | None) -> ExportResult:
         day = job.date
@@ -113,7 +113,7 @@ class SubuserDayExport:
             for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
                 costs.fetch_ended()
                 logger.append_keys(page=page.number)
-                batch = validate_page(day, page)
+                batch = validate_page(job.id, page)
                 for record in batch:
                     if record.user_id in seen:
                         raise SeqProtocolError(
@@ -159,7 +159,7 @@ class SubuserDayExport:
             self._sink.delete_staged(state.tail_key)
         return ExportResult(
             status="exported",
-            date=day,
+            job=job.id,
             attempt=job.attempt,
             counts=counts + _written(writer, moves),
             s3_key=published.key,
@@ -217,13 +217,13 @@ class SubuserDayExport:
         else:
             following = replace(following, tail_key=self._sink.stage(day, spool, size) if size else None)
         self._queue.continue_later(
-            Job(date=day, attempt=job.attempt, reason="continue", checkpoint=following, run=job.run)
+            Job(job.id, attempt=job.attempt, reason="continue", checkpoint=following, run=job.run)
         )
         if state.tail_key:
             self._sink.delete_staged(state.tail_key)
         return ExportResult(
             status="continued",
-            date=day,
+            job=job.id,
             attempt=job.attempt,
             counts=following.counts,
             bytes=following.uploaded_bytes,

@@ -26,7 +26,8 @@ from seq_export.observability import MetricName, emit, logger, metrics, tracer
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        return handle(parse_event(event, today=today_utc()), context)
+        sources = wiring.dependencies().settings.source_names
+        return handle(parse_event(event, today=today_utc(), sources=sources), context)
     except InvalidEventError as exc:
         emit({MetricName.INVALID_EVENTS: 1})
         logger.error("Invalid event", reason=str(exc))
@@ -44,4 +45,4 @@ def handle(request: Request, context: LambdaContext | None, *, today: date | Non
         case ExportDay(job):
             return run_job(deps.exports, job, time_left_of(context)).summary()
         case Backfill():
-            return run_backfill(request, deps.sinks, deps.queue, today or today_utc()).summary()
+            return run_backfill(request, deps.exports, deps.queue, today or today_utc()).summary()

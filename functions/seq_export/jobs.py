@@ -10,10 +10,11 @@ chain of re-schedules. Both are imported when the first SQS event arrives, so th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from seq_export.config import unknown_source
 from seq_export.dates import check_exportable, parse_day, today_utc
 from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
@@ -21,6 +22,7 @@ from seq_export.export_day import SubuserDayExport, TimeLeft
 from seq_export.models import ACCOUNT, Job
 from seq_export.observability import MetricName, emit, emit_day_metrics, logger
 from seq_export.results import ExportResult
+from seq_export.s3_sink import S3Sink
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -28,35 +30,62 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-#: A job (date, attempt, kind, run, checkpoint cursor) is handled once. An hour covers every
-#: redelivery and the longest delay; a later backfill of the same day runs again.
+#: A job (source, kind, date, attempt, run, checkpoint cursor) is handled once. An hour covers
+#: every redelivery and the longest delay; a later backfill of the same day runs again.
 IDEMPOTENCY_EXPIRY_SECONDS = 3600
-IDEMPOTENCY_KEY = "[date, attempt, kind, run, checkpoint.after_key]"
+IDEMPOTENCY_KEY = "[source, kind, date, attempt, run, checkpoint.after_key]"
 IDEMPOTENCY_KEY_PREFIX = "seq-export#retry-message"
 
 
 @dataclass(frozen=True)
-class Exports:
-    """The two exports a job can ask for; ``account`` is None where account scores are off."""
+class SourceExports:
+    """What one source's jobs run: its subusers' day and, unless its account scores are off, its
+    account's day; ``sinks`` holds, by kind, where each exported kind of day is published."""
 
     subusers: SubuserDayExport
-    account: AccountDayExport | None = None
+    account: AccountDayExport | None
+    sinks: Mapping[str, S3Sink]
+
+
+@dataclass
+class Exports:
+    """Every configured source's exports, each built on its first job (``build``), so a run
+    pays for the SendGrid client and key of the sources it touches only."""
+
+    sources: tuple[str, ...]  # the first is the default of a request that names none
+    build: Callable[[str], SourceExports]
+    _built: dict[str, SourceExports] = field(default_factory=dict, repr=False)
+
+    def of(self, source: str) -> SourceExports:
+        """The exports of ``source``; an ``InvalidEventError`` listing the configured sources otherwise."""
+        if source not in self.sources:
+            raise InvalidEventError(unknown_source(source, self.sources))
+        if source not in self._built:
+            self._built[source] = self.build(source)
+        return self._built[source]
+
+    def kinds(self, source: str) -> tuple[str, ...]:
+        """The kinds of day ``source`` exports."""
+        return tuple(self.of(source).sinks)
 
 
 def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
-    """Run one job's export and emit its metrics (an exported day's fleet metrics as their own
-    point at the score day); a failure counts ``ExportFailed`` and propagates."""
+    """Run one job's export and emit its metrics, the stack's total and its source's series (an
+    exported day's fleet metrics as their own point at the score day); a failure counts
+    ``ExportFailed`` and propagates."""
     try:
+        chosen = exports.of(job.source)
         if job.kind == ACCOUNT:
-            if exports.account is None:
-                raise ConfigError("account scores are not exported here (EXPORT_ACCOUNT_SCORES is false)")
-            result = exports.account.run(job)
+            if chosen.account is None:
+                raise ConfigError(f"source {job.source} does not export its account scores (account_scores is off)")
+            result = chosen.account.run(job)
         else:
-            result = exports.subusers.run(job, time_left)
+            result = chosen.subusers.run(job, time_left)
     except SeqExportError as exc:
-        emit({MetricName.EXPORT_FAILED: 1})
+        emit({MetricName.EXPORT_FAILED: 1}, source=job.source)
         logger.error(
             "Export failed",
+            source=job.source,
             date=job.date,
             attempt=job.attempt,
             kind=job.kind,
@@ -64,8 +93,8 @@ def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> Ex
             reason=str(exc),
         )
         raise
-    emit(result.metrics())
-    emit_day_metrics(result.date, result.fleet_metrics())
+    emit(result.metrics(), source=result.source)
+    emit_day_metrics(result.source, result.date, result.fleet_metrics())
     return result
 
 
@@ -107,7 +136,8 @@ class JobWorker:
 
         def record_handler(record: SQSRecord) -> dict[str, Any]:
             try:
-                job = Job.from_json(record.body)
+                job = Job.from_json(record.body, default_source=self._exports.sources[0])
+                self._exports.of(job.source)
                 check_exportable(parse_day(job.date), today_utc(), what="queued job 'date'")
             except InvalidEventError as exc:  # the record fails; SQS redelivers, then dead-letters it
                 emit({MetricName.INVALID_EVENTS: 1})
@@ -122,7 +152,9 @@ class JobWorker:
         return dict(response)
 
     def _run(self, message: dict[str, Any], time_left: TimeLeft | None) -> dict[str, Any]:
-        return run_job(self._exports, Job.from_dict(message), time_left).summary()
+        return run_job(
+            self._exports, Job.from_dict(message, default_source=self._exports.sources[0]), time_left
+        ).summary()
 
 
 def time_left_of(context: LambdaContext | None) -> TimeLeft | None:

@@ -7,8 +7,10 @@ conditional UpdateItem can, at one call per subuser. So:
 
 * **Batch path** (the daily run): a day that is the newest the table has seen claims a lease
   on a control item (``user_id = "#seq-export#control"``) with one conditional UpdateItem:
-  ``newest_date <= day`` and no live lease. While it holds the lease no newer day can be
-  written by anyone else, so unconditional batch puts of this day are correct.
+  ``newest_date <= day`` and no live lease of another day. The lease is shared by every export
+  of that same day (the sources of a stack export the same day at the same time: each joins
+  the holders, none waits). While it is held no newer day can be written by anyone else, so
+  unconditional batch puts of this day are correct whichever source writes them.
 * **Conditional path** (older days, or the same day while another run holds the lease): one
   UpdateItem per scored subuser with ``attribute_not_exists(date) OR date <= :date``. A newer
   item refuses the write; the refusal is counted, not an error.
@@ -16,8 +18,13 @@ conditional UpdateItem can, at one call per subuser. So:
   conditional writes could be overwritten by the holder's unconditional puts. If the lease
   outlives the wait it raises ``LatestStoreBusyError`` and the day is retried later.
 
-The lease lasts longer than any Lambda invocation can (15 minutes), so a crashed holder
-blocks newer days for at most that long. Ineligible records (no score) are never written:
+The lease lasts longer than any Lambda invocation can (15 minutes) past its latest holder's
+claim, so a crashed holder blocks newer days for at most that long.
+
+Two sources returning the same ``user_id`` (the global host answering for an EU-pinned subuser
+too) share one item: the newest day wins as ever, and on the same day the last write wins (both
+answers score the same subuser); ``source`` says which one wrote it, and the lake keeps both
+lines, one in each source's object. Ineligible records (no score) are never written:
 a day without a score must not erase a known one.
 
 Retries: botocore's standard mode retries throttled calls; ``UnprocessedItems`` (which botocore
@@ -66,6 +73,7 @@ def to_item(record: ScoreRecord, updated_at: str) -> dict[str, Any]:
     """DynamoDB attribute values built from the numbers' own text, so nothing is rounded."""
     item: dict[str, Any] = {
         "user_id": {"S": record.user_id},
+        "source": {"S": record.source},
         "date": {"S": record.date},
         "updated_at": {"S": updated_at},
     }
@@ -113,42 +121,33 @@ class LatestStore:
 
     # -- lease -----------------------------------------------------------------------------
     def claim_lease(self, day: str, owner: str) -> bool:
-        """True if this run may batch-write ``day``; False if it must write conditionally."""
+        """True if this run may batch-write ``day``; False if it must write conditionally.
+
+        Two tries, both conditional on no newer day being known: take a free (or expired) lease
+        whole, or join a live lease of the same day; the holders of one day never wait on each
+        other. Only an older day's live lease is waited for (bounded)."""
         deadline = self._clock() + self._lease_wait_seconds
         pause = 0.5
         while True:
             now = int(self._clock())
-            try:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key={"user_id": {"S": CONTROL_KEY}},
-                    UpdateExpression="SET newest_date = :d, lease_owner = :o, lease_until = :u",
-                    ConditionExpression=(
-                        "(attribute_not_exists(newest_date) OR newest_date <= :d) "
-                        "AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-                    ),
-                    ExpressionAttributeValues={
-                        ":d": {"S": day},
-                        ":o": {"S": owner},
-                        ":u": {"N": str(now + LEASE_SECONDS)},
-                        ":now": {"N": str(now)},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            values = {":d": {"S": day}, ":o": {"SS": [owner]}, ":u": {"N": str(now + LEASE_SECONDS)}}
+            held = self._update_control(
+                "SET newest_date = :d, lease_date = :d, lease_until = :u, lease_holders = :o",
+                "(attribute_not_exists(newest_date) OR newest_date <= :d) "
+                "AND (attribute_not_exists(lease_holders) OR lease_until < :now)",
+                {**values, ":now": {"N": str(now)}},
+            )
+            if held is not None and held.get("lease_date", {}).get("S") == day:
+                held = self._update_control(
+                    "SET lease_until = :u ADD lease_holders :o",
+                    "newest_date = :d AND lease_date = :d AND attribute_exists(lease_holders)",
+                    values,
                 )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise StorageError(
-                        f"DynamoDB {self._table}: claiming the write lease failed: {describe_aws_error(exc)}"
-                    ) from None
-                response: Any = exc.response
-                held: dict[str, Any] = response.get("Item") or {}
-            except BotoCoreError as exc:
-                raise StorageError(f"DynamoDB {self._table}: claiming the write lease failed: {exc}") from None
-            else:
+            if held is None:
                 return True
             newest = str(held.get("newest_date", {}).get("S", ""))
-            if newest >= day:
-                return False  # an equal or newer day is known: conditional writes are safe
+            if newest > day or (newest == day and held.get("lease_date", {}).get("S") != day):
+                return False  # a newer day is known: conditional writes are safe
             if self._clock() >= deadline:
                 raise LatestStoreBusyError(
                     f"DynamoDB {self._table}: an export of {newest} still holds the write lease; {day} will be retried"
@@ -157,14 +156,35 @@ class LatestStore:
             self._sleep(pause * (0.5 + self._jitter()))
             pause = min(pause * 2, 10.0)
 
+    def _update_control(self, expression: str, condition: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        """One conditional update of the control item: None when it was made, else the item as it was."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"user_id": {"S": CONTROL_KEY}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StorageError(
+                    f"DynamoDB {self._table}: claiming the write lease failed: {describe_aws_error(exc)}"
+                ) from None
+            response: Any = exc.response
+            return dict(response.get("Item") or {})
+        except BotoCoreError as exc:
+            raise StorageError(f"DynamoDB {self._table}: claiming the write lease failed: {exc}") from None
+        return None
+
     def release_lease(self, owner: str) -> None:
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"user_id": {"S": CONTROL_KEY}},
-                UpdateExpression="REMOVE lease_owner, lease_until",
-                ConditionExpression="lease_owner = :o",
-                ExpressionAttributeValues={":o": {"S": owner}},
+                UpdateExpression="DELETE lease_holders :o",
+                ExpressionAttributeValues={":o": {"SS": [owner]}},
             )
         except (ClientError, BotoCoreError) as exc:  # the lease expires on its own
             logger.warning("Could not release the write lease", problem=describe_aws_error(exc))
@@ -300,6 +320,7 @@ def _change(record: ScoreRecord, old: dict[str, Any]) -> ScoreChange | None:
         return None
     old_metrics = old.get("metrics", {}).get("M")
     return ScoreChange(
+        source=record.source,
         user_id=record.user_id,
         username=record.username,
         date=record.date,

@@ -1,19 +1,23 @@
-"""The data layout in one place: where a day lives in S3, what lies beside it, the latest-score
-table's names, and the Glue columns. The function, the CLI, ``local/``, tests, the benchmark and
-the template tests import these; nothing else spells ``dt=`` or a key.
+"""The data layout in one place: where a day of one source lives in S3, what lies beside it,
+the latest-score table's names, and the Glue columns. The function, the CLI, ``local/``, tests,
+the benchmark and the template tests import these; nothing else spells ``source=``, ``dt=`` or a key.
 
-``{prefix}/dt=YYYY-MM-DD/scores.jsonl`` is the contract (docs/architecture.md): one object per
-day, Hive-style, so Athena, Glue, Spark and DuckDB read the partition from the path. Paths that
-start with ``_`` (quarantine, staging) are skipped by all of them, so nothing but published days
-is ever read as data.
+``{prefix}/source=NAME/dt=YYYY-MM-DD/scores.jsonl`` is the contract (docs/architecture.md): one
+object per source and day, Hive-style, so Athena, Glue, Spark and DuckDB read both partitions
+from the path, and a query on one source lists only that source's prefix. Paths that start with
+``_`` (quarantine, staging) are skipped by all of them, so nothing but published days is ever
+read as data. A lake written before sources existed (``{prefix}/dt=YYYY-MM-DD/scores.jsonl``) is
+moved under its source by ``seq-export migrate-lake`` (``legacy_*`` below).
 """
 
 from __future__ import annotations
 
 from seq_export.models import METRIC_NAMES, RECORD_KEYS
 
-#: Partition column of the lake: ``{prefix}/dt=YYYY-MM-DD/``.
+#: Partition columns of the lake, outermost first: ``{prefix}/source=NAME/dt=YYYY-MM-DD/``.
+SOURCE_KEY = "source"
 PARTITION_KEY = "dt"
+PARTITION_KEYS = (SOURCE_KEY, PARTITION_KEY)
 OBJECT_NAME = "scores.jsonl"
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 #: Bad SendGrid answers, kept as received for a person to inspect.
@@ -22,45 +26,76 @@ QUARANTINE = "_quarantine"
 STAGING = "_staging"
 DEFAULT_PREFIX = "seq/subuser_scores"
 DEFAULT_ACCOUNT_PREFIX = "seq/account_scores"
+#: The one source of a stack configured without ``SEQ_SOURCES``.
+DEFAULT_SOURCE = "default"
 
 #: The latest-score table: partition key, the exporter's own bookkeeping item (the write lease,
 #: see latest_store), the sparse keys-only index for lookups by name, and the item's attributes.
 TABLE_KEY = "user_id"
 CONTROL_KEY = "#seq-export#control"
 USERNAME_INDEX = "username-index"
-ITEM_ATTRIBUTES: tuple[str, ...] = ("date", "updated_at", "username", "score", "metrics")
+ITEM_ATTRIBUTES: tuple[str, ...] = ("source", "date", "updated_at", "username", "score", "metrics")
 
 
 def normal_prefix(prefix: str) -> str:
     return prefix.strip("/")
 
 
-def partition(prefix: str, day: str) -> str:
-    """The day's Hive partition, ``{prefix}/dt=YYYY-MM-DD``."""
-    return f"{normal_prefix(prefix)}/{PARTITION_KEY}={day}"
+def sources_prefix(prefix: str) -> str:
+    """What every source's folder starts with, ``{prefix}/source=``: list it with delimiter ``/``."""
+    return f"{normal_prefix(prefix)}/{SOURCE_KEY}="
 
 
-def partitions_prefix(prefix: str) -> str:
-    """What every day's partition starts with, ``{prefix}/dt=``: list it with delimiter ``/``."""
+def source_of_folder(prefix: str, listed: str) -> str:
+    """The source of a listed folder ``{prefix}/source=NAME/`` (the text after ``source=``)."""
+    return listed.removeprefix(sources_prefix(prefix)).rstrip("/")
+
+
+def source_folder(prefix: str, source: str) -> str:
+    """``{prefix}/source=NAME``: everything one source published."""
+    return f"{sources_prefix(prefix)}{source}"
+
+
+def partition(prefix: str, source: str, day: str) -> str:
+    """The day's Hive partition, ``{prefix}/source=NAME/dt=YYYY-MM-DD``."""
+    return f"{source_folder(prefix, source)}/{PARTITION_KEY}={day}"
+
+
+def partitions_prefix(prefix: str, source: str) -> str:
+    """What every day's partition of a source starts with, ``{prefix}/source=NAME/dt=``."""
+    return f"{source_folder(prefix, source)}/{PARTITION_KEY}="
+
+
+def day_of_partition(prefix: str, source: str, listed: str) -> str:
+    """The day of a listed partition ``{prefix}/source=NAME/dt=YYYY-MM-DD/`` (the text after ``dt=``)."""
+    return listed.removeprefix(partitions_prefix(prefix, source)).rstrip("/")
+
+
+def day_key(prefix: str, source: str, day: str) -> str:
+    """The key of the day's object, ``{prefix}/source=NAME/dt=YYYY-MM-DD/scores.jsonl``."""
+    return f"{partition(prefix, source, day)}/{OBJECT_NAME}"
+
+
+def quarantine_key(prefix: str, source: str, day: str, name: str) -> str:
+    return f"{normal_prefix(prefix)}/{QUARANTINE}/{SOURCE_KEY}={source}/{PARTITION_KEY}={day}/{name}"
+
+
+def staging_key(prefix: str, source: str, day: str, name: str) -> str:
+    return f"{normal_prefix(prefix)}/{STAGING}/{SOURCE_KEY}={source}/{PARTITION_KEY}={day}/{name}"
+
+
+def legacy_partitions_prefix(prefix: str) -> str:
+    """Where a lake written before sources existed keeps its days: ``{prefix}/dt=``."""
     return f"{normal_prefix(prefix)}/{PARTITION_KEY}="
 
 
-def day_of_partition(prefix: str, listed: str) -> str:
-    """The day of a listed partition ``{prefix}/dt=YYYY-MM-DD/`` (the text after ``dt=``)."""
-    return listed.removeprefix(partitions_prefix(prefix)).rstrip("/")
-
-
-def day_key(prefix: str, day: str) -> str:
-    """The key of the day's object, ``{prefix}/dt=YYYY-MM-DD/scores.jsonl``."""
-    return f"{partition(prefix, day)}/{OBJECT_NAME}"
-
-
-def quarantine_key(prefix: str, day: str, name: str) -> str:
-    return f"{normal_prefix(prefix)}/{QUARANTINE}/{PARTITION_KEY}={day}/{name}"
-
-
-def staging_key(prefix: str, day: str, name: str) -> str:
-    return f"{normal_prefix(prefix)}/{STAGING}/{PARTITION_KEY}={day}/{name}"
+def legacy_day_of_key(prefix: str, key: str) -> str | None:
+    """The day of a pre-sources object ``{prefix}/dt=YYYY-MM-DD/scores.jsonl``; None for any other key."""
+    rest = key.removeprefix(legacy_partitions_prefix(prefix))
+    if rest == key:
+        return None
+    day, _, name = rest.partition("/")
+    return day if name == OBJECT_NAME else None
 
 
 def is_data_key(key: str) -> bool:
@@ -71,7 +106,9 @@ def is_data_key(key: str) -> bool:
 def glue_columns() -> list[dict[str, str]]:
     """Glue/Athena columns of the JSON lines, derived from the same names the writer uses.
 
-    Numbers are ``double``: every SEQ value (1..5, at most a few decimals) is exact in it.
+    ``source`` is in every line but is a partition column of the table (from the path), and
+    Glue allows no column twice, so it is left out here. Numbers are ``double``: every SEQ
+    value (1..5, at most a few decimals) is exact in it.
     """
     types = {
         "date": "string",
@@ -81,4 +118,4 @@ def glue_columns() -> list[dict[str, str]]:
         "metrics": "struct<" + ",".join(f"{name}:double" for name in METRIC_NAMES) + ">",
         "exported_at": "string",
     }
-    return [{"Name": key, "Type": types[key]} for key in RECORD_KEYS]
+    return [{"Name": key, "Type": types[key]} for key in RECORD_KEYS if key not in PARTITION_KEYS]

@@ -9,6 +9,7 @@ a ``Decimal`` without going through ``float``.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
@@ -27,7 +28,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "spam_rate",
 )
 #: Every line of the S3 object has exactly these keys, in this order (the data contract).
-RECORD_KEYS: tuple[str, ...] = ("date", "user_id", "username", "score", "metrics", "exported_at")
+RECORD_KEYS: tuple[str, ...] = ("source", "date", "user_id", "username", "score", "metrics", "exported_at")
 SCORE_MIN = 1
 SCORE_MAX = 5
 
@@ -35,6 +36,8 @@ SCORE_MAX = 5
 SUBUSERS = "subusers"
 ACCOUNT = "account"
 KINDS = (SUBUSERS, ACCOUNT)
+#: A source's name: it appears in keys (``source=NAME``), metric dimensions and job messages.
+SOURCE_NAME = re.compile(r"[a-z0-9-]{1,32}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -56,8 +59,10 @@ def _json_str(value: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ScoreRecord:
-    """One subuser's score for one day; ``score`` and ``metrics`` are None when ineligible."""
+    """One subuser's score for one day, as one source returned it; ``score`` and ``metrics``
+    are None when ineligible."""
 
+    source: str
     date: str
     user_id: str
     username: str | None
@@ -76,7 +81,7 @@ class ScoreRecord:
             metrics = "{" + ", ".join(f'"{k}": {_json_number(self.metrics[k])}' for k in METRIC_NAMES) + "}"
         score = "null" if self.score is None else _json_number(self.score)
         return (
-            f'{{"date": "{self.date}", "user_id": {_json_str(self.user_id)}, '
+            f'{{"source": "{self.source}", "date": "{self.date}", "user_id": {_json_str(self.user_id)}, '
             f'"username": {_json_str(self.username)}, "score": {score}, '
             f'"metrics": {metrics}, "exported_at": "{exported_at}"}}\n'
         )
@@ -90,7 +95,7 @@ def _check_number(value: object, *, field: str, where: str) -> Number:
     return value
 
 
-def validate_record(raw: object, *, day: str, where: str) -> ScoreRecord:
+def validate_record(raw: object, *, source: str, day: str, where: str) -> ScoreRecord:
     """Check one API record against the spec; ``where`` (page and position) goes into errors.
 
     Extra fields are tolerated and not exported, so SendGrid adding a field never breaks a
@@ -123,14 +128,14 @@ def validate_record(raw: object, *, day: str, where: str) -> ScoreRecord:
         metrics = {
             name: _check_number(metrics_raw[name], field=f"metrics.{name}", where=where) for name in METRIC_NAMES
         }
-    return ScoreRecord(date=day, user_id=user_id, username=username, score=score, metrics=metrics)
+    return ScoreRecord(source=source, date=day, user_id=user_id, username=username, score=score, metrics=metrics)
 
 
-def validate_page(day: str, page: Page) -> list[ScoreRecord]:
+def validate_page(job: JobId, page: Page) -> list[ScoreRecord]:
     """Every record of a page, checked; a bad one fails the page with the body attached."""
     try:
         return [
-            validate_record(raw, day=day, where=f"{day} page {page.number} record {index}")
+            validate_record(raw, source=job.source, day=job.date, where=f"{job} page {page.number} record {index}")
             for index, raw in enumerate(page.records, start=1)
         ]
     except SeqProtocolError as exc:
@@ -142,6 +147,7 @@ def validate_page(day: str, page: Page) -> list[ScoreRecord]:
 class ScoreChange:
     """A subuser's newest score against the one the table held before this day was written."""
 
+    source: str
     user_id: str
     username: str | None
     date: str
@@ -158,6 +164,7 @@ class ScoreChange:
     def detail(self) -> str:
         return json.dumps(
             {
+                "source": self.source,
                 "user_id": self.user_id,
                 "username": self.username,
                 "date": self.date,
@@ -312,27 +319,59 @@ def new_run() -> str:
     return secrets.token_hex(8)
 
 
+def check_source_name(name: object, *, what: str) -> str:
+    """A source name as a job or event may carry it (the configured names are checked by the caller)."""
+    if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+        raise InvalidEventError(f"{what} 'source' must be a source name (a-z, 0-9 and -, 1 to 32), got {name!r}")
+    return name
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JobId:
+    """What one job exports: ``kind`` of ``date`` from ``source``. The one identity of a job from
+    the event to the adapters: messages carry its three fields, results and answers name it."""
+
+    source: str
+    kind: str
+    date: str
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.date}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "kind": self.kind, "date": self.date}
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One export to do, as the job queue carries it (the SQS retry message of the contract):
-    export ``kind`` of ``date``, this being try number ``attempt``.
+    export ``id`` (source, kind, day), this being try number ``attempt``.
 
     ``checkpoint`` is set when the message continues a day cut short by the Lambda time limit.
     """
 
-    date: str
+    id: JobId
     attempt: int
     reason: str = "not_ready"
     checkpoint: Checkpoint | None = None
-    kind: str = SUBUSERS  # or ACCOUNT: the parent account's own scores
     #: Names one request (a backfill, a daily run) through its re-schedules: part of the
     #: idempotency key, so a duplicate delivery is recognised but a later forced backfill is not.
     run: str | None = None
 
+    @property
+    def date(self) -> str:
+        return self.id.date
+
+    @property
+    def kind(self) -> str:
+        return self.id.kind
+
+    @property
+    def source(self) -> str:
+        return self.id.source
+
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"date": self.date, "attempt": self.attempt, "reason": self.reason}
-        if self.kind != SUBUSERS:
-            data["kind"] = self.kind
+        data: dict[str, Any] = {**self.id.to_dict(), "attempt": self.attempt, "reason": self.reason}
         if self.run is not None:
             data["run"] = self.run
         if self.checkpoint is not None:
@@ -343,17 +382,18 @@ class Job:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, body: str) -> Job:
+    def from_json(cls, body: str, *, default_source: str) -> Job:
         """A queued job from an SQS message body."""
         try:
             data = json.loads(body)
         except (TypeError, ValueError):
             raise InvalidEventError(f"queued job body is not JSON: {body[:200]!r}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, default_source=default_source)
 
     @classmethod
-    def from_dict(cls, data: object, *, what: str = "queued job") -> Job:
-        """``what`` names the shape the caller sent (a queued job, a direct date event) in errors."""
+    def from_dict(cls, data: object, *, default_source: str, what: str = "queued job") -> Job:
+        """``what`` names the shape the caller sent (a queued job, a direct date event) in errors;
+        a message without ``source`` (queued before sources existed) is ``default_source``'s."""
         if not isinstance(data, dict):
             raise InvalidEventError(f'{what} must be a JSON object {{"date": "YYYY-MM-DD", "attempt": n}}')
         day = parse_day(data.get("date"), what=f"{what} 'date'").isoformat()
@@ -365,11 +405,11 @@ class Job:
         kind = data.get("kind", SUBUSERS)
         if kind not in KINDS:
             raise InvalidEventError(f"{what} 'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
+        source = check_source_name(data.get("source", default_source), what=what)
         return cls(
-            date=day,
+            id=JobId(source=source, kind=kind, date=day),
             attempt=attempt,
             reason=str(reason),
             checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint, what=what),
-            kind=kind,
             run=None if data.get("run") is None else str(data["run"]),
         )

@@ -5,7 +5,7 @@ queue with a growing delay (``JobQueue.delay_for``), or, once ``max_attempts`` a
 were seen, give up visibly by sending the job to the dead-letter queue.
 
 The give-up message is a new job of its own: attempt 1 under a fresh run id. Idempotency keys
-on (date, attempt, kind, run), so when an operator moves it back to the retry queue (the
+on (source, kind, date, attempt, run), so when an operator moves it back to the retry queue (the
 README's runbook) it is new work with the full budget of ``max_attempts``, not a replay of the
 stored "gave up" result; a duplicate delivery of the moved message is still handled once.
 """
@@ -25,7 +25,7 @@ class NotReadyPolicy:
 
     def handle(self, job: Job) -> ExportResult:
         if job.attempt >= self._max_attempts:
-            redrive = Job(date=job.date, attempt=1, reason="gave_up_not_ready", kind=job.kind, run=new_run())
+            redrive = Job(job.id, attempt=1, reason="gave_up_not_ready", run=new_run())
             self._queue.give_up(redrive)
             logger.error(
                 "Gave up: SendGrid still computing scores",
@@ -33,15 +33,14 @@ class NotReadyPolicy:
                 action="message sent to the dead-letter queue; moved back, it runs the day again",
                 redrive_run=redrive.run,
             )
-            return ExportResult(status="gave_up", date=job.date, attempt=job.attempt, kind=job.kind)
-        following = Job(date=job.date, attempt=job.attempt + 1, kind=job.kind, run=job.run)
+            return ExportResult(status="gave_up", job=job.id, attempt=job.attempt)
+        following = Job(job.id, attempt=job.attempt + 1, run=job.run)
         delay = self._queue.schedule(following)
         logger.info("Scores not ready, re-scheduled", next_attempt=following.attempt, delay_seconds=delay)
         return ExportResult(
             status="not_ready",
-            date=job.date,
+            job=job.id,
             attempt=job.attempt,
-            kind=job.kind,
             next_attempt=following.attempt,
             next_attempt_delay_seconds=delay,
         )

@@ -93,10 +93,29 @@ class MetricName:
 _UNITS: Mapping[str, MetricUnit] = {MetricName.MEAN_SCORE: MetricUnit.NoUnit}
 
 
-def emit(counts: Mapping[str, int]) -> None:
-    """Add each count to this invocation's EMF metrics (flushed by the handler's decorator)."""
+#: The dimension that splits every export and fleet metric by source (beside ``service``).
+SOURCE_DIMENSION = "source"
+
+
+def emit(counts: Mapping[str, int], *, source: str | None = None) -> None:
+    """Add each count to this invocation's EMF metrics (flushed by the handler's decorator), the
+    stack's total that the alarms watch; with ``source``, also as that source's own series
+    (dimensions ``service`` and ``source``, in a document of its own, since one invocation may
+    run jobs of several sources)."""
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if source is not None and counts:
+        _flush_source_document(source, counts)
+
+
+def _flush_source_document(source: str, values: Mapping[str, float], *, timestamp: datetime | None = None) -> None:
+    document = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+    document.add_dimension(name=SOURCE_DIMENSION, value=source)
+    for name, value in values.items():
+        document.add_metric(name=name, unit=_UNITS.get(name, MetricUnit.Count), value=value)
+    if timestamp is not None:
+        document.set_timestamp(timestamp)
+    document.flush_metrics()
 
 
 def day_metrics_time(day: str, now: datetime | None = None) -> datetime | None:
@@ -109,20 +128,17 @@ def day_metrics_time(day: str, now: datetime | None = None) -> datetime | None:
     return datetime.combine(score_day, time(12), tzinfo=UTC)
 
 
-def emit_day_metrics(day: str, values: Mapping[str, float], *, now: datetime | None = None) -> bool:
-    """Print ``values`` now as an EMF document of their own, in the same namespace with the same
-    ``service`` dimension, stamped with the score day (``day_metrics_time``): a backfill of an
-    old day does not pile onto today's point, while the invocation's other metrics keep its
-    time. Returns whether they were emitted (not for a day older than 13 days, nor no values)."""
+def emit_day_metrics(source: str, day: str, values: Mapping[str, float], *, now: datetime | None = None) -> bool:
+    """Print ``values`` now as an EMF document of their own, in the same namespace with the
+    ``service`` and ``source`` dimensions, stamped with the score day (``day_metrics_time``): a
+    backfill of an old day does not pile onto today's point, while the invocation's other metrics
+    keep its time. A fleet is one source's subusers, so there is no stack-wide series. Returns
+    whether they were emitted (not for a day older than 13 days, nor no values)."""
     if not values:
         return False
     stamp = day_metrics_time(day, now)
     if stamp is None:
-        logger.info("Fleet metrics left to Athena: the day is older than CloudWatch takes", date=day)
+        logger.info("Fleet metrics left to Athena: the day is older than CloudWatch takes", source=source, date=day)
         return False
-    document = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
-    for name, value in values.items():
-        document.add_metric(name=name, unit=_UNITS.get(name, MetricUnit.Count), value=value)
-    document.set_timestamp(stamp)
-    document.flush_metrics()
+    _flush_source_document(source, values, timestamp=stamp)
     return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from seq_export.models import ACCOUNT, SUBUSERS, Counters, Job
+from seq_export.models import ACCOUNT, Counters, Job, JobId
 from seq_export.observability import MetricName
 
 #: ``superseded``: a duplicate of a continuation found its day already completed by its twin.
@@ -28,23 +28,35 @@ BAND_METRICS = (
 @dataclass(frozen=True, slots=True)
 class ExportResult:
     status: Status
-    date: str
+    job: JobId
     attempt: int
     counts: Counters = field(default_factory=Counters)
     s3_key: str | None = None
     bytes: int = 0
     next_attempt: int | None = None
     next_attempt_delay_seconds: int | None = None
-    kind: str = SUBUSERS
     score_change_events: int = 0
     score_change_events_failed: int = 0
     #: Whether the write path saw the replaced scores (score-change events on): drops and rises counted.
     score_moves_counted: bool = False
 
+    @property
+    def date(self) -> str:
+        return self.job.date
+
+    @property
+    def kind(self) -> str:
+        return self.job.kind
+
+    @property
+    def source(self) -> str:
+        return self.job.source
+
     def summary(self) -> dict[str, Any]:
         """The answer of a direct invocation and the stored result of a queued job."""
         return {
             "status": self.status,
+            "source": self.source,
             "date": self.date,
             "attempt": self.attempt,
             **self.counts.reported(),
@@ -105,7 +117,7 @@ class BackfillResult:
     last: str
     days: int
     enqueued: list[Job] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (day, kind) already exported
+    skipped: list[JobId] = field(default_factory=list)  # already exported
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -113,8 +125,8 @@ class BackfillResult:
             "from": self.first,
             "to": self.last,
             "days": self.days,
-            "enqueued": [f"{job.kind}:{job.date}" for job in self.enqueued],
-            "skipped_already_exported": [f"{kind}:{day}" for day, kind in self.skipped],
+            "enqueued": [job.id.to_dict() for job in self.enqueued],
+            "skipped_already_exported": [job.to_dict() for job in self.skipped],
         }
 
     def metrics(self) -> dict[str, int]:

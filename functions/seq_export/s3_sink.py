@@ -1,10 +1,11 @@
 """S3 adapter: publishes one day's JSON-lines object (keys from ``layout``).
 
 A day is one object written by one PutObject. S3 shows an object whole or not at all, and the
-key is a function of the day alone, so a re-run replaces the object instead of adding a second
-copy, and a run that fails before ``publish`` leaves the lake untouched. A day continued across
-Lambda invocations is a multipart upload of the same key: invisible until completed, so the
-same promise holds (incomplete uploads are aborted by the bucket's lifecycle rule).
+key is a function of the source and the day alone (one sink per source and kind), so a re-run
+replaces the object instead of adding a second copy, and a run that fails before ``publish``
+leaves the lake untouched. A day continued across Lambda invocations is a multipart upload of
+the same key: invisible until completed, so the same promise holds (incomplete uploads are
+aborted by the bucket's lifecycle rule).
 """
 
 from __future__ import annotations
@@ -37,16 +38,23 @@ class PublishedObject:
 
 class S3Sink:
     def __init__(
-        self, client: S3Client, bucket: str, prefix: str, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        source: str,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._client = client
         self._bucket = bucket
         self._prefix = layout.normal_prefix(prefix)
+        self._source = source
         self._clock = clock
 
     def key_for(self, day: str) -> str:
-        """Hive-style partition key, ``{prefix}/dt=YYYY-MM-DD/scores.jsonl`` (``layout.day_key``)."""
-        return layout.day_key(self._prefix, day)
+        """Hive-style partition key, ``{prefix}/source=NAME/dt=YYYY-MM-DD/scores.jsonl`` (``layout.day_key``)."""
+        return layout.day_key(self._prefix, self._source, day)
 
     def publish(self, day: str, body: IO[bytes], *, size: int, records: int, exported_at: str) -> PublishedObject:
         key = self.key_for(day)
@@ -79,7 +87,7 @@ class S3Sink:
 
     def quarantine(self, day: str, name: str, body: bytes) -> str:
         """Keep a bad SendGrid answer as received, for a person to inspect; returns its key."""
-        key = layout.quarantine_key(self._prefix, day, name)
+        key = layout.quarantine_key(self._prefix, self._source, day, name)
         self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentType="application/octet-stream")
         return key
 
@@ -131,7 +139,7 @@ class S3Sink:
         return PublishedObject(bucket=self._bucket, key=key, size=0)
 
     def stage(self, day: str, body: IO[bytes], size: int) -> str:
-        key = layout.staging_key(self._prefix, day, f"{secrets.token_hex(16)}.jsonl")
+        key = layout.staging_key(self._prefix, self._source, day, f"{secrets.token_hex(16)}.jsonl")
         self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentLength=size)
         return key
 

@@ -21,7 +21,7 @@ from seq_export.events_publisher import ScoreChangePublisher
 from seq_export.export_account import AccountDayExport
 from seq_export.export_day import ScoreChangeRule, SubuserDayExport
 from seq_export.job_queue import JobQueue
-from seq_export.jobs import Exports, JobWorker
+from seq_export.jobs import Exports, JobWorker, SourceExports
 from seq_export.latest_store import LatestStore
 from seq_export.models import ACCOUNT, SUBUSERS
 from seq_export.not_ready import NotReadyPolicy
@@ -35,9 +35,8 @@ if TYPE_CHECKING:
 @dataclass
 class Dependencies:
     settings: Settings
-    exports: Exports
+    exports: Exports  # every source's, each built on its first job
     queue: JobQueue
-    sinks: dict[str, S3Sink]  # by kind: where each exported kind of day is published
     dynamodb: DynamoDBClient  # one client for the latest-score store and idempotency
     _worker: JobWorker | None = field(default=None, repr=False)
 
@@ -57,7 +56,9 @@ def build_dependencies(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Dependencies:
     """Wire adapters to clients; callers may pass their own session, sleep, latest-score store or
-    the clock that times pages (``monotonic``)."""
+    the clock that times pages (``monotonic``). The AWS side (one bucket, table and queue) is
+    shared by every source; each source's SendGrid client, key and sinks are built on its first
+    job (``Exports.of``)."""
     settings = settings or Settings.from_env()
     session = session or boto3.session.Session()
     config = aws_client_config()
@@ -69,34 +70,39 @@ def build_dependencies(
     )
     not_ready = NotReadyPolicy(queue, max_attempts=settings.max_not_ready_attempts)
     s3 = session.client("s3", config=config)
-    sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix)}
-    if settings.export_account_scores:
-        sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix)
-    api_key = ApiKeySource(session.client("secretsmanager", config=config), settings.api_key_secret_id)
-    client = SeqClient(
-        settings.api_base_url,
-        api_key,
-        fresh_key=api_key.refresh,
-        page_size=settings.page_size,
-        read_timeout=settings.read_timeout_seconds,
-        sleep=sleep,
-    )
+    secrets = session.client("secretsmanager", config=config)
     dynamodb = session.client("dynamodb", config=config)
     tracked = settings.score_change_event_bus is not None
-    store = store or LatestStore(dynamodb, settings.latest_scores_table, sleep=sleep, track_changes=tracked)
+    latest = store or LatestStore(dynamodb, settings.latest_scores_table, sleep=sleep, track_changes=tracked)
     score_changes = None
     if settings.score_change_event_bus is not None:
         publisher = ScoreChangePublisher(
             session.client("events", config=config), settings.score_change_event_bus, sleep=sleep
         )
         score_changes = ScoreChangeRule(publisher, settings.score_change_min_step)
-    exports = Exports(
-        subusers=SubuserDayExport(
-            client, sinks[SUBUSERS], store, queue, not_ready, score_changes=score_changes, monotonic=monotonic
-        ),
-        account=None if ACCOUNT not in sinks else AccountDayExport(client, sinks[ACCOUNT], not_ready),
-    )
-    return Dependencies(settings=settings, exports=exports, queue=queue, sinks=sinks, dynamodb=dynamodb)
+
+    def build_source(name: str) -> SourceExports:
+        source = settings.source(name)
+        sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix, name)}
+        if source.account_scores:
+            sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix, name)
+        api_key = ApiKeySource(secrets, source.secret_id)
+        client = SeqClient(
+            source.base_url,
+            api_key,
+            fresh_key=api_key.refresh,
+            page_size=settings.page_size,
+            read_timeout=settings.read_timeout_seconds,
+            sleep=sleep,
+        )
+        subusers = SubuserDayExport(
+            client, sinks[SUBUSERS], latest, queue, not_ready, score_changes=score_changes, monotonic=monotonic
+        )
+        account = AccountDayExport(client, sinks[ACCOUNT], not_ready) if ACCOUNT in sinks else None
+        return SourceExports(subusers=subusers, account=account, sinks=sinks)
+
+    exports = Exports(sources=settings.source_names, build=build_source)
+    return Dependencies(settings=settings, exports=exports, queue=queue, dynamodb=dynamodb)
 
 
 _dependencies: Dependencies | None = None

@@ -9,13 +9,18 @@ import pytest
 
 from local.seq_simulator import Fault, Scenario, account_record
 from seq_export.errors import ConfigError, SeqAuthError
+from seq_export.layout import DEFAULT_SOURCE, day_key
 from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
 
 
+def account_key(stack: Stack, day: str) -> str:
+    return day_key(stack.settings.account_scores_prefix, DEFAULT_SOURCE, day)
+
+
 def account_lines(stack: Stack, day: str) -> list[dict[str, object]]:
-    key = f"seq/account_scores/dt={day}/scores.jsonl"
+    key = account_key(stack, day)
     body = stack.session.client("s3").get_object(Bucket=stack.resources.bucket, Key=key)["Body"].read()
     return [json.loads(line) for line in body.decode().splitlines()]
 
@@ -26,15 +31,19 @@ def test_a_direct_account_run_writes_the_accounts_day(stack: Stack) -> None:
 
     summary = stack.invoke(event | {"date": day})
 
-    assert summary == summary | {"status": "exported", "kind": "account", "records": 1}
-    assert summary["s3_key"] == f"seq/account_scores/dt={day}/scores.jsonl"
+    assert summary == summary | {"status": "exported", "source": DEFAULT_SOURCE, "kind": "account", "records": 1}
+    assert summary["s3_key"] == account_key(stack, day)
+    assert summary["s3_key"].startswith("seq/account_scores/")  # the account dataset, beside the subusers'
     truth = account_record(day, stack.simulator.scenario)
     (line,) = account_lines(stack, day)
+    assert next(iter(line)) == "source"
+    assert line["source"] == DEFAULT_SOURCE
     assert {k: line[k] for k in ("date", "user_id", "username", "score", "metrics")} == truth
     request = stack.simulator.requests[-1]
     assert (request["path"], request["params"]) == ("/v3/engagementquality/scores", {"from": day, "to": day})
     assert stack.item("1") is None  # the account's score is not a subuser's latest score
     assert dict(stack.metrics) == {"AccountScoresExported": 1}  # no subuser counts
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {"AccountScoresExported": 1}
 
 
 def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
@@ -46,12 +55,16 @@ def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
     assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
 
     assert account_lines(stack, day)[0]["date"] == day
-    assert dict(stack.metrics) == {
+    exported = {
         "RecordsExported": 50,
         "PagesFetched": 1,
         "IneligibleSubusers": 50 // 7,
         "LatestScoresWritten": 50 - 50 // 7,
         "AccountScoresExported": 1,
+    }
+    assert dict(stack.metrics) == exported  # the fleet metrics are the source's alone
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {
+        **exported,
         **stack.band_counts(day),  # the subusers' day only
     }
 
@@ -63,7 +76,7 @@ def test_202_for_the_account_re_schedules_an_account_message(stack: Stack) -> No
     first = stack.invoke({"date": day, "kind": "account"})
     response = stack.deliver(wait_seconds=10)
 
-    assert first == first | {"status": "not_ready", "kind": "account", "next_attempt": 2}
+    assert first == first | {"status": "not_ready", "source": DEFAULT_SOURCE, "kind": "account", "next_attempt": 2}
     assert response == {"batchItemFailures": []}
     assert len(account_lines(stack, day)) == 1
     assert dict(stack.metrics) == {"NotReadyRescheduled": 1, "AccountScoresExported": 1}
@@ -93,7 +106,9 @@ def test_account_export_can_be_switched_off(stack: Stack) -> None:
     stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
-    with pytest.raises(ConfigError, match="EXPORT_ACCOUNT_SCORES is false"):
+    with pytest.raises(
+        ConfigError, match=r"^source default does not export its account scores \(account_scores is off\)$"
+    ):
         stack.invoke({"date": days_ago(1), "kind": "account"})
     assert stack.metrics["ExportFailed"] == 1
     assert "AccountScoresExported" not in stack.metrics

@@ -7,6 +7,7 @@ that day, and a re-run after the fault converges to the complete day.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ import pytest
 from local.aws_fault_proxy import AwsFault, AwsFaultProxy
 from local.seq_simulator import Scenario, expected_records
 from seq_export.errors import StorageError
+from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
@@ -37,7 +39,7 @@ def assert_complete(stack: Stack, day: str) -> None:
     for record in (scored[0], scored[-1]):
         item = stack.item(record["user_id"])
         assert item is not None
-        assert (item["date"], item["score"]) == (day, Decimal(record["score"]))
+        assert (item["source"], item["date"], item["score"]) == (DEFAULT_SOURCE, day, Decimal(record["score"]))
 
 
 def test_dynamodb_throttling_is_absorbed_by_botocore_retries(stack: Stack, proxy: AwsFaultProxy) -> None:
@@ -66,14 +68,15 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
     summary = stack.invoke({"date": day})
 
     assert_complete(stack, day)
-    assert dict(stack.metrics) == {
+    exported = {
         "ExportFailed": 1,
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": summary["latest_written"],
-        **stack.band_counts(day),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 
 
 def test_a_missing_table_fails_the_day_naming_it(stack: Stack, proxy: AwsFaultProxy) -> None:
@@ -89,7 +92,7 @@ def test_s3_denied_at_publish_leaves_no_object_and_a_rerun_converges(stack: Stac
     day = days_ago(1)
     proxy.faults = [AwsFault("S3.PutObject", "AccessDenied", status=403)]
 
-    with pytest.raises(StorageError, match=r"S3 PutObject s3://.*/dt=.*/scores.jsonl failed: AccessDenied"):
+    with pytest.raises(StorageError, match=rf"S3 PutObject s3://.*/{re.escape(stack.key(day))} failed: AccessDenied"):
         stack.invoke({"date": day})
 
     assert stack.data_keys() == []

@@ -11,7 +11,7 @@ import pytest
 from local.seq_simulator import Scenario
 from seq_export import wiring
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json
+from tests.support.cli import cli, cli_json, day_lines, object_key
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_run_local_exports_the_day_and_prints_the_functions_summary_as_json(
 
     assert code == 0
     assert (summary["status"], summary["date"], summary["records"]) == ("exported", day, 30)
-    assert len(stack.lines(day)) == 30
+    assert len(day_lines(stack, day)) == 30
 
 
 def test_run_local_prints_a_human_summary_and_keeps_the_functions_logs_off_stdout(
@@ -44,7 +44,7 @@ def test_run_local_prints_a_human_summary_and_keeps_the_functions_logs_off_stdou
 
     assert code == 0
     assert f"exported      subusers {day}: 12 records" in out
-    assert f"s3://{stack.resources.bucket}/{stack.key(day)}" in out
+    assert f"s3://{stack.resources.bucket}/{object_key(stack, day)}" in out
     assert '"level"' not in out  # no JSON log line of the function
     assert "CloudWatchMetrics" not in out  # no EMF blob
 
@@ -128,8 +128,8 @@ def test_backfill_local_wait_delivers_the_queue_until_every_day_is_exported_with
     assert code == 0
     assert document["status"] == "enqueued"
     assert document["wait"] == {"outcome": "exported", "queued": 6, "exported": 6, "missing": []}  # 3 days x 2 kinds
-    assert [key for key in stack.data_keys() if "subuser_scores" in key] == [stack.key(day) for day in days]
-    assert all(len(stack.lines(day)) == 20 for day in days)
+    assert [key for key in stack.data_keys() if "subuser_scores" in key] == [object_key(stack, day) for day in days]
+    assert all(len(day_lines(stack, day)) == 20 for day in days)
     assert [line for line in err.splitlines() if "queued days exported" in line] == [
         f"seq-export: queued days exported: {n}/6" for n in range(7)
     ]  # one day at a time
@@ -151,7 +151,7 @@ def test_backfill_local_wait_waits_for_a_day_sendgrid_is_still_computing(
     assert "exported          1/1 queued days" in out
     assert "queued days exported: 0/1" in err
     assert "queued days exported: 1/1" in err
-    assert len(stack.lines(day)) == 8
+    assert len(day_lines(stack, day)) == 8
 
 
 def test_backfill_without_wait_only_enqueues_one_message_per_day(
@@ -174,7 +174,7 @@ def exported(stack: Stack) -> list[dict[str, Any]]:
     stack.simulator.reset(Scenario(subusers=40, fractional=True))
     day = days_ago(1)
     assert stack.invoke({"date": day})["status"] == "exported"
-    return stack.lines(day)
+    return day_lines(stack, day)
 
 
 def test_lookup_by_user_id_prints_the_latest_score(
@@ -187,7 +187,8 @@ def test_lookup_by_user_id_prints_the_latest_score(
     assert code == 0
     assert document["query"] == {"user_id": line["user_id"]}
     [found] = document["subusers"]
-    assert list(found) == ["user_id", "username", "date", "score", "metrics", "updated_at"]
+    assert list(found) == ["user_id", "source", "username", "date", "score", "metrics", "updated_at"]
+    assert found["source"] == "default"
     assert (found["user_id"], found["username"], found["date"]) == (line["user_id"], line["username"], line["date"])
     assert Decimal(str(found["score"])) == line["score"]
     assert {k: Decimal(str(v)) for k, v in found["metrics"].items()} == line["metrics"]
@@ -203,6 +204,7 @@ def test_lookup_by_username_uses_the_username_index(
 
     assert code == 0
     assert f"user_id     {line['user_id']}\n" in out
+    assert "source      default\n" in out
     assert f"username    {line['username']}\n" in out
     assert f"score       {line['score']}\n" in out
 
@@ -292,7 +294,8 @@ def test_low_scores_human_output_is_a_table_and_a_count(
 
     assert code == 0
     rows = out.splitlines()
-    assert rows[0].split() == ["score", "user_id", "username", "date"]
+    assert rows[0].split() == ["score", "user_id", "source", "username", "date"]
+    assert all(row.split()[2] == "default" for row in rows[1:-1])
     assert len(rows) == len(matching) + 2
     assert rows[-1].startswith(f"{len(matching)} subusers with a latest score <= 2;")
 
@@ -310,13 +313,13 @@ def test_status_of_an_exported_day_gives_size_time_and_line_count(
     stack: Stack, exported: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     day = days_ago(1)
-    head = stack.session.client("s3").head_object(Bucket=stack.resources.bucket, Key=stack.key(day))
+    head = stack.session.client("s3").head_object(Bucket=stack.resources.bucket, Key=object_key(stack, day))
 
     code, document, _ = cli_json(capsys, "status", "--date", day)
 
     assert code == 0
     assert document["exported"] is True
-    assert document["key"] == stack.key(day)
+    assert document["key"] == object_key(stack, day)
     assert document["bytes"] == head["ContentLength"]
     assert document["last_modified"] == head["LastModified"].isoformat()
     assert (document["records"], document["records_from"]) == (40, "metadata")
@@ -327,7 +330,7 @@ def test_status_counts_the_lines_when_the_object_has_no_records_metadata(
 ) -> None:
     day = days_ago(9)
     body = b"".join(b'{"user_id": "%d"}\n' % n for n in range(7)) + b'{"user_id": "last"}'
-    stack.session.client("s3").put_object(Bucket=stack.resources.bucket, Key=stack.key(day), Body=body)
+    stack.session.client("s3").put_object(Bucket=stack.resources.bucket, Key=object_key(stack, day), Body=body)
 
     code, out, _ = cli(capsys, "status", "--date", day)
 
@@ -343,10 +346,11 @@ def test_status_of_a_day_not_exported_exits_1(stack: Stack, capsys: pytest.Captu
     assert code == 1
     assert document == {
         "date": day,
+        "source": "default",
         "kind": "subusers",
         "exported": False,
         "bucket": stack.resources.bucket,
-        "key": stack.key(day),
+        "key": object_key(stack, day),
     }
     assert err == ""  # the answer is on stdout, once
 

@@ -10,7 +10,7 @@ import pytest
 from local.seq_simulator import Scenario
 from seq_export.dates import export_window, today_utc
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json
+from tests.support.cli import cli, cli_json, day_lines
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def test_aws_region_alone_is_enough(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert stack.invoke({"date": days_ago(1)})["status"] == "exported"
-    user_id = next(line["user_id"] for line in stack.lines(days_ago(1)) if line["score"] is not None)
+    user_id = next(line["user_id"] for line in day_lines(stack, days_ago(1)) if line["score"] is not None)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
 
@@ -93,7 +93,7 @@ def test_backfill_wait_stops_at_its_timeout_naming_the_days_still_pending(
 
     assert code == 1
     assert "exported          0/1 queued days" in out
-    assert f"1 of 1 queued days not exported within 1 s: subusers:{day}" in err
+    assert f"1 of 1 queued days not exported within 1 s: subusers {day}" in err
 
 
 def test_run_local_shows_pages_and_records_as_they_are_fetched(
@@ -124,7 +124,7 @@ def test_run_local_wait_delivers_the_retry_a_202_left_until_the_day_is_exported(
     assert code == 0
     assert f"exported      subusers {day}: 9 records, by a retry delivered from the queue" in out
     assert f"{day} (subusers): SendGrid answered 202; delivering the queued retries" in err
-    assert len(stack.lines(day)) == 9
+    assert len(day_lines(stack, day)) == 9
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
 
 
@@ -144,8 +144,8 @@ def test_kind_account_runs_checks_and_backfills_the_parent_accounts_own_day(
     assert checked == 1  # the subusers' day was not exported
     assert [(k["kind"], k["exported"]) for k in status["kinds"]] == [("subusers", False), ("account", True)]
     assert queued == 0
-    assert backfill["enqueued"] == [f"account:{days_ago(1)}"]
-    assert backfill["skipped_already_exported"] == [f"account:{day}"]
+    assert backfill["enqueued"] == [{"source": "default", "kind": "account", "date": days_ago(1)}]
+    assert backfill["skipped_already_exported"] == [{"source": "default", "kind": "account", "date": day}]
 
 
 def test_a_terminal_gets_a_table(

@@ -11,7 +11,7 @@ import pytest
 
 from local.seq_simulator import Scenario
 from tests.support import Stack, days_ago
-from tests.support.cli import cli
+from tests.support.cli import cli, day_lines
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def two_days(stack: Stack) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     stack.simulator.reset(Scenario(subusers=60, fractional=True))
     for n in (3, 2):
         assert stack.invoke({"date": days_ago(n)})["status"] == "exported"
-    return stack.lines(days_ago(3)), stack.lines(days_ago(2))
+    return day_lines(stack, days_ago(3)), day_lines(stack, days_ago(2))
 
 
 def test_report_counts_bands_mean_movers_and_lowest_as_the_lines_say(

@@ -1,7 +1,7 @@
 """At-least-once delivery: duplicates export once, and concurrent runs of a day converge.
 
 Which mechanism holds where:
-* SQS retry messages are handled once per (date, attempt) through Powertools Idempotency
+* SQS retry messages are handled once per (source, kind, date, attempt) through Powertools Idempotency
   (DynamoDB table), so a duplicate delivery neither exports again nor starts a second chain
   of 202 re-schedules;
 * direct and scheduled invocations are *naturally* idempotent: the S3 key is a function of the
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Fault, Scenario, expected_records
-from seq_export.models import Job
+from seq_export.layout import DEFAULT_SOURCE
 from seq_export.wiring import build_dependencies
-from tests.support import Stack, days_ago
+from tests.support import Stack, days_ago, job
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def drain(stack: Stack) -> list[dict[str, Any]]:
 
 def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> None:
     day = days_ago(1)
-    send(stack, {"date": day, "attempt": 2}, copies=2)
+    send(stack, job(day, attempt=2).to_dict(), copies=2)
 
     responses = drain(stack)
 
@@ -47,20 +47,21 @@ def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> No
     assert [r["params"].get("after_key") for r in stack.simulator.requests] == [None, "101000", "102000"]
     assert stack.data_keys() == [stack.key(day)]
     assert len(stack.lines(day)) == 2_500
-    assert dict(stack.metrics) == {  # counted once: the duplicate is answered from the idempotency record
+    exported = {
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
-        **stack.band_counts(day),
     }
+    assert dict(stack.metrics) == exported  # counted once: the duplicate is answered from the idempotency record
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 
 
 def test_a_duplicated_202_message_does_not_start_a_second_chain(stack: Stack) -> None:
     day = days_ago(1)
     stack.configure(NOT_READY_DELAY_SECONDS="0")
     stack.simulator.reset(Scenario(subusers=10, not_ready=1_000))
-    send(stack, {"date": day, "attempt": 2}, copies=2)
+    send(stack, job(day, attempt=2).to_dict(), copies=2)
 
     first = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert len(first["Messages"]) == 2
@@ -72,19 +73,21 @@ def test_a_duplicated_202_message_does_not_start_a_second_chain(stack: Stack) ->
     assert response == {"batchItemFailures": []}
     assert [r["status"] for r in stack.simulator.requests] == [202]  # asked SendGrid once
     queued = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-    assert [json.loads(m["Body"])["attempt"] for m in queued["Messages"]] == [3]  # one chain
+    assert [json.loads(m["Body"]) for m in queued["Messages"]] == [  # one chain
+        {"source": DEFAULT_SOURCE, "kind": "subusers", "date": day, "attempt": 3, "reason": "not_ready"}
+    ]
     assert dict(stack.metrics) == {"NotReadyRescheduled": 1}
 
 
 def test_a_message_whose_export_failed_runs_again_when_redelivered(stack: Stack) -> None:
     day = days_ago(1)
     stack.simulator.reset(Scenario(subusers=1_500, faults=[Fault(page=1, status=502, times=5)]))
-    send(stack, {"date": day, "attempt": 1})
+    send(stack, job(day).to_dict())
 
     failed = stack.deliver(wait_seconds=1)
     assert failed is not None
     assert len(failed["batchItemFailures"]) == 1
-    stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=json.dumps({"date": day, "attempt": 1}))
+    send(stack, job(day).to_dict())
     assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
 
     assert len(stack.lines(day)) == 1_500
@@ -102,7 +105,7 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     def export(index: int) -> None:
         start.wait()
         try:
-            results.append(runs[index].exports.subusers.run(Job(date=day, attempt=1)).summary())
+            results.append(runs[index].exports.of(DEFAULT_SOURCE).subusers.run(job(day, attempt=1)).summary())
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
@@ -135,7 +138,7 @@ def test_a_forced_backfill_exports_again_although_the_day_ran_minutes_ago(stack:
     again = stack.invoke({"from": day, "to": day, "force": True})
     drain(stack)
 
-    assert again["enqueued"] == [f"subusers:{day}"]
+    assert again["enqueued"] == [{"source": DEFAULT_SOURCE, "kind": "subusers", "date": day}]
     assert stack.lines(day)[0]["exported_at"] != first  # not answered from the idempotency record
     assert stack.metrics["BackfillDaysEnqueued"] == 2
     assert stack.metrics["RecordsExported"] == 2 * 30

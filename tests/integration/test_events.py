@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics.provider import cold_start
 
 from local.seq_simulator import Scenario
 from seq_export.errors import InvalidEventError
-from tests.support import Stack, days_ago
+from seq_export.layout import DEFAULT_SOURCE
+from tests.support import Stack, days_ago, job
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).parents[2] / "events"
@@ -28,7 +29,7 @@ def test_scheduler_input_exports_the_utc_day_before_the_scheduled_time(stack: St
 
     summary = stack.invoke(event)
 
-    assert summary["date"] == days_ago(4)  # not the wall clock's yesterday
+    assert (summary["source"], summary["date"]) == (DEFAULT_SOURCE, days_ago(4))  # not the wall clock's yesterday
     assert stack.object_keys() == [stack.key(days_ago(4))]
 
 
@@ -37,15 +38,22 @@ def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_
 
     summary = stack.invoke({"scheduled_time": f"{days_ago(0)}T06:00:00Z"})
 
-    assert summary == summary | {"status": "exported", "records": 50, "pages": 1, "ineligible": 10}
+    assert summary == summary | {
+        "status": "exported",
+        "source": DEFAULT_SOURCE,
+        "records": 50,
+        "pages": 1,
+        "ineligible": 10,
+    }
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}  # the account's day, not run yet
-    assert dict(stack.metrics) == {
+    exported = {
         "RecordsExported": 50,
         "PagesFetched": 1,
         "IneligibleSubusers": 10,
         "LatestScoresWritten": 40,
-        **stack.band_counts(summary["date"]),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(summary["date"])}
 
 
 def test_only_the_first_invocation_of_a_container_counts_a_cold_start(
@@ -83,29 +91,36 @@ def test_direct_date_returns_the_summary(stack: Stack) -> None:
 
     summary = stack.invoke(event)
 
-    assert {"status", "date", "pages", "records", "s3_key"} <= set(summary)
-    assert (summary["status"], summary["pages"], summary["records"]) == ("exported", 2, 1_200)
+    assert {"status", "source", "date", "pages", "records", "s3_key"} <= set(summary)
+    assert (summary["status"], summary["source"], summary["pages"], summary["records"]) == (
+        "exported",
+        DEFAULT_SOURCE,
+        2,
+        1_200,
+    )
+    assert summary["s3_key"] == stack.key(days_ago(1))
 
 
 def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
     stack.simulator.reset(Scenario(subusers=30))
     event = sample("sqs-retry.json")
-    event["Records"][0]["body"] = json.dumps({"date": days_ago(6), "attempt": 2})
+    event["Records"][0]["body"] = job(days_ago(6), attempt=2).to_json()
 
     assert stack.invoke(event) == {"batchItemFailures": []}
     assert len(stack.lines(days_ago(6))) == 30
-    assert dict(stack.metrics) == {
+    exported = {
         "RecordsExported": 30,
         "PagesFetched": 1,
         "IneligibleSubusers": 30 // 7,
         "LatestScoresWritten": 30 - 30 // 7,
-        **stack.band_counts(days_ago(6)),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(days_ago(6))}
 
 
 def test_one_bad_sqs_record_does_not_fail_the_others(stack: Stack) -> None:
     stack.simulator.reset(Scenario(subusers=30))
-    good = sample("sqs-retry.json")["Records"][0] | {"messageId": "good", "body": json.dumps({"date": days_ago(1)})}
+    good = sample("sqs-retry.json")["Records"][0] | {"messageId": "good", "body": job(days_ago(1)).to_json()}
     bad = good | {"messageId": "bad", "body": '{"date": "yesterday"}'}
 
     response = stack.invoke({"Records": [bad, good]})
@@ -121,7 +136,11 @@ def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
     summary = stack.invoke(event)
 
     assert summary == summary | {"status": "enqueued", "from": days_ago(12), "to": days_ago(1), "days": 12}
-    assert len(summary["enqueued"]) == 24  # subusers and the account's own scores, per day
+    assert summary["enqueued"] == [  # subusers and the account's own scores, per day
+        {"source": DEFAULT_SOURCE, "kind": kind, "date": days_ago(n)}
+        for n in range(12, 0, -1)
+        for kind in ("subusers", "account")
+    ]
     assert dict(stack.metrics) == {"BackfillDaysEnqueued": 24}  # one per job; nothing exported yet
     assert summary["skipped_already_exported"] == []
     bodies = []
@@ -130,10 +149,15 @@ def test_backfill_enqueues_one_message_per_day(stack: Stack) -> None:
         if not batch.get("Messages"):
             break
         bodies += [json.loads(m["Body"]) for m in batch["Messages"]]
-    subusers = [b["date"] for b in bodies if "kind" not in b]
-    account = [b["date"] for b in bodies if b.get("kind") == "account"]
+    subusers = [b["date"] for b in bodies if b["kind"] == "subusers"]
+    account = [b["date"] for b in bodies if b["kind"] == "account"]
     assert sorted(subusers) == sorted(account) == [days_ago(n) for n in range(12, 0, -1)]
+    assert len(bodies) == 24
+    assert {b["source"] for b in bodies} == {DEFAULT_SOURCE}
     assert {b["attempt"] for b in bodies} == {1}
+    assert {b["reason"] for b in bodies} == {"backfill"}
+    assert len({b["run"] for b in bodies}) == 1  # one request, one run
+    assert all(set(b) == {"source", "kind", "date", "attempt", "reason", "run"} for b in bodies)
 
 
 def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> None:
@@ -143,8 +167,10 @@ def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> Non
     summary = stack.invoke({"from": days_ago(3), "to": days_ago(1)})
     forced = stack.invoke({"from": days_ago(3), "to": days_ago(1), "force": True})
 
-    assert summary["skipped_already_exported"] == [f"subusers:{days_ago(2)}"]
-    assert f"subusers:{days_ago(2)}" not in summary["enqueued"]
+    exported = {"source": DEFAULT_SOURCE, "kind": "subusers", "date": days_ago(2)}
+    assert summary["skipped_already_exported"] == [exported]
+    assert exported not in summary["enqueued"]
+    assert exported in forced["enqueued"]
     assert len(summary["enqueued"]) == 5
     assert forced["skipped_already_exported"] == []
     assert len(forced["enqueued"]) == 6
@@ -176,9 +202,7 @@ def test_invalid_events_are_rejected_naming_what_was_expected(stack: Stack, even
 
 
 def test_a_queued_job_for_an_unfinished_day_fails_before_reaching_sendgrid(stack: Stack, log_output: Any) -> None:
-    stack.sqs.send_message(
-        QueueUrl=stack.resources.queue_url, MessageBody=json.dumps({"date": days_ago(0), "attempt": 1})
-    )
+    stack.sqs.send_message(QueueUrl=stack.resources.queue_url, MessageBody=job(days_ago(0)).to_json())
 
     response = stack.deliver(wait_seconds=1)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from local.seq_simulator import Scenario, expected_records
-from seq_export.layout import CONTROL_KEY
+from seq_export.layout import CONTROL_KEY, DEFAULT_SOURCE, ITEM_ATTRIBUTES
 from seq_export.models import RECORD_KEYS
 from tests.support import Stack, days_ago
 
@@ -23,12 +23,16 @@ def test_three_pages_export_exactly_the_simulators_records_with_ineligible_as_nu
     truth = expected_records(day, stack.simulator.scenario)
     lines = stack.lines(day)
     assert summary["status"] == "exported"
+    assert summary["source"] == DEFAULT_SOURCE
     assert summary["pages"] == 3
     assert summary["records"] == len(truth) == len(lines) == 2_500
-    assert summary["s3_key"] == f"seq/subuser_scores/dt={day}/scores.jsonl"
+    assert summary["s3_key"] == stack.key(day, DEFAULT_SOURCE)
+    assert summary["s3_key"].startswith("seq/subuser_scores/")
+    assert RECORD_KEYS[0] == "source"
     assert [tuple(line) for line in lines] == [RECORD_KEYS] * len(lines)
     assert [line["user_id"] for line in lines] == [r["user_id"] for r in truth]
     for line, record in zip(lines, truth, strict=True):
+        assert line["source"] == DEFAULT_SOURCE
         assert line["date"] == day
         assert line["username"] == record["username"]
         assert line["score"] == record.get("score")
@@ -46,13 +50,14 @@ def test_an_exported_day_emits_its_records_pages_ineligible_and_latest_writes_as
 
     assert summary == summary | {"status": "exported", "records": 1_200, "pages": 2, "ineligible": 300}
     assert summary["latest_written"] == 1_200 - 300
-    assert dict(stack.metrics) == {
+    exported = {
         "RecordsExported": summary["records"],
         "PagesFetched": summary["pages"],
         "IneligibleSubusers": summary["ineligible"],
         "LatestScoresWritten": summary["latest_written"],
-        **stack.band_counts(days_ago(1)),
     }
+    assert dict(stack.metrics) == exported  # the stack-wide series: no fleet metrics
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(days_ago(1))}
 
 
 def test_requests_follow_the_cursor_with_limit_and_a_versioned_user_agent(stack: Stack) -> None:
@@ -75,6 +80,8 @@ def test_latest_table_holds_every_scored_subuser_and_no_ineligible_one(stack: St
     first = scored[0]
     item = stack.item(first["user_id"])
     assert item is not None
+    assert set(item) == {"user_id", *ITEM_ATTRIBUTES}
+    assert item["source"] == DEFAULT_SOURCE
     assert item["date"] == day
     assert item["score"] == Decimal(first["score"])
     assert item["metrics"] == {k: Decimal(v) for k, v in first["metrics"].items()}
@@ -155,13 +162,19 @@ def test_an_empty_day_publishes_an_empty_object(stack: Stack) -> None:
 
     assert summary == summary | {"status": "exported", "records": 0, "pages": 1}
     assert stack.lines(day) == []
-    assert dict(stack.metrics) == {
+    exported = {
         "RecordsExported": 0,
         "PagesFetched": 1,
         "IneligibleSubusers": 0,
         "LatestScoresWritten": 0,
+    }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {
+        **exported,
         **stack.band_counts(day),  # all 0; no MeanScore without a scored subuser
     }
+    assert stack.band_counts(day) == {f"SubusersWithScore{band}": 0 for band in range(1, 6)}
+    assert not any("MeanScore" in document for document in stack.documents)
 
 
 def test_last_page_with_a_null_cursor_ends_the_day(stack: Stack) -> None:
@@ -180,8 +193,9 @@ def test_the_control_item_is_not_a_subuser(stack: Stack) -> None:
     control = stack.item(CONTROL_KEY)
     assert control is not None
     assert "score" not in control
-    assert control["newest_date"] == days_ago(1)
-    assert "lease_until" not in control  # released after the run
+    assert control["newest_date"] == control["lease_date"] == days_ago(1)
+    assert set(control) <= {"user_id", "newest_date", "lease_date", "lease_until", "lease_holders"}
+    assert "lease_holders" not in control  # released after the run: no holder left
 
 
 def test_fractional_values_arrive_unchanged_in_s3_and_dynamodb(stack: Stack) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from local.seq_simulator import Scenario, expected_records
+from seq_export.layout import DEFAULT_SOURCE
+from seq_export.observability import SOURCE_DIMENSION
 from tests.support import Stack, days_ago, emf_documents, run_to_completion
 
 pytestmark = pytest.mark.integration
@@ -30,6 +32,20 @@ def noon_ms(day: str) -> int:
 
 def fleet_documents(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [document for document in documents if "SubusersWithScore1" in document]
+
+
+def stack_wide(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The documents of the stack-wide series (dimension ``service`` alone)."""
+    return [document for document in documents if SOURCE_DIMENSION not in document]
+
+
+def of_source(documents: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """The documents of ``source``'s own series (dimensions ``service`` and ``source``)."""
+    return [document for document in documents if document.get(SOURCE_DIMENSION) == source]
+
+
+def dimensions(document: dict[str, Any]) -> list[set[str]]:
+    return [set(names) for directive in document["_aws"]["CloudWatchMetrics"] for names in directive["Dimensions"]]
 
 
 def expected_fleet(scores: list[Any]) -> dict[str, Any]:
@@ -56,17 +72,27 @@ def test_an_exported_day_emits_its_subusers_per_band_and_mean_score_as_its_lines
     summary = stack.invoke({"date": day})
 
     expected = expected_fleet([line["score"] for line in stack.lines(day)])
-    assert {name: stack.metrics[name] for name in [*BANDS, "IneligibleSubusers"]} == {
+    own = stack.source_metrics(DEFAULT_SOURCE)
+    assert {name: own[name] for name in [*BANDS, "IneligibleSubusers"]} == {
         name: expected[name] for name in [*BANDS, "IneligibleSubusers"]
     }
-    assert sum(stack.metrics[name] for name in BANDS) + stack.metrics["IneligibleSubusers"] == summary["records"]
+    assert sum(own[name] for name in BANDS) + own["IneligibleSubusers"] == summary["records"]
+    assert not any(name in stack.metrics for name in [*BANDS, "MeanScore"])  # a fleet is one source's subusers
+    assert stack.metrics["IneligibleSubusers"] == expected["IneligibleSubusers"]  # counts are stack-wide too
     (fleet,) = fleet_documents(stack.documents)
+    assert fleet[SOURCE_DIMENSION] == DEFAULT_SOURCE
+    assert dimensions(fleet) == [{"service", SOURCE_DIMENSION}]
     assert values_of(fleet)["MeanScore"] == expected["MeanScore"]  # exact, not rounded
     assert {m["Name"]: m["Unit"] for m in fleet["_aws"]["CloudWatchMetrics"][0]["Metrics"]}["MeanScore"] == "None"
     assert "ScoreDrops" not in fleet  # score-change events are off: the write path saw no old scores
     assert fleet["_aws"]["Timestamp"] == noon_ms(day)
-    (counts,) = [document for document in stack.documents if "RecordsExported" in document]
+    (counts,) = [document for document in stack_wide(stack.documents) if "RecordsExported" in document]
+    assert dimensions(counts) == [{"service"}]
     assert counts["_aws"]["Timestamp"] >= invoked_at  # the invocation's own counts keep its time
+    (source_counts,) = [
+        document for document in of_source(stack.documents, DEFAULT_SOURCE) if "RecordsExported" in document
+    ]
+    assert source_counts["_aws"]["Timestamp"] >= invoked_at
     assert fleet["_aws"]["CloudWatchMetrics"][0]["Namespace"] == counts["_aws"]["CloudWatchMetrics"][0]["Namespace"]
     assert fleet["service"] == counts["service"]
 
@@ -155,6 +181,12 @@ def test_make_run_verbose_shows_the_fleet_metrics_of_the_exported_day() -> None:
     assert {name: values_of(fleet)[name] for name in [*BANDS, "MeanScore"]} == {
         name: expected[name] for name in [*BANDS, "MeanScore"]
     }
-    (counts,) = [document for document in emf_documents(result.stderr) if "IneligibleSubusers" in document]
+    assert fleet[SOURCE_DIMENSION] == DEFAULT_SOURCE
+    documents = emf_documents(result.stderr)
+    (counts,) = [document for document in stack_wide(documents) if "IneligibleSubusers" in document]
     assert values_of(counts)["IneligibleSubusers"] == expected["IneligibleSubusers"]
+    (source_counts,) = [
+        document for document in of_source(documents, DEFAULT_SOURCE) if "IneligibleSubusers" in document
+    ]
+    assert values_of(source_counts)["IneligibleSubusers"] == expected["IneligibleSubusers"]
     assert fleet["_aws"]["Timestamp"] == noon_ms(day)

@@ -8,6 +8,7 @@ import pytest
 
 from seq_export.errors import LatestStoreBusyError
 from seq_export.latest_store import LatestStore
+from seq_export.layout import CONTROL_KEY
 from tests.support import Stack, records
 
 pytestmark = pytest.mark.integration
@@ -50,11 +51,35 @@ def test_an_older_day_writes_conditionally_and_never_replaces_newer_items(stack:
     assert latest(stack, "1015") == ("2026-11-18", Decimal(1))
 
 
-def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> None:
-    with store(stack).open_day("2026-11-21", "t1") as first, store(stack).open_day("2026-11-21", "t2") as second:
-        first.write(records(30, day="2026-11-21", score=4))
-        second.write(records(30, day="2026-11-21", score=4))
+def holders(stack: Stack) -> set[str]:
+    """Who holds the write lease now (the control item's ``lease_holders``; none when free)."""
+    control = stack.item(CONTROL_KEY)
+    assert control is not None
+    assert "lease_owner" not in control
+    return set(control.get("lease_holders", set()))
 
-    assert (first.mode, second.mode) == ("batch", "conditional")
-    assert second.counts.written == 30
+
+def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> None:
+    with store(stack).open_day("2026-11-21", "t1") as first:
+        with store(stack).open_day("2026-11-21", "t2") as second:
+            first.write(records(30, day="2026-11-21", score=4))
+            second.write(records(30, day="2026-11-21", score=4))
+            assert len(holders(stack)) == 2  # the second joined the first's lease: neither waits
+            control = stack.item(CONTROL_KEY)
+            assert control is not None
+            assert (control["newest_date"], control["lease_date"]) == ("2026-11-21", "2026-11-21")
+            assert "lease_until" in control
+            with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-21 still holds the write lease"):
+                store(stack).open_day("2026-11-22", "t3").write(records(30, day="2026-11-22", score=5))
+        assert len(holders(stack)) == 1  # the first still holds it
+        with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-21 still holds the write lease"):
+            store(stack).open_day("2026-11-22", "t3").write(records(30, day="2026-11-22", score=5))
+
+    assert holders(stack) == set()  # the last holder freed it
+    assert (first.mode, second.mode) == ("batch", "batch")
+    assert first.counts.written == second.counts.written == 30
     assert latest(stack, "1029") == ("2026-11-21", Decimal(4))
+    with store(stack).open_day("2026-11-22", "t3") as newer:  # free again: the newer day goes
+        newer.write(records(30, day="2026-11-22", score=5))
+    assert newer.mode == "batch"
+    assert latest(stack, "1029") == ("2026-11-22", Decimal(5))

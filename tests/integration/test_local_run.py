@@ -1,8 +1,10 @@
 """`make run` / `python -m local.run`: what an operator sees, from a process of its own (moto and
-the SEQ simulator on port 0 of 127.0.0.1), and its usage errors, help and `--keep` banner."""
+the SEQ simulator on port 0 of 127.0.0.1), and its usage errors, help and `--keep` banner; with
+`--sources 2`, two sources on two simulated hosts, each reached with its own key."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -10,20 +12,34 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 
 import local.run as runner
-from seq_export.config import Settings
+import local.stack
+from local.seq_simulator import ACCOUNT_SCORES_PATH, SeqSimulator
+from seq_export.config import Env, Settings
 from seq_export.dates import export_window, today_utc, yesterday_utc
+from seq_export.layout import DEFAULT_PREFIX, day_key
 from seq_export_cli.app import ENV_NAMES, Target
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What `make run` passes; cleared so that the caller's shell does not change a run.
-RUNNER_VARIABLES = ("DATE", "SUBUSERS", "NOT_READY", "DELAY", "MAX_ATTEMPTS", "PAGE_SIZE", "VERBOSE", "KEEP")
+RUNNER_VARIABLES = (
+    "DATE",
+    "SUBUSERS",
+    "SOURCES",
+    "NOT_READY",
+    "DELAY",
+    "MAX_ATTEMPTS",
+    "PAGE_SIZE",
+    "VERBOSE",
+    "KEEP",
+)
 COMMAND = [sys.executable, "-m", "local.run"]
 
 
@@ -45,6 +61,27 @@ def usage(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     return code, out, err
 
 
+def labelled(lines: list[str], label: str) -> str:
+    """The text of the first line with ``label`` in the report's first column."""
+    return next(line[len(label) :].strip() for line in lines if line.startswith(f"{label:<13} "))
+
+
+def key_of(source: str, day: str) -> str:
+    return day_key(DEFAULT_PREFIX, source, day)
+
+
+def report_sections(lines: list[str]) -> dict[str, list[str]]:
+    """The report's lines by the source that heads them (``source        NAME (...)``)."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("source        "):
+            current = sections.setdefault(line.split()[1], [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
 @pytest.fixture
 def clean_runner_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in RUNNER_VARIABLES:
@@ -54,10 +91,19 @@ def clean_runner_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 # -- 1. quiet by default, the function's output on stderr with --verbose ------------------------
 def test_a_run_without_verbose_shows_nothing_of_the_functions_logs_or_metrics() -> None:
+    day = str(yesterday_utc())
+
     result = local_run(SUBUSERS="20", DELAY="0")
 
     assert result.returncode == 0, result.stderr
-    assert f"exported      {yesterday_utc()}: 20 records" in result.stdout
+    lines = result.stdout.splitlines()
+    assert f"exported      {day}: 20 records" in result.stdout
+    answer = json.loads(labelled(lines, "answer"))  # the single source `default`, named in answer and lines
+    assert (answer["status"], answer["source"], answer["s3_key"]) == ("exported", "default", key_of("default", day))
+    assert f"/{key_of('default', day)} (" in labelled(lines, "S3 object")
+    assert next(iter(json.loads(labelled(lines, "first line")))) == "source"
+    assert json.loads(labelled(lines, "first line"))["source"] == "default"
+    assert not [line for line in lines if line.startswith(("source ", "host "))]  # as a single-source stack
     assert not [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert "CloudWatchMetrics" not in result.stdout + result.stderr
     assert result.stderr == ""
@@ -76,6 +122,9 @@ def test_verbose_sends_the_functions_json_logs_and_emf_metrics_to_stderr_not_std
 @pytest.mark.parametrize(
     ("variable", "value", "option"),
     [
+        ("SOURCES", "3", "--sources"),
+        ("SOURCES", "0", "--sources"),
+        ("SOURCES", "two", "--sources"),
         ("SUBUSERS", "abc", "--subusers"),
         ("SUBUSERS", "-5", "--subusers"),
         ("SUBUSERS", "0", "--subusers"),
@@ -113,6 +162,16 @@ def test_a_bad_option_on_the_command_line_is_a_usage_error_too(
     assert "Error: Invalid value for '--subusers'" in err
 
 
+def test_three_sources_is_a_usage_error_naming_the_option_and_its_variable(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = usage(capsys, "--sources", "3")
+
+    assert code == 2
+    assert "Error: Invalid value for '--sources' (env var: 'SOURCES')" in err
+    assert "moto server" not in out
+
+
 @pytest.mark.parametrize(
     "day", [today_utc(), today_utc() + timedelta(days=1), export_window(today_utc())[0] - timedelta(days=1)]
 )
@@ -139,17 +198,30 @@ def test_help_describes_every_option_and_names_its_environment_variable(
 
     assert code == 0
     text = " ".join(out.split())
-    assert {str(param.envvar) for param in options} >= {"DATE", "SUBUSERS", "NOT_READY", "DELAY", "MAX_ATTEMPTS"}
+    assert {str(param.envvar) for param in options} >= {
+        "DATE",
+        "SUBUSERS",
+        "SOURCES",
+        "NOT_READY",
+        "DELAY",
+        "MAX_ATTEMPTS",
+    }
     for param in options:
         assert getattr(param, "help", None), param.name
         assert f"[env var: {param.envvar}" in text, param.name
 
 
 # -- 4. --keep ------------------------------------------------------------------------------
-def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_local() -> None:
+@pytest.mark.parametrize(
+    ("sources", "names", "subusers"), [("1", ("default",), ["100001"]), ("2", ("global", "eu"), ["100001", "900001"])]
+)
+def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_local(
+    sources: str, names: tuple[str, ...], subusers: list[str]
+) -> None:
     output: list[str] = []
+    env = runner_env(SUBUSERS="20", DELAY="0", SOURCES=sources)
     with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [*COMMAND, "--keep"], cwd=ROOT, env=runner_env(SUBUSERS="20", DELAY="0"), stdout=subprocess.PIPE, text=True
+        [*COMMAND, "--keep"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:  # the banner is written at once, then the stack waits for Ctrl-C
@@ -168,16 +240,20 @@ def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_
     function_variable = ENV_NAMES["function_name"]
     assert process.returncode == 0
     assert banner[-1] == "stopping the local stack"
-    assert {name for name in ENV_NAMES.values() if name != function_variable} <= exported.keys()
+    optional = {function_variable, Env.SEQ_SOURCES}  # one source: no SEQ_SOURCES, as a single-source stack
+    assert {name for name in ENV_NAMES.values() if name not in optional} <= exported.keys()
     assert function_variable not in exported
     assert any(function_variable in line and "--local" in line for line in banner)
     target = Target.from_env(exported)
     assert all(target.need(field) for field in ("bucket", "table", "queue_url"))
     assert Settings.from_env(exported).scores_bucket == target.bucket  # `--local` has the function's environment
+    assert (Env.SEQ_SOURCES in exported) is (len(names) > 1)
+    assert Settings.from_env(exported).source_names == target.sources == names
     assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     invocations = [line for line in banner if "seq-export run " in line or "seq-export backfill " in line]
     assert len(invocations) == 2
     assert all("--local" in line for line in invocations)
+    assert [line.split()[-1] for line in banner if "seq-export lookup " in line] == subusers
 
 
 # -- 5. one line per delivered message: kind, date, attempt and what became of it --------------
@@ -221,3 +297,63 @@ def test_a_day_still_not_ready_at_the_last_attempt_says_it_gave_up_and_exits_1()
         "the job went to the dead-letter queue"
     ) in result.stdout.splitlines()
     assert f"NOT EXPORTED  {day}" in result.stderr
+
+
+# -- 6. several sources: one host and one key each, one report section each ---------------------
+class RecordedHost(SeqSimulator):
+    """A simulated host that keeps its address, and its request log, once stopped."""
+
+    address = ""
+
+    def start(self) -> str:
+        self.address = super().start()
+        return self.address
+
+
+def test_two_sources_export_both_days_and_each_host_serves_only_its_own_keys_account(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hosts: list[RecordedHost] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> RecordedHost:
+        host = RecordedHost(*args, **kwargs)
+        hosts.append(host)
+        return host
+
+    clean_runner_env.setattr(local.stack, "SeqSimulator", recorded)
+    day = str(yesterday_utc())
+
+    code, out, err = usage(capsys, "--sources", "2", "--subusers", "20", "--delay", "0")
+
+    assert code == 0, err
+    lines = out.splitlines()
+    # global's subusers' day inline; global's account day and eu's subusers' day queued, each line naming its source
+    assert labelled(lines, "outcome") == f"global subusers {day} attempt 1: exported 20 records"
+    assert sorted(line for line in lines if line.startswith("queued job")) == [
+        f"queued job    eu subusers {day} attempt 1: exported 4 records",
+        f"queued job    global account {day} attempt 1: exported",
+    ]
+    # two hosts, each reached only with its own source's key, for its own parent account
+    global_host, eu_host = hosts
+    assert global_host.address != eu_host.address
+    assert global_host.api_key != eu_host.api_key
+    assert {request["account"] for request in global_host.requests} == {"global"}
+    assert {request["account"] for request in eu_host.requests} == {"eu"}
+    assert [request["path"] for request in global_host.requests].count(ACCOUNT_SCORES_PATH) == 1
+    assert ACCOUNT_SCORES_PATH not in {request["path"] for request in eu_host.requests}
+    assert global_host.api_key not in out + err
+    assert eu_host.api_key not in out + err
+    # one report section per source, in SEQ_SOURCES' order
+    sections = report_sections(lines)
+    assert list(sections) == ["global", "eu"]
+    for host, name, records, first_user_id in ((global_host, "global", 20, "100001"), (eu_host, "eu", 4, "900001")):
+        section = sections[name]
+        assert labelled(section, "exported").startswith(f"{day}: {records} records")
+        served = labelled(section, "host")
+        assert served.startswith(f"{host.address} served {len(host.requests)} request")
+        assert served.endswith(f": {len(host.requests)} with account {name}'s key")
+        assert f"/{key_of(name, day)} (" in labelled(section, "S3 object")
+        first = json.loads(labelled(section, "first line"))
+        assert (next(iter(first)), first["source"], first["user_id"]) == ("source", name, first_user_id)
+    assert labelled(sections["global"], "account") == f"{day}: exported"
+    assert labelled(sections["eu"], "account") == f"{day}: not exported: source eu has account_scores off"

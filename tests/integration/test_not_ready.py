@@ -8,6 +8,7 @@ import json
 import pytest
 
 from local.seq_simulator import Scenario
+from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration
@@ -20,6 +21,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     first = stack.invoke({"date": day})
 
     assert first["status"] == "not_ready"
+    assert (first["source"], first["kind"], first["date"]) == (DEFAULT_SOURCE, "subusers", day)
     assert first["next_attempt"] == 2
     assert first["next_attempt_delay_seconds"] == 1
     assert stack.queue_counts() == {"visible": 0, "delayed": 1}
@@ -32,17 +34,18 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert len(stack.lines(day)) == 1_500
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert [r["status"] for r in stack.simulator.requests] == [202, 200, 200]
-    assert dict(stack.metrics) == {
+    exported = {
         "NotReadyRescheduled": 1,
         "RecordsExported": 1_500,
         "PagesFetched": 2,
         "IneligibleSubusers": 1_500 // 7,
         "LatestScoresWritten": 1_500 - 1_500 // 7,
-        **stack.band_counts(day),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 
 
-def test_the_retry_message_carries_date_and_next_attempt(stack: Stack) -> None:
+def test_the_retry_message_carries_source_kind_date_and_next_attempt(stack: Stack) -> None:
     day = days_ago(1)
     stack.configure(NOT_READY_DELAY_SECONDS="0")
     stack.simulator.reset(Scenario(subusers=10, not_ready=5))
@@ -50,7 +53,9 @@ def test_the_retry_message_carries_date_and_next_attempt(stack: Stack) -> None:
     stack.invoke({"date": day})
 
     messages = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, WaitTimeSeconds=1)["Messages"]
-    assert [m["Body"] for m in messages] == [f'{{"date": "{day}", "attempt": 2, "reason": "not_ready"}}']
+    assert [m["Body"] for m in messages] == [
+        json.dumps({"source": DEFAULT_SOURCE, "kind": "subusers", "date": day, "attempt": 2, "reason": "not_ready"})
+    ]
 
 
 def test_202_without_a_body_is_still_not_ready(stack: Stack) -> None:
@@ -72,7 +77,14 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     (given_up,) = stack.dlq_bodies()
     # a new job of its own (attempt 1, a fresh run), so that moved back it runs the day again
-    assert given_up == {"date": day, "attempt": 1, "reason": "gave_up_not_ready", "run": given_up["run"]}
+    assert given_up == {
+        "source": DEFAULT_SOURCE,
+        "kind": "subusers",
+        "date": day,
+        "attempt": 1,
+        "reason": "gave_up_not_ready",
+        "run": given_up["run"],
+    }
     assert len(given_up["run"]) == 16
     assert stack.object_keys() == []
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
@@ -82,7 +94,7 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
     gave_up = [json.loads(line) for line in log_output.getvalue().splitlines() if "Gave up" in line]
     assert len(gave_up) == 1
     assert gave_up[0]["level"] == "ERROR"
-    assert gave_up[0]["date"] == day
+    assert (gave_up[0]["source"], gave_up[0]["date"]) == (DEFAULT_SOURCE, day)
 
 
 def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
@@ -94,7 +106,9 @@ def test_a_direct_run_at_the_limit_gives_up_at_once(stack: Stack) -> None:
 
     assert summary["status"] == "gave_up"
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
-    assert [(b["date"], b["attempt"], b["reason"]) for b in stack.dlq_bodies()] == [(day, 1, "gave_up_not_ready")]
+    assert [(b["source"], b["kind"], b["date"], b["attempt"], b["reason"]) for b in stack.dlq_bodies()] == [
+        (DEFAULT_SOURCE, "subusers", day, 1, "gave_up_not_ready")
+    ]
     assert dict(stack.metrics) == {"GaveUp": 1}
 
 
@@ -114,11 +128,12 @@ def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: S
     lines = stack.lines(day)
     assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
     assert stack.dlq_bodies() == []
-    assert dict(stack.metrics) == {
+    exported = {
         "NotReadyRescheduled": 3,
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
-        **stack.band_counts(day),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}

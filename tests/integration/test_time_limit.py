@@ -8,6 +8,7 @@ import json
 import pytest
 
 from local.seq_simulator import Scenario, expected_records
+from seq_export.layout import DEFAULT_SOURCE, staging_key
 from tests.support import Stack, days_ago, invoke_short, run_to_completion
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,15 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
 
     first, continuations = run_to_completion(stack, day, pages=1)
 
-    assert first == first | {"status": "continued", "pages": 1, "records": 1_000, "s3_key": None}
+    assert first == first | {
+        "status": "continued",
+        "source": DEFAULT_SOURCE,
+        "date": day,
+        "pages": 1,
+        "records": 1_000,
+        "s3_key": None,
+    }
+    assert [(b["source"], b["kind"], b["date"]) for b in continuations] == [(DEFAULT_SOURCE, "subusers", day)] * 2
     assert [b["checkpoint"]["next_page"] for b in continuations] == [2, 3]
     assert [b["checkpoint"]["after_key"] for b in continuations] == ["101000", "102000"]
     assert {b["reason"] for b in continuations} == {"continue"}
@@ -35,14 +44,15 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
     done = [json.loads(line) for line in log_output.getvalue().splitlines() if '"Day exported"' in line]
     assert done[-1]["records"] == 2_500
     assert done[-1]["pages"] == 3
-    assert dict(stack.metrics) == {  # one per continuation; the day's counts once, from its last invocation
+    exported = {  # one per continuation; the day's counts once, from its last invocation
         "ContinuedAfterTimeLimit": len(continuations),
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,
         "LatestScoresWritten": 2_500 - 2_500 // 7,
-        **stack.band_counts(day),
     }
+    assert dict(stack.metrics) == exported
+    assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 
 
 def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: Stack) -> None:
@@ -53,7 +63,8 @@ def test_the_object_is_invisible_until_the_last_invocation_completes_it(stack: S
 
     assert stack.data_keys() == []
     (staged,) = stack.object_keys()
-    assert staged.startswith(f"seq/subuser_scores/_staging/dt={day}/")
+    assert staged.startswith(staging_key(stack.settings.scores_prefix, DEFAULT_SOURCE, day, ""))
+    assert staged.startswith("seq/subuser_scores/_staging/")
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}
     assert dict(stack.metrics) == {"ContinuedAfterTimeLimit": 1}  # no export counted before the day is whole
 

@@ -8,7 +8,17 @@ Everything is re-exported here: ``from tests.support import Stack, FakeSQS, reco
 The integration fixtures are in ``tests/integration/conftest.py``.
 """
 
-from tests.support.builders import API_DAY, API_METRICS, RECORD_DAY, api_record, jobs, record, records, score_change
+from tests.support.builders import (
+    API_DAY,
+    API_METRICS,
+    RECORD_DAY,
+    api_record,
+    job,
+    jobs,
+    record,
+    records,
+    score_change,
+)
 from tests.support.fakes import (
     CONDITION_FAILED,
     SEQ_API_KEY,
@@ -74,6 +84,7 @@ __all__ = [
     "grant",
     "harness",
     "invoke_short",
+    "job",
     "jobs",
     "lease_held_by",
     "ok",

@@ -8,7 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from seq_export.models import METRIC_NAMES, Job, Number, ScoreChange, ScoreRecord
+from seq_export.layout import DEFAULT_SOURCE
+from seq_export.models import METRIC_NAMES, SUBUSERS, Job, JobId, Number, ScoreChange, ScoreRecord
 
 #: The day ``record`` and ``records`` build for.
 RECORD_DAY = "2024-05-10"
@@ -29,10 +30,12 @@ def record(
     score: int | Decimal | None = 4,
     username: str | None = "user",
     day: str = RECORD_DAY,
+    source: str = DEFAULT_SOURCE,
 ) -> ScoreRecord:
     """Subuser ``1000 + n``, named ``user{n}``; ``score=None`` builds an ineligible record."""
     metrics: dict[str, Number] | None = None if score is None else dict.fromkeys(METRIC_NAMES, Decimal("2.5"))
     return ScoreRecord(
+        source=source,
         date=day,
         user_id=str(1000 + n),
         username=None if username is None else f"{username}{n}",
@@ -55,6 +58,7 @@ def api_record(**changes: Any) -> dict[str, Any]:
 def score_change(n: int, old: int | Decimal = 4, new: int | Decimal = 2) -> ScoreChange:
     """Subuser ``n``'s score moving from ``old`` to ``new`` between two days."""
     return ScoreChange(
+        source=DEFAULT_SOURCE,
         user_id=str(n),
         username=f"u{n}",
         date="2026-11-22",
@@ -66,6 +70,11 @@ def score_change(n: int, old: int | Decimal = 4, new: int | Decimal = 2) -> Scor
     )
 
 
+def job(date: str, *, kind: str = SUBUSERS, source: str = DEFAULT_SOURCE, attempt: int = 1, **fields: Any) -> Job:
+    """A job of ``source``'s ``kind`` of ``date`` (the default source's subusers' day)."""
+    return Job(JobId(source, kind, date), attempt=attempt, **fields)
+
+
 def jobs(count: int) -> list[Job]:
     """Backfill jobs of the first ``count`` days of March 2024, in order."""
-    return [Job(date=f"2024-03-{n + 1:02d}", attempt=1, reason="backfill") for n in range(count)]
+    return [job(f"2024-03-{n + 1:02d}", reason="backfill") for n in range(count)]

@@ -80,7 +80,8 @@ def lease_held_by(day: str) -> ClientError:
     item = {
         "user_id": {"S": CONTROL_KEY},
         "newest_date": {"S": day},
-        "lease_owner": {"S": f"{day}/someone-else"},
+        "lease_date": {"S": day},
+        "lease_holders": {"SS": [f"{day}/someone-else"]},
         "lease_until": {"N": str(int(START) + 100)},
     }
     return client_error(CONDITION_FAILED, "UpdateItem", Item=item)
@@ -109,7 +110,7 @@ class FakeDynamoDB:
             self.calls.append(("update_item", kwargs))
         if kwargs["Key"] == {"user_id": {"S": CONTROL_KEY}}:
             expression = kwargs["UpdateExpression"]
-            return self.release(kwargs) if expression.startswith("REMOVE") else self.claim(kwargs)
+            return self.release(kwargs) if expression.startswith("DELETE") else self.claim(kwargs)
         return self.put(kwargs)
 
     def batch_write_item(self, **kwargs: Any) -> dict[str, Any]:
@@ -126,7 +127,13 @@ class FakeDynamoDB:
         ]
 
     def releases(self) -> list[dict[str, Any]]:
-        return [c for op, c in self.calls if op == "update_item" and c["UpdateExpression"].startswith("REMOVE")]
+        return [c for op, c in self.calls if op == "update_item" and c["UpdateExpression"].startswith("DELETE")]
+
+    def joins(self) -> list[dict[str, Any]]:
+        """Tries to join a live lease of the same day."""
+        return [
+            c for op, c in self.calls if op == "update_item" and "ADD lease_holders" in c.get("UpdateExpression", "")
+        ]
 
     def puts(self) -> list[dict[str, Any]]:
         return [c for op, c in self.calls if op == "update_item" and c["Key"]["user_id"]["S"] != CONTROL_KEY]

@@ -21,6 +21,7 @@ from local.stack import Resources
 from seq_export import handler, wiring
 from seq_export.config import Settings
 from seq_export.layout import day_key, is_data_key
+from seq_export.observability import SOURCE_DIMENSION
 
 
 def days_ago(n: int) -> str:
@@ -69,11 +70,19 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
 
 
-def emitted_metrics(output: str) -> Counter[str]:
-    """Totals of every EMF count metric in ``output`` (a total of ``MeanScore`` means nothing:
-    read it from ``emf_documents``)."""
+def emitted_metrics(output: str, *, source: str | None = None) -> Counter[str]:
+    """Totals of every EMF count metric in ``output``: the stack-wide series (dimension
+    ``service`` alone), or with ``source`` that source's own (a total of ``MeanScore`` means
+    nothing: read it from ``emf_documents``)."""
+    return count_metrics(emf_documents(output), source=source)
+
+
+def count_metrics(documents: list[dict[str, Any]], *, source: str | None = None) -> Counter[str]:
+    """``emitted_metrics`` over parsed documents."""
     totals: Counter[str] = Counter()
-    for document in emf_documents(output):
+    for document in documents:
+        if document.get(SOURCE_DIMENSION) != source:
+            continue
         for directive in document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
                 if metric["Unit"] != "Count":
@@ -99,6 +108,10 @@ class Stack:
     metrics: Counter[str] = field(default_factory=Counter)
     documents: list[dict[str, Any]] = field(default_factory=list)
 
+    def source_metrics(self, source: str) -> Counter[str]:
+        """Totals of ``source``'s own series since the test began."""
+        return count_metrics(self.documents, source=source)
+
     def invoke(self, event: dict[str, Any], context: FakeLambdaContext | None = None) -> dict[str, Any]:
         output = io.StringIO()
         try:
@@ -122,8 +135,9 @@ class Stack:
     def sqs(self) -> Any:
         return self.session.client("sqs")
 
-    def key(self, day: str) -> str:
-        return day_key(self.settings.scores_prefix, day)
+    def key(self, day: str, source: str | None = None) -> str:
+        """The key of ``source``'s subusers' day (the first configured source's by default)."""
+        return day_key(self.settings.scores_prefix, source or self.settings.source_names[0], day)
 
     def object_keys(self) -> list[str]:
         answer = self.session.client("s3").list_object_versions(Bucket=self.resources.bucket)
@@ -138,8 +152,9 @@ class Stack:
         keys = [key for key in self.object_keys() if "/_quarantine/" in key]
         return [s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read() for key in keys]
 
-    def lines(self, day: str) -> list[dict[str, Any]]:
-        body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=self.key(day))["Body"].read()
+    def lines(self, day: str, source: str | None = None) -> list[dict[str, Any]]:
+        key = self.key(day, source)
+        body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=key)["Body"].read()
         return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
 
     def band_counts(self, day: str) -> dict[str, int]:

@@ -24,20 +24,16 @@ import seq_export_cli.app as app_module
 import seq_export_cli.backfill as backfill_module
 import seq_export_cli.run as run_module
 from seq_export.dates import RETENTION_DAYS, today_utc, yesterday_utc
+from seq_export.models import JobId
 from seq_export_cli.app import AWS_CONFIG, ENV_NAMES, App, Target, region_of
-from seq_export_cli.errors import EXIT_CODES, ServiceError, TargetConfigError
+from seq_export_cli.errors import EXIT_CODES, ServiceError, TargetConfigError, UsageError
 from seq_export_cli.invoke import invoke_function
 from seq_export_cli.main import cli as group
 from seq_export_cli.main import main
 from seq_export_cli.options import DEFAULT_WAIT_TIMEOUT, Options, default_day
 from seq_export_cli.s3_objects import count_lines
 from seq_export_cli.scores import sort_by_score, subuser
-from seq_export_cli.waiting import (
-    DayWatcher,
-    deliver_until_exported,
-    label,
-    poll_until_exported,
-)
+from seq_export_cli.waiting import DayWatcher, deliver_until_exported, poll_until_exported
 from tests.support import START, Clock, client_error, days_ago
 
 if TYPE_CHECKING:
@@ -261,12 +257,14 @@ def aws_unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 # -- help and version ---------------------------------------------------------------------------------
 COMMAND_OPTIONS = {
-    "run": ["--date", "--kind", "--local", "--verbose", "--wait", "--timeout"],
-    "backfill": ["--from", "--to", "--kind", "--force", "--wait", "--timeout", "--local", "--verbose"],
-    "status": ["--date", "--kind"],
-    "report": ["--date", "--limit"],
+    "run": ["--date", "--kind", "--source", "--local", "--verbose", "--wait", "--timeout"],
+    "backfill": ["--from", "--to", "--kind", "--source", "--force", "--wait", "--timeout", "--local", "--verbose"],
+    "status": ["--date", "--kind", "--source"],
+    "report": ["--date", "--limit", "--source"],
+    "sources": [],
     "lookup": ["USER_ID", "--username"],
     "low-scores": ["--max", "--limit"],
+    "migrate-lake": ["--source", "--dry-run"],
 }
 
 
@@ -337,7 +335,7 @@ SHARED = ["--json", "--stack", "prod", "--region", "eu-central-1", "--profile", 
 def test_shared_options_before_or_after_the_command_are_the_same_options(
     argv: list[str], fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake_aws.clients["s3"].put("custom/prefix/dt=2026-11-22/scores.jsonl")
+    fake_aws.clients["s3"].put("custom/prefix/source=default/dt=2026-11-22/scores.jsonl")
 
     code, out, _ = cli(capsys, *argv)
 
@@ -357,7 +355,8 @@ def test_without_shared_options_the_target_is_the_environment_and_the_answer_pla
     assert fake_aws.options == [Options()]
     assert "cloudformation" not in fake_aws.asked
     assert out == (
-        "not exported  subusers 2026-11-22: no object s3://env-bucket/seq/subuser_scores/dt=2026-11-22/scores.jsonl\n"
+        "not exported  subusers 2026-11-22: no object "
+        "s3://env-bucket/seq/subuser_scores/source=default/dt=2026-11-22/scores.jsonl\n"
     )
     assert err == ""
 
@@ -398,6 +397,23 @@ def usage_cases() -> list[Any]:
             ["--local", "cannot be combined with --stack"],
         ),
         pytest.param(["run", "--kind", "everyone"], ["--kind", "'everyone' is not one of"], id="unknown-kind"),
+        pytest.param(["run", "--source", "Global_1"], ["--source", "a source name is"], id="malformed-source"),
+        pytest.param(["status", "--source", "x" * 33], ["--source", "a source name is"], id="source-too-long"),
+        *(
+            pytest.param(
+                [*argv, "--source", "eu"],
+                ["--source: unknown source 'eu'; the configured sources are default (SEQ_SOURCES is not set)"],
+                id=f"unknown-source-{argv[0]}",
+            )
+            for argv in (
+                ["run", "--local"],
+                ["run"],
+                ["backfill", "--local", "--from", earlier, "--to", later],
+                ["status"],
+                ["report"],
+                ["migrate-lake"],
+            )
+        ),
         pytest.param(["export"], ["No such command 'export'"], id="unknown-command"),
         pytest.param([], ["Usage: seq-export"], id="no-command"),
     ]
@@ -413,6 +429,39 @@ def test_a_usage_error_exits_2_naming_the_option_before_any_aws_call(
     for fragment in fragments:
         assert fragment in err, fragment
     assert "Traceback" not in err
+    assert aws_unreachable == []
+
+
+TWO_SOURCES = json.dumps(
+    [
+        {"name": "global", "base_url": "https://api.sendgrid.com", "secret_id": "global-key"},
+        {"name": "eu", "base_url": "https://api.eu.sendgrid.com", "secret_id": "eu-key", "account_scores": False},
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--source", "us"],
+        ["backfill", "--from", days_ago(5), "--to", days_ago(4), "--source", "us"],
+        ["status", "--source", "us"],
+        ["report", "--source", "us"],
+        ["migrate-lake", "--source", "us", "--dry-run"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_source_the_stack_does_not_have_exits_2_listing_the_configured_ones_before_any_aws_call(
+    argv: list[str], aws_unreachable: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEQ_SOURCES", TWO_SOURCES)
+
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out) == (2, "")
+    assert err == (
+        "seq-export: --source: unknown source 'us'; the configured sources are global, eu (from SEQ_SOURCES)\n"
+    )
     assert aws_unreachable == []
 
 
@@ -449,8 +498,58 @@ def test_target_from_stack_outputs_takes_every_value_by_output_name() -> None:
         table="latest-table",
         queue_url="https://sqs.eu-west-1.amazonaws.com/1/retry",
         function_name="seq-export-export",
+        sources=("default",),
+        sources_from="stack prod has no output SourceNames",
     )
-    assert target.key_for("2026-11-22") == "custom/prefix/dt=2026-11-22/scores.jsonl"
+    assert target.key_for("2026-11-22", "subusers", "default") == (
+        "custom/prefix/source=default/dt=2026-11-22/scores.jsonl"
+    )
+    assert target.key_for("2026-11-22", "account", "eu") == ("seq/account_scores/source=eu/dt=2026-11-22/scores.jsonl")
+
+
+def test_the_sources_are_the_stacks_source_names_output_in_its_order() -> None:
+    target = Target.from_outputs("prod", [*FULL_OUTPUTS, {"OutputKey": "SourceNames", "OutputValue": "global, eu"}])
+
+    assert target.sources == ("global", "eu")
+    assert target.sources_from == "from output SourceNames of stack prod"
+    assert target.several_sources
+    assert target.chosen_sources(None) == ("global", "eu")
+    assert target.chosen_sources("eu") == ("eu",)
+
+
+@pytest.mark.parametrize("listed", ["global,,eu", "Global", "eu,eu", "a b"])
+def test_a_malformed_source_names_output_is_a_configuration_error_naming_it(listed: str) -> None:
+    with pytest.raises(TargetConfigError, match="output SourceNames of stack prod") as caught:
+        Target.from_outputs("prod", [{"OutputKey": "SourceNames", "OutputValue": listed}])
+    assert caught.value.exit_code == 3
+
+
+def test_the_sources_are_the_names_in_seq_sources_of_the_environment() -> None:
+    target = Target.from_env({"SEQ_SOURCES": TWO_SOURCES})
+
+    assert (target.sources, target.sources_from) == (("global", "eu"), "from SEQ_SOURCES")
+    assert not Target.from_env({}).several_sources
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ("not json", "SEQ_SOURCES is not JSON"),
+        ("[]", "SEQ_SOURCES must be a non-empty JSON list"),
+        ('[{"name": "EU", "base_url": "https://x", "secret_id": "s"}]', "SEQ_SOURCES item 1: 'name'"),
+    ],
+)
+def test_a_malformed_seq_sources_is_a_configuration_error_as_the_function_reports_it(raw: str, fragment: str) -> None:
+    with pytest.raises(TargetConfigError, match=fragment) as caught:
+        Target.from_env({"SEQ_SOURCES": raw})
+    assert caught.value.exit_code == 3
+
+
+def test_an_unknown_source_is_a_usage_error_naming_where_the_sources_came_from() -> None:
+    with pytest.raises(
+        UsageError, match=r"unknown source 'eu'; the configured sources are default \(SEQ_SOURCES is not set\)"
+    ):
+        Target.from_env({}).chosen_sources("eu")
 
 
 def test_a_missing_stack_output_is_a_configuration_error_naming_the_output() -> None:
@@ -467,7 +566,10 @@ def test_target_from_the_environment_uses_the_functions_variable_names_and_defau
     target = Target.from_env({"SCORES_BUCKET": "b", "LATEST_SCORES_TABLE": "t", "SEQ_EXPORT_FUNCTION": "f"})
 
     assert (target.need("bucket"), target.need("table"), target.need("function_name")) == ("b", "t", "f")
-    assert target.key_for("2026-11-22") == "seq/subuser_scores/dt=2026-11-22/scores.jsonl"
+    assert target.key_for("2026-11-22", "subusers", "default") == (
+        "seq/subuser_scores/source=default/dt=2026-11-22/scores.jsonl"
+    )
+    assert target.sources == ("default",)
     with pytest.raises(TargetConfigError, match="RETRY_QUEUE_URL is not set"):
         target.need("queue_url")
 
@@ -518,11 +620,15 @@ def test_the_region_is_the_option_then_aws_region_then_aws_default_region(
 
 # -- waiting for days (fake S3 and clock: no sleeping) -------------------------------------------------
 def key_of(day: str) -> str:
-    return f"p/dt={day}/scores.jsonl"
+    return f"p/source=default/dt={day}/scores.jsonl"
 
 
-def keys(*days: str) -> dict[str, str]:
-    return {day: key_of(day) for day in days}
+def job_of(day: str) -> JobId:
+    return JobId("default", "subusers", day)
+
+
+def keys(*days: str) -> dict[JobId, str]:
+    return {job_of(day): key_of(day) for day in days}
 
 
 def test_polling_waits_until_every_days_object_exists() -> None:
@@ -548,13 +654,13 @@ def test_polling_gives_up_at_the_timeout_naming_the_missing_days() -> None:
 
     assert outcome == "timeout"
     assert clock.sleeps == [5, 5, 2]
-    assert watcher.pending == ["2026-11-20", "2026-11-21"]
+    assert watcher.pending == [job_of("2026-11-20"), job_of("2026-11-21")]
 
 
 def test_with_force_an_existing_object_counts_only_once_it_is_replaced() -> None:
     s3 = FakeS3()
     s3.put(key_of("2026-11-20"), etag='"old"')
-    watcher = DayWatcher(s3, "bucket", keys("2026-11-20"), {"2026-11-20": ('"old"', str(MODIFIED))})
+    watcher = DayWatcher(s3, "bucket", keys("2026-11-20"), {job_of("2026-11-20"): ('"old"', str(MODIFIED))})
 
     assert watcher.refresh() == 0
     s3.put(key_of("2026-11-20"), etag='"new"')
@@ -566,7 +672,9 @@ def test_an_s3_refusal_while_waiting_is_a_service_error() -> None:
     s3.refusal = client_error("403", "HeadObject")
     watcher = DayWatcher(s3, "bucket", keys("2026-11-20"), {})
 
-    with pytest.raises(ServiceError, match=r"S3 HeadObject of s3://bucket/p/dt=2026-11-20/scores.jsonl failed: 403"):
+    with pytest.raises(
+        ServiceError, match=r"S3 HeadObject of s3://bucket/p/source=default/dt=2026-11-20/scores.jsonl failed: 403"
+    ):
         watcher.refresh()
 
 
@@ -608,7 +716,7 @@ def test_delivering_stops_when_the_queue_has_nothing_left_for_the_missing_days()
     )
 
     assert outcome == "queue_empty"
-    assert watcher.pending == ["2026-11-20"]
+    assert watcher.pending == [job_of("2026-11-20")]
 
 
 def test_a_failed_delivery_is_reported_and_the_wait_ends_at_the_timeout() -> None:
@@ -634,8 +742,11 @@ def test_a_failed_delivery_is_reported_and_the_wait_ends_at_the_timeout() -> Non
     assert queue.waits == [20, 20, 20, 5]  # the last poll only as long as the time left
 
 
-def test_a_day_is_labelled_by_kind_then_day_as_the_functions_backfill_names_it() -> None:
-    assert label("2026-11-22", "account") == "account:2026-11-22"
+def test_a_job_is_named_by_source_kind_and_day_as_the_functions_backfill_lists_it() -> None:
+    job = JobId("eu", "account", "2026-11-22")
+
+    assert str(job) == "eu account 2026-11-22"
+    assert job.to_dict() == {"source": "eu", "kind": "account", "date": "2026-11-22"}
 
 
 # -- the function's answer -------------------------------------------------------------------------------
@@ -685,15 +796,16 @@ def test_a_refused_invoke_is_a_service_error_naming_the_call() -> None:
 
 
 # -- commands on fakes -----------------------------------------------------------------------------------
-def exported(day: str) -> bytes:
+def exported(day: str, source: str = "default") -> bytes:
     """The function's answer to a day it exported (as its payload)."""
     summary = {
         "status": "exported",
+        "source": source,
         "date": day,
         "records": 3,
         "ineligible": 1,
         "pages": 1,
-        "s3_key": f"seq/subuser_scores/dt={day}/scores.jsonl",
+        "s3_key": f"seq/subuser_scores/source={source}/dt={day}/scores.jsonl",
         "bytes": 120,
         "latest_written": 2,
         "latest_kept_newer": 0,
@@ -707,8 +819,8 @@ def backfilled(first: str, last: str) -> bytes:
         "from": first,
         "to": last,
         "days": 2,
-        "enqueued": [f"subusers:{last}"],
-        "skipped_already_exported": [f"subusers:{first}"],
+        "enqueued": [{"source": "default", "kind": "subusers", "date": last}],
+        "skipped_already_exported": [{"source": "default", "kind": "subusers", "date": first}],
     }
     return json.dumps(answer).encode()
 
@@ -722,11 +834,11 @@ def test_run_invokes_the_deployed_function_for_the_day_and_says_what_it_exported
     code, out, _ = cli(capsys, "run", "--date", day)
 
     assert code == 0
-    assert function.events == [{"date": day}]
+    assert function.events == [{"date": day, "source": "default"}]
     assert [call["FunctionName"] for call in function.calls] == ["env-function"]
     assert out.splitlines() == [
         f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages",
-        f"S3 object     s3://env-bucket/seq/subuser_scores/dt={day}/scores.jsonl (120 bytes)",
+        f"S3 object     s3://env-bucket/seq/subuser_scores/source=default/dt={day}/scores.jsonl (120 bytes)",
         "DynamoDB      2 latest scores written, 0 kept a newer day",
     ]
 
@@ -740,7 +852,10 @@ def test_run_of_every_kind_invokes_once_per_kind_subusers_first(
     code, _, _ = cli(capsys, "run", "--date", day, "--kind", "all")
 
     assert code == 0
-    assert function.events == [{"date": day}, {"date": day, "kind": "account"}]
+    assert function.events == [
+        {"date": day, "source": "default"},
+        {"date": day, "source": "default", "kind": "account"},
+    ]
 
 
 def test_run_without_a_date_exports_yesterday(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
@@ -749,7 +864,7 @@ def test_run_without_a_date_exports_yesterday(fake_aws: FakeAws, capsys: pytest.
     code, _, _ = cli(capsys, "run")
 
     assert code == 0
-    assert function.events == [{"date": default_day()}]
+    assert function.events == [{"date": default_day(), "source": "default"}]
 
 
 def test_a_function_failure_exits_4_with_one_line_on_stderr(
@@ -802,7 +917,7 @@ def test_a_backfill_wait_polls_until_the_queued_days_are_in_s3(
 ) -> None:
     first, last = days_ago(3), days_ago(2)
     fake_aws.clients["lambda"] = FakeLambda(backfilled(first, last))
-    fake_aws.clients["s3"].put(f"seq/subuser_scores/dt={last}/scores.jsonl", at=START + 10)
+    fake_aws.clients["s3"].put(f"seq/subuser_scores/source=default/dt={last}/scores.jsonl", at=START + 10)
 
     code, out, err = cli(capsys, "backfill", "--from", first, "--to", last, "--wait")
 
@@ -822,7 +937,7 @@ def test_a_backfill_wait_that_times_out_exits_1_naming_the_days_still_missing(
 
     assert code == 1
     assert fake_aws.clock.sleeps == [5, 5, 2]
-    assert err.splitlines()[-1] == f"seq-export: 1 of 1 queued days not exported within 12 s: subusers:{last}"
+    assert err.splitlines()[-1] == f"seq-export: 1 of 1 queued days not exported within 12 s: subusers {last}"
 
 
 def test_a_backfill_wait_with_json_prints_one_document_with_the_waits_outcome(
@@ -837,7 +952,12 @@ def test_a_backfill_wait_with_json_prints_one_document_with_the_waits_outcome(
     assert fake_aws.clock.now - START == DEFAULT_WAIT_TIMEOUT
     document = json.loads(out)
     assert document["counts"] == {"enqueued": 1, "skipped_already_exported": 1}
-    assert document["wait"] == {"outcome": "timeout", "queued": 1, "exported": 0, "missing": [f"subusers:{last}"]}
+    assert document["wait"] == {
+        "outcome": "timeout",
+        "queued": 1,
+        "exported": 0,
+        "missing": [{"source": "default", "kind": "subusers", "date": last}],
+    }
 
 
 def test_an_s3_refusal_exits_4_naming_the_call(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
@@ -847,7 +967,8 @@ def test_an_s3_refusal_exits_4_naming_the_call(fake_aws: FakeAws, capsys: pytest
 
     assert (code, out) == (4, "")
     assert err == (
-        "seq-export: S3 HeadObject of s3://env-bucket/seq/subuser_scores/dt=2026-11-22/scores.jsonl failed: "
+        "seq-export: S3 HeadObject of s3://env-bucket/seq/subuser_scores/source=default/dt=2026-11-22/scores.jsonl "
+        "failed: "
         "AccessDenied: AccessDenied from the fake\n"
     )
 
@@ -863,6 +984,7 @@ def test_no_credentials_is_a_configuration_error_exit_3(fake_aws: FakeAws, capsy
 
 LATEST_ITEM = {
     "user_id": {"S": "100001"},
+    "source": {"S": "default"},
     "username": {"S": "subuser-100001"},
     "date": {"S": "2026-11-22"},
     "score": {"N": "3.47"},
@@ -880,6 +1002,7 @@ def test_lookup_prints_the_subusers_latest_score(fake_aws: FakeAws, capsys: pyte
     assert table.keys == [{"user_id": {"S": "100001"}}]
     assert out.splitlines() == [
         "user_id     100001",
+        "source      default",
         "username    subuser-100001",
         "date        2026-11-22",
         "score       3.47",
@@ -902,6 +1025,8 @@ def test_lookup_of_a_subuser_without_a_latest_score_exits_1(
         "subusers": [],
         "reason": "unknown",
         "newest_day": None,
+        "source": None,
+        "newest_days": {},
     }
 
 
@@ -924,13 +1049,14 @@ def test_count_lines_of_a_streamed_body(chunks: list[bytes], lines: int) -> None
 def test_items_become_the_printed_fields_with_exact_numbers() -> None:
     assert subuser(LATEST_ITEM) == {
         "user_id": "100001",
+        "source": "default",
         "username": "subuser-100001",
         "date": "2026-11-22",
         "score": 3.47,
         "metrics": {"open_rate": 4, "spam_rate": 1.125},
         "updated_at": "2026-11-23T06:00:03.120Z",
     }
-    assert list(subuser(LATEST_ITEM)) == ["user_id", "username", "date", "score", "metrics", "updated_at"]
+    assert list(subuser(LATEST_ITEM)) == ["user_id", "source", "username", "date", "score", "metrics", "updated_at"]
     assert subuser({"user_id": {"S": "7"}})["username"] is None
 
 
@@ -943,3 +1069,201 @@ def test_low_scores_sort_by_score_then_numeric_user_id() -> None:
     ]
 
     assert [r["user_id"] for r in sort_by_score(rows)] == ["100002", "99", "100010", "5"]
+
+
+# -- several sources on fakes -------------------------------------------------------------------------
+class PerSourceLambda(FakeLambda):
+    """Answers each direct date event with the export of the event's own source."""
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        event = json.loads(kwargs["Payload"])
+        self.payload = exported(event["date"], event["source"])
+        return super().invoke(**kwargs)
+
+
+@pytest.fixture
+def two_sources(fake_aws: FakeAws) -> FakeAws:
+    fake_aws.environ["SEQ_SOURCES"] = TWO_SOURCES
+    return fake_aws
+
+
+def test_run_without_source_invokes_once_per_source_and_answers_in_one_section_each(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    two_sources.clients["lambda"] = function = PerSourceLambda()
+
+    code, out, _ = cli(capsys, "run", "--date", day)
+    _, document, _ = cli(capsys, "run", "--date", day, "--json")
+
+    assert code == 0
+    assert function.events[:2] == [{"date": day, "source": "global"}, {"date": day, "source": "eu"}]
+    assert out.splitlines() == [
+        "source        global",
+        f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages",
+        f"S3 object     s3://env-bucket/seq/subuser_scores/source=global/dt={day}/scores.jsonl (120 bytes)",
+        "DynamoDB      2 latest scores written, 0 kept a newer day",
+        "",
+        "source        eu",
+        f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages",
+        f"S3 object     s3://env-bucket/seq/subuser_scores/source=eu/dt={day}/scores.jsonl (120 bytes)",
+        "DynamoDB      2 latest scores written, 0 kept a newer day",
+    ]
+    answer = json.loads(document)
+    assert answer["date"] == day
+    assert [(s["source"], s["status"]) for s in answer["sources"]] == [("global", "exported"), ("eu", "exported")]
+
+
+def test_run_with_source_invokes_that_source_only_and_keeps_the_one_summary_shape(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    two_sources.clients["lambda"] = function = PerSourceLambda()
+
+    code, out, _ = cli(capsys, "--json", "run", "--date", day, "--source", "eu", "--kind", "all")
+
+    assert code == 0
+    assert function.events == [
+        {"date": day, "source": "eu"},
+        {"date": day, "source": "eu", "kind": "account"},
+    ]
+    answer = json.loads(out)
+    assert (answer["date"], answer["source"], len(answer["kinds"])) == (day, "eu", 2)
+
+
+def test_backfill_with_source_passes_it_in_the_event_and_lists_each_job_with_its_source(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, last = days_ago(3), days_ago(2)
+    answer = {
+        "from": first,
+        "to": last,
+        "days": 2,
+        "enqueued": [{"source": "eu", "kind": "subusers", "date": last}],
+        "skipped_already_exported": [{"source": "eu", "kind": "subusers", "date": first}],
+    }
+    two_sources.clients["lambda"] = function = FakeLambda(json.dumps(answer).encode())
+
+    code, out, _ = cli(capsys, "backfill", "--from", first, "--to", last, "--source", "eu", "--kind", "subusers")
+
+    assert code == 0
+    assert function.events == [{"from": first, "to": last, "kind": "subusers", "source": "eu"}]
+    assert out.splitlines() == [
+        f"already exported  eu  subusers  {first}",
+        f"enqueued          eu  subusers  {last}",
+        f"2 days x 1 kinds (subusers) x 1 sources (eu), {first} .. {last}: 1 enqueued, 1 already exported "
+        "(--force exports them again)",
+    ]
+
+
+def test_a_backfill_of_every_source_is_ordered_by_day_then_configured_source_then_kind(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    queued = [
+        {"source": "eu", "kind": "subusers", "date": day},
+        {"source": "global", "kind": "account", "date": day},
+        {"source": "global", "kind": "subusers", "date": day},
+    ]
+    answer = {"from": day, "to": day, "days": 1, "enqueued": queued, "skipped_already_exported": []}
+    two_sources.clients["lambda"] = function = FakeLambda(json.dumps(answer).encode())
+
+    code, out, _ = cli(capsys, "--json", "backfill", "--from", day, "--to", day)
+
+    assert code == 0
+    assert function.events == [{"from": day, "to": day}]  # every source: the function's own list
+    document = json.loads(out)
+    assert [(row["source"], row["kind"]) for row in document["by_day"]] == [
+        ("global", "subusers"),
+        ("global", "account"),
+        ("eu", "subusers"),
+    ]
+    assert document["enqueued"] == queued  # the function's answer, as it gave it
+
+
+def test_a_backfill_answer_in_another_shape_is_a_service_error(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    answer = {"from": day, "to": day, "days": 1, "enqueued": [f"subusers:{day}"], "skipped_already_exported": []}
+    fake_aws.clients["lambda"] = FakeLambda(json.dumps(answer).encode())
+
+    code, _, err = cli(capsys, "backfill", "--from", day, "--to", day)
+
+    assert code == 4
+    assert "backfill summary lists" in err
+
+
+def test_a_backfill_wait_of_several_sources_names_the_missing_days_by_source(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    queued = [{"source": name, "kind": "subusers", "date": day} for name in ("global", "eu")]
+    answer = {"from": day, "to": day, "days": 1, "enqueued": queued, "skipped_already_exported": []}
+    two_sources.clients["lambda"] = FakeLambda(json.dumps(answer).encode())
+    two_sources.clients["s3"].put(f"seq/subuser_scores/source=global/dt={day}/scores.jsonl")
+
+    code, _, err = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait", "--timeout", "5")
+
+    assert code == 1
+    assert err.splitlines()[-1] == f"seq-export: 1 of 2 queued days not exported within 5 s: eu subusers {day}"
+
+
+def test_status_of_several_sources_lists_one_document_per_source(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_sources.clients["s3"].put("seq/subuser_scores/source=global/dt=2026-11-22/scores.jsonl")
+
+    code, out, _ = cli(capsys, "status", "--date", "2026-11-22", "--json")
+    text_code, text, _ = cli(capsys, "status", "--date", "2026-11-22")
+
+    assert (code, text_code) == (1, 1)  # eu's day is not exported
+    document = json.loads(out)
+    assert document["date"] == "2026-11-22"
+    assert [(s["source"], s["exported"]) for s in document["sources"]] == [("global", True), ("eu", False)]
+    assert document["sources"][1]["key"] == "seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl"
+    assert text.splitlines()[0] == "source        global"
+    assert "source        eu" in text.splitlines()
+
+
+def test_status_of_one_source_of_several_is_that_sources_document(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_sources.clients["s3"].put("seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl")
+
+    code, out, _ = cli(capsys, "status", "--date", "2026-11-22", "--source", "eu", "--json")
+
+    assert code == 0
+    assert json.loads(out) | {"last_modified": None} == {
+        "date": "2026-11-22",
+        "source": "eu",
+        "kind": "subusers",
+        "exported": True,
+        "bucket": "env-bucket",
+        "key": "seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl",
+        "bytes": 120,
+        "last_modified": None,
+        "records": 3,
+        "records_from": "metadata",
+        "exported_at": None,
+    }
+
+
+def test_low_scores_lines_show_each_items_source(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    class Scanning:
+        def get_paginator(self, name: str) -> Any:
+            assert name == "scan"
+            return SimpleNamespace(paginate=self.pages)
+
+        def pages(self, **kwargs: Any) -> list[dict[str, Any]]:
+            return [{"Items": [LATEST_ITEM] if kwargs["Segment"] == 0 else [], "ScannedCount": 1}]
+
+    fake_aws.clients["dynamodb"] = Scanning()
+
+    code, out, _ = cli(capsys, "low-scores", "--max", "4")
+
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        " score  user_id      source  username                 date",
+        "  3.47  100001       default subuser-100001           2026-11-22",
+    ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from rich.console import Console
 
-from seq_export_cli.output import Output, table
+from seq_export_cli.output import Output, per_source, sections, table
 
 WIDTH = 100
 STATUS_TABLE = table(
@@ -189,3 +189,25 @@ def test_progress_on_a_terminal_draws_a_bar_that_ends_at_the_last_count() -> Non
     assert "3/3" in err.rsplit("\r", 1)[-1]  # the last frame drawn
     assert "seq-export:" not in err  # not the piped lines
     assert shown.out.getvalue() == ""
+
+
+# -- several sources -----------------------------------------------------------------------------------
+def test_one_sources_answer_is_its_document_and_several_are_listed_under_the_day() -> None:
+    one = {"date": "2026-11-22", "source": "eu", "exported": True}
+    other = {"date": "2026-11-22", "source": "global", "exported": False}
+
+    assert per_source([one], day="2026-11-22") == one
+    assert per_source([one, other], day="2026-11-22") == {"date": "2026-11-22", "sources": [one, other]}
+
+
+def test_a_stack_of_several_sources_gets_one_titled_section_per_source() -> None:
+    parts = [("global", ["exported      subusers 2026-11-22"]), ("eu", ["not exported  subusers 2026-11-22"])]
+
+    assert sections(parts, titled=False) == ["exported      subusers 2026-11-22", "not exported  subusers 2026-11-22"]
+    assert sections(parts, titled=True) == [
+        "source        global",
+        "exported      subusers 2026-11-22",
+        "",
+        "source        eu",
+        "not exported  subusers 2026-11-22",
+    ]

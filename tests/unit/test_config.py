@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seq_export.config import Settings
+from seq_export.config import Settings, Source
 from seq_export.errors import ConfigError
 
 REQUIRED = {
@@ -20,7 +20,7 @@ REQUIRED = {
 def test_defaults_fill_everything_optional() -> None:
     settings = Settings.from_env(REQUIRED)
 
-    assert settings.api_base_url == "https://api.sendgrid.com"
+    assert settings.sources == (Source("default", "https://api.sendgrid.com", "seq-export/sendgrid", True),)
     assert settings.scores_prefix == "seq/subuser_scores"
     assert settings.max_not_ready_attempts == 16
     assert settings.not_ready_delay_seconds == 300
@@ -38,7 +38,7 @@ def test_values_are_read_and_normalised() -> None:
         }
     )
 
-    assert settings.api_base_url == "https://api.eu.sendgrid.com"
+    assert settings.sources[0].base_url == "https://api.eu.sendgrid.com"
     assert settings.scores_prefix == "lake/seq"
     assert (settings.max_not_ready_attempts, settings.not_ready_delay_seconds) == (4, 900)
 
@@ -89,8 +89,8 @@ def test_a_step_outside_what_a_score_can_move_is_refused(value: str) -> None:
 
 
 def test_account_scores_settings_and_overlapping_prefixes() -> None:
-    assert Settings.from_env(REQUIRED).export_account_scores is True
-    assert Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "false"}).export_account_scores is False
+    assert Settings.from_env(REQUIRED).sources[0].account_scores is True
+    assert Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "false"}).sources[0].account_scores is False
     with pytest.raises(ConfigError, match="EXPORT_ACCOUNT_SCORES must be true or false"):
         Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "maybe"})
     with pytest.raises(ConfigError, match="must not contain one another"):

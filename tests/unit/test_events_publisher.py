@@ -24,6 +24,7 @@ def test_events_are_sent_ten_to_a_call_with_the_documented_shape() -> None:
     assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == (SOURCE, DETAIL_TYPE, "bus")
     detail = json.loads(entry["Detail"])
     assert detail == {
+        "source": "default",
         "user_id": "0",
         "username": "u0",
         "date": "2026-11-22",

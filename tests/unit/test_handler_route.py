@@ -9,7 +9,8 @@ import pytest
 
 from seq_export.errors import InvalidEventError
 from seq_export.events import Backfill, DailyRun, ExportDay, QueuedJobs, parse_event
-from seq_export.models import ACCOUNT, Job
+from seq_export.models import ACCOUNT
+from tests.support import job
 
 TODAY = date(2026, 11, 23)
 
@@ -58,8 +59,8 @@ def test_backfill_ranges_outside_what_sendgrid_serves_are_rejected(first: str, l
             {"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-23T06:00:00Z"},
             DailyRun("2026-11-22"),
         ),
-        ({"date": "2026-11-20"}, ExportDay(Job(date="2026-11-20", attempt=1))),
-        ({"date": "2026-11-20", "kind": "account"}, ExportDay(Job(date="2026-11-20", attempt=1, kind=ACCOUNT))),
+        ({"date": "2026-11-20"}, ExportDay(job("2026-11-20", attempt=1))),
+        ({"date": "2026-11-20", "kind": "account"}, ExportDay(job("2026-11-20", attempt=1, kind=ACCOUNT))),
         ({"from": "2026-11-01", "to": "2026-11-02"}, Backfill(date(2026, 11, 1), date(2026, 11, 2))),
         (
             {"from": "2026-11-01", "to": "2026-11-02", "force": True},

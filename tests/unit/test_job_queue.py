@@ -11,8 +11,9 @@ from botocore.exceptions import EndpointConnectionError
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError
 from seq_export.job_queue import SEND_BATCH_LIMIT, JobQueue
+from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import Job
-from tests.support import FakeSQS, all_successful, client_error, jobs
+from tests.support import FakeSQS, all_successful, client_error, job, jobs
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -60,27 +61,33 @@ def test_delay_is_an_int_as_sqs_requires() -> None:
 
 def test_schedule_sends_the_message_to_the_retry_queue_with_its_delay() -> None:
     fake = FakeSQS()
-    message = Job(date="2024-05-01", attempt=3)
+    message = job("2024-05-01", attempt=3)
 
     delay = make_scheduler(fake, first_delay=60).schedule(message)
 
     assert delay == 120
     assert fake.sent == [{"QueueUrl": QUEUE_URL, "MessageBody": message.to_json(), "DelaySeconds": 120}]
-    assert Job.from_json(fake.sent[0]["MessageBody"]) == message
+    assert Job.from_json(default_source=DEFAULT_SOURCE, body=fake.sent[0]["MessageBody"]) == message
     assert fake.batches == []
 
 
 def test_schedule_body_is_the_retry_message_json() -> None:
     fake = FakeSQS()
 
-    make_scheduler(fake).schedule(Job(date="2024-05-01", attempt=2, reason="not_ready"))
+    make_scheduler(fake).schedule(job("2024-05-01", attempt=2, reason="not_ready"))
 
-    assert json.loads(fake.sent[0]["MessageBody"]) == {"date": "2024-05-01", "attempt": 2, "reason": "not_ready"}
+    assert json.loads(fake.sent[0]["MessageBody"]) == {
+        "source": "default",
+        "kind": "subusers",
+        "date": "2024-05-01",
+        "attempt": 2,
+        "reason": "not_ready",
+    }
 
 
 def test_give_up_sends_to_the_dead_letter_queue_without_delay() -> None:
     fake = FakeSQS()
-    message = Job(date="2024-05-01", attempt=9, reason="not_ready")
+    message = job("2024-05-01", attempt=9, reason="not_ready")
 
     make_scheduler(fake, first_delay=60).give_up(message)
 
@@ -91,7 +98,7 @@ def test_give_up_sends_to_the_dead_letter_queue_without_delay() -> None:
 def test_send_client_error_becomes_storage_error_naming_queue_and_day(operation: str) -> None:
     fake = FakeSQS(error=client_error("AccessDenied", "SendMessage"))
     scheduler = make_scheduler(fake)
-    message = Job(date="2024-05-01", attempt=2)
+    message = job("2024-05-01", attempt=2)
 
     with pytest.raises(StorageError) as info:
         getattr(scheduler, operation)(message)
@@ -106,7 +113,7 @@ def test_send_connection_failure_becomes_storage_error() -> None:
     fake = FakeSQS(error=EndpointConnectionError(endpoint_url=QUEUE_URL))
 
     with pytest.raises(StorageError, match="SendMessage"):
-        make_scheduler(fake).schedule(Job(date="2024-05-01", attempt=2))
+        make_scheduler(fake).schedule(job("2024-05-01", attempt=2))
 
 
 # -- enqueue ---------------------------------------------------------------------------------
@@ -121,7 +128,9 @@ def test_enqueue_sends_batches_of_at_most_ten() -> None:
     assert SEND_BATCH_LIMIT == 10
     assert [len(b["Entries"]) for b in fake.batches] == [10, 10, 3]
     assert all(b["QueueUrl"] == QUEUE_URL for b in fake.batches)
-    sent = [Job.from_json(e["MessageBody"]) for b in fake.batches for e in b["Entries"]]
+    sent = [
+        Job.from_json(default_source=DEFAULT_SOURCE, body=e["MessageBody"]) for b in fake.batches for e in b["Entries"]
+    ]
     assert sent == messages
     for batch in fake.batches:
         ids = [e["Id"] for e in batch["Entries"]]

@@ -22,7 +22,7 @@ from seq_export.latest_store import (
     chunks,
     to_item,
 )
-from seq_export.layout import CONTROL_KEY
+from seq_export.layout import CONTROL_KEY, DEFAULT_SOURCE
 from seq_export.models import ScoreRecord
 from tests.support import (
     CONDITION_FAILED,
@@ -97,6 +97,7 @@ def test_chunks_refuse_a_size_below_one() -> None:
 
 def test_to_item_writes_numbers_from_their_exact_text() -> None:
     rec = ScoreRecord(
+        source=DEFAULT_SOURCE,
         date=DAY,
         user_id="42",
         username="alice",
@@ -114,6 +115,7 @@ def test_to_item_writes_numbers_from_their_exact_text() -> None:
 
     assert item == {
         "user_id": {"S": "42"},
+        "source": {"S": DEFAULT_SOURCE},
         "date": {"S": DAY},
         "updated_at": {"S": UPDATED_AT},
         "username": {"S": "alice"},
@@ -318,7 +320,8 @@ def test_the_lease_claim_is_a_conditional_update_of_the_control_item() -> None:
     assert values[":d"] == {"S": DAY}
     assert values[":now"] == {"N": str(int(START))}
     assert values[":u"] == {"N": str(int(START) + LEASE_SECONDS)}
-    assert values[":o"]["S"].startswith(f"{DAY}/")
+    (owner,) = values[":o"]["SS"]
+    assert owner.startswith(f"{DAY}/")
     assert claim["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD"
 
 
@@ -335,8 +338,7 @@ def test_a_granted_claim_means_batch_mode_and_close_releases_the_lease_condition
     (release,) = fake.releases()
     owner = claim["ExpressionAttributeValues"][":o"]
     assert release["Key"] == {"user_id": {"S": CONTROL_KEY}}
-    assert release["UpdateExpression"] == "REMOVE lease_owner, lease_until"
-    assert release["ConditionExpression"] == "lease_owner = :o"
+    assert release["UpdateExpression"] == "DELETE lease_holders :o"
     assert release["ExpressionAttributeValues"] == {":o": owner}
     assert fake.calls[-1] == ("update_item", release)
 
@@ -369,13 +371,40 @@ def test_two_writers_use_different_lease_owners() -> None:
         with store.open_day(DAY, UPDATED_AT) as writer:
             writer.write(records(1))
 
-    owners = {c["ExpressionAttributeValues"][":o"]["S"] for c in fake.claims()}
+    owners = {c["ExpressionAttributeValues"][":o"]["SS"][0] for c in fake.claims()}
     assert len(owners) == 2
 
 
-@pytest.mark.parametrize("held", [DAY, "2024-05-11", "2025-01-01"], ids=["same-day", "next-day", "much-newer"])
-def test_when_an_equal_or_newer_day_is_known_the_writer_writes_conditionally(held: str) -> None:
-    # Given the claim is refused and the control item names a day >= ours
+def test_a_live_lease_of_the_same_day_is_joined_not_waited_for() -> None:
+    # Given another export of the same day (another source) holds the lease
+    refusals = [lease_held_by(DAY)]
+
+    def claim(_: dict[str, Any]) -> dict[str, Any]:
+        if refusals:
+            raise refusals.pop(0)
+        return {}
+
+    fake = FakeDynamoDB(claim=claim)
+    clock = Clock()
+    store = make_store(fake, clock)
+
+    # When this export writes its records
+    with store.open_day(DAY, UPDATED_AT) as writer:
+        writer.write(records(3))
+
+    # Then it joins the holders at once and batch-writes; closing removes only itself
+    assert writer.mode == "batch"
+    assert clock.sleeps == []
+    (join,) = fake.joins()
+    assert join["ConditionExpression"] == "newest_date = :d AND lease_date = :d AND attribute_exists(lease_holders)"
+    (release,) = fake.releases()
+    assert release["ExpressionAttributeValues"][":o"] == join["ExpressionAttributeValues"][":o"]
+    assert [len(b) for b in fake.batches()] == [3]
+
+
+@pytest.mark.parametrize("held", ["2024-05-11", "2025-01-01"], ids=["next-day", "much-newer"])
+def test_when_a_newer_day_is_known_the_writer_writes_conditionally(held: str) -> None:
+    # Given the claim is refused and the control item names a day > ours
     fake = FakeDynamoDB(claim=raising(lease_held_by(held)))
     clock = Clock()
     store = make_store(fake, clock)
@@ -432,9 +461,11 @@ def test_a_conditional_put_sets_the_values_and_removes_what_is_missing() -> None
     item = to_item(rec, UPDATED_AT)
     assert put["Key"] == {"user_id": {"S": "1005"}}
     assert put["UpdateExpression"] == (
-        "SET #date = :date, #updated_at = :updated_at, #score = :score, #metrics = :metrics REMOVE #username"
+        "SET #source = :source, #date = :date, #updated_at = :updated_at, #score = :score, #metrics = :metrics "
+        "REMOVE #username"
     )
     assert put["ExpressionAttributeValues"] == {
+        ":source": {"S": DEFAULT_SOURCE},
         ":date": {"S": DAY},
         ":updated_at": {"S": UPDATED_AT},
         ":score": {"N": "3.75"},
@@ -445,7 +476,7 @@ def test_a_conditional_put_sets_the_values_and_removes_what_is_missing() -> None
     words = re.findall(r"[#:]?[A-Za-z_]+", put["UpdateExpression"] + " " + put["ConditionExpression"])
     bare = [w for w in words if w[0] not in "#:" and w not in {"SET", "REMOVE", "OR", "attribute_not_exists"}]
     assert bare == []
-    assert set(names.values()) == {"date", "updated_at", "username", "score", "metrics"}
+    assert set(names.values()) == {"source", "date", "updated_at", "username", "score", "metrics"}
 
 
 def test_a_conditional_put_failing_for_another_reason_is_a_storage_error() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from seq_export.errors import InvalidEventError, InvalidRecordError, SeqProtocolError
 from seq_export.latest_store import to_item
+from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import (
     METRIC_NAMES,
     RECORD_KEYS,
@@ -21,27 +22,31 @@ from seq_export.models import (
     parse_page,
     validate_record,
 )
-from tests.support import API_DAY, API_METRICS, api_record
+from tests.support import API_DAY, API_METRICS, api_record, job
 
 DAY = API_DAY
 METRICS = API_METRICS
 
 
 def test_a_spec_example_record_validates_with_every_value_kept() -> None:
-    record = validate_record(api_record(), day=DAY, where="page 1 record 1")
+    record = validate_record(api_record(), source=DEFAULT_SOURCE, day=DAY, where="page 1 record 1")
 
-    assert record == ScoreRecord(date=DAY, user_id="180", username="jdoe123", score=3, metrics=METRICS)
+    assert record == ScoreRecord(
+        source=DEFAULT_SOURCE, date=DAY, user_id="180", username="jdoe123", score=3, metrics=METRICS
+    )
     assert record.eligible
 
 
 def test_an_ineligible_record_has_no_score_and_no_metrics() -> None:
-    record = validate_record({"user_id": "181", "date": DAY}, day=DAY, where="w")
+    record = validate_record({"user_id": "181", "date": DAY}, source=DEFAULT_SOURCE, day=DAY, where="w")
 
     assert (record.score, record.metrics, record.username, record.eligible) == (None, None, None, False)
 
 
 def test_unknown_fields_are_tolerated_and_not_exported() -> None:
-    record = validate_record(api_record(new_field=1, metrics=METRICS | {"new_metric": 9}), day=DAY, where="w")
+    record = validate_record(
+        api_record(new_field=1, metrics=METRICS | {"new_metric": 9}), source=DEFAULT_SOURCE, day=DAY, where="w"
+    )
 
     assert record.metrics == METRICS
     assert "new_field" not in record.to_json_line("t")
@@ -67,19 +72,22 @@ def test_unknown_fields_are_tolerated_and_not_exported() -> None:
 )
 def test_records_breaking_the_spec_are_refused_naming_where_and_why(raw: object, message: str) -> None:
     with pytest.raises(InvalidRecordError) as caught:
-        validate_record(raw, day=DAY, where="2026-11-22 page 4 record 9")
+        validate_record(raw, source=DEFAULT_SOURCE, day=DAY, where="2026-11-22 page 4 record 9")
 
     assert message in str(caught.value)
     assert str(caught.value).startswith("2026-11-22 page 4 record 9")
 
 
 def test_a_numeric_user_id_becomes_a_string() -> None:
-    assert validate_record(api_record(user_id=180), day=DAY, where="w").user_id == "180"
+    assert validate_record(api_record(user_id=180), source=DEFAULT_SOURCE, day=DAY, where="w").user_id == "180"
 
 
 def test_json_line_has_the_contract_keys_in_order_and_exact_decimals() -> None:
     record = validate_record(
-        loads_exact(json.dumps(api_record()).replace('"score": 3', '"score": 3.75000')), day=DAY, where="w"
+        loads_exact(json.dumps(api_record()).replace('"score": 3', '"score": 3.75000')),
+        source=DEFAULT_SOURCE,
+        day=DAY,
+        where="w",
     )
 
     line = record.to_json_line("2026-11-23T06:00:00.000Z")
@@ -93,7 +101,9 @@ def test_json_line_has_the_contract_keys_in_order_and_exact_decimals() -> None:
 
 
 def test_json_line_escapes_usernames() -> None:
-    record = ScoreRecord(date=DAY, user_id="1", username='a "quoted" \\ name ü', score=None, metrics=None)
+    record = ScoreRecord(
+        source=DEFAULT_SOURCE, date=DAY, user_id="1", username='a "quoted" \\ name ü', score=None, metrics=None
+    )
 
     assert json.loads(record.to_json_line("t"))["username"] == 'a "quoted" \\ name ü'
 
@@ -125,7 +135,7 @@ def _as_api_text(raw: dict[str, Any]) -> str:
 
 @given(api_records)
 def test_values_survive_api_to_s3_to_dynamodb_unchanged(raw: dict[str, Any]) -> None:
-    record = validate_record(loads_exact(_as_api_text(raw)), day=DAY, where="w")
+    record = validate_record(loads_exact(_as_api_text(raw)), source=DEFAULT_SOURCE, day=DAY, where="w")
 
     line = json.loads(record.to_json_line("t"), parse_float=Decimal)
     item = to_item(record, "t")
@@ -144,7 +154,7 @@ def test_values_survive_api_to_s3_to_dynamodb_unchanged(raw: dict[str, Any]) -> 
 def test_a_score_is_accepted_exactly_when_it_is_within_1_to_5(score: int | Decimal) -> None:
     inside = 1 <= score <= 5
     try:
-        record = validate_record(api_record(score=score), day=DAY, where="w")
+        record = validate_record(api_record(score=score), source=DEFAULT_SOURCE, day=DAY, where="w")
     except InvalidRecordError:
         assert not inside
     else:
@@ -167,10 +177,10 @@ def test_page_envelope_reads_the_cursor_and_refuses_a_missing_result() -> None:
 
 
 def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
-    message = Job(date=DAY, attempt=3)
+    message = job(DAY, attempt=3)
 
-    assert Job.from_json(message.to_json()) == message
-    assert Job.from_json('{"date": "2026-11-22"}').attempt == 1
+    assert Job.from_json(default_source=DEFAULT_SOURCE, body=message.to_json()) == message
+    assert Job.from_json(default_source=DEFAULT_SOURCE, body='{"date": "2026-11-22"}').attempt == 1
     for body, text in [
         ("nope", "not JSON"),
         ("[]", "must be a JSON object"),
@@ -179,4 +189,4 @@ def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
         ('{"attempt": 2}', "queued job 'date' must be a string YYYY-MM-DD"),
     ]:
         with pytest.raises(InvalidEventError, match=text):
-            Job.from_json(body)
+            Job.from_json(default_source=DEFAULT_SOURCE, body=body)

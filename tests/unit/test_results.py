@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from seq_export.models import ACCOUNT, Counters
+from seq_export.layout import DEFAULT_SOURCE
+from seq_export.models import ACCOUNT, Counters, JobId
 from seq_export.results import BackfillResult, ExportResult, Status
 from tests.support import jobs
 
 DAY = "2026-11-22"
+DAY_JOB = JobId(DEFAULT_SOURCE, "subusers", DAY)
+ACCOUNT_JOB = JobId(DEFAULT_SOURCE, ACCOUNT, DAY)
 COUNTS = Counters(pages=3, records=2_500, ineligible=357, latest_written=2_100, latest_kept_newer=43)
 SUMMARY_KEYS = {
+    "source",
     "status",
     "date",
     "attempt",
@@ -34,7 +38,7 @@ STATUSES: tuple[Status, ...] = ("exported", "continued", "not_ready", "gave_up")
 
 
 def test_an_exported_subusers_day_emits_its_records_pages_ineligible_and_latest_writes() -> None:
-    result = ExportResult("exported", DAY, attempt=1, counts=COUNTS, s3_key="k", bytes=10)
+    result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS, s3_key="k", bytes=10)
 
     emitted = result.metrics()
 
@@ -47,7 +51,7 @@ def test_an_exported_subusers_day_emits_its_records_pages_ineligible_and_latest_
 
 
 def test_an_exported_day_emits_its_counts_even_when_they_are_zero() -> None:
-    result = ExportResult("exported", DAY, attempt=1)
+    result = ExportResult("exported", DAY_JOB, attempt=1)
 
     emitted = result.metrics()
 
@@ -55,7 +59,7 @@ def test_an_exported_day_emits_its_counts_even_when_they_are_zero() -> None:
 
 
 def test_an_exported_account_day_emits_only_its_account_scores() -> None:
-    result = ExportResult("exported", DAY, attempt=1, counts=Counters(pages=1, records=1), kind=ACCOUNT)
+    result = ExportResult("exported", ACCOUNT_JOB, attempt=1, counts=Counters(pages=1, records=1))
 
     emitted = result.metrics()
 
@@ -70,7 +74,7 @@ def test_an_exported_account_day_emits_only_its_account_scores() -> None:
 def test_an_unfinished_day_emits_one_count_of_its_outcome_and_none_of_its_records(
     status: Status, metric: str, kind: str
 ) -> None:
-    result = ExportResult(status, DAY, attempt=2, counts=COUNTS, kind=kind)
+    result = ExportResult(status, JobId(DEFAULT_SOURCE, kind, DAY), attempt=2, counts=COUNTS)
 
     emitted = result.metrics()
 
@@ -79,7 +83,7 @@ def test_an_unfinished_day_emits_one_count_of_its_outcome_and_none_of_its_record
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_score_change_events_sent_and_failed_are_emitted_with_any_outcome(status: Status) -> None:
-    result = ExportResult(status, DAY, attempt=1, score_change_events=12, score_change_events_failed=3)
+    result = ExportResult(status, DAY_JOB, attempt=1, score_change_events=12, score_change_events_failed=3)
 
     emitted = result.metrics()
 
@@ -88,7 +92,7 @@ def test_score_change_events_sent_and_failed_are_emitted_with_any_outcome(status
 
 
 def test_score_change_counts_are_left_out_when_there_were_none() -> None:
-    result = ExportResult("exported", DAY, attempt=1, counts=COUNTS)
+    result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS)
 
     emitted = result.metrics()
 
@@ -97,7 +101,7 @@ def test_score_change_counts_are_left_out_when_there_were_none() -> None:
 
 
 def test_no_failed_score_change_count_is_emitted_when_every_event_was_sent() -> None:
-    result = ExportResult("exported", DAY, attempt=1, counts=COUNTS, score_change_events=5)
+    result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS, score_change_events=5)
 
     emitted = result.metrics()
 
@@ -110,7 +114,7 @@ def test_no_failed_score_change_count_is_emitted_when_every_event_was_sent() -> 
 
 @pytest.mark.parametrize("status", STATUSES)
 def test_every_outcome_summarises_with_the_same_keys(status: Status) -> None:
-    result = ExportResult(status, DAY, attempt=1)
+    result = ExportResult(status, DAY_JOB, attempt=1)
 
     summary = result.summary()
 
@@ -121,12 +125,11 @@ def test_every_outcome_summarises_with_the_same_keys(status: Status) -> None:
 def test_the_summary_carries_the_counts_flat_beside_the_outcome() -> None:
     result = ExportResult(
         "not_ready",
-        DAY,
+        ACCOUNT_JOB,
         attempt=2,
         counts=COUNTS,
         next_attempt=3,
         next_attempt_delay_seconds=120,
-        kind=ACCOUNT,
         score_change_events=4,
         score_change_events_failed=1,
     )
@@ -135,6 +138,7 @@ def test_the_summary_carries_the_counts_flat_beside_the_outcome() -> None:
 
     assert summary == {
         "status": "not_ready",
+        "source": DEFAULT_SOURCE,
         "date": DAY,
         "attempt": 2,
         "pages": 3,
@@ -164,7 +168,7 @@ def test_a_backfill_emits_the_number_of_jobs_it_enqueued() -> None:
 
 
 def test_a_backfill_of_days_all_exported_already_emits_zero_enqueued() -> None:
-    skipped = [("2024-03-01", "subusers"), ("2024-03-01", ACCOUNT)]
+    skipped = [JobId(DEFAULT_SOURCE, "subusers", "2024-03-01"), JobId(DEFAULT_SOURCE, ACCOUNT, "2024-03-01")]
     result = BackfillResult(first="2024-03-01", last="2024-03-01", days=1, skipped=skipped)
 
     emitted = result.metrics()
@@ -174,7 +178,11 @@ def test_a_backfill_of_days_all_exported_already_emits_zero_enqueued() -> None:
 
 def test_a_backfill_summary_names_each_job_enqueued_and_skipped_by_kind_and_day() -> None:
     result = BackfillResult(
-        first="2024-03-01", last="2024-03-02", days=2, enqueued=jobs(2)[1:], skipped=[("2024-03-01", "subusers")]
+        first="2024-03-01",
+        last="2024-03-02",
+        days=2,
+        enqueued=jobs(2)[1:],
+        skipped=[JobId(DEFAULT_SOURCE, "subusers", "2024-03-01")],
     )
 
     summary = result.summary()
@@ -184,6 +192,6 @@ def test_a_backfill_summary_names_each_job_enqueued_and_skipped_by_kind_and_day(
         "from": "2024-03-01",
         "to": "2024-03-02",
         "days": 2,
-        "enqueued": ["subusers:2024-03-02"],
-        "skipped_already_exported": ["subusers:2024-03-01"],
+        "enqueued": [{"source": "default", "kind": "subusers", "date": "2024-03-02"}],
+        "skipped_already_exported": [{"source": "default", "kind": "subusers", "date": "2024-03-01"}],
     }

@@ -26,7 +26,7 @@ class RefusingS3:
 
 
 def sink(code: str) -> S3Sink:
-    return S3Sink(cast(Any, RefusingS3(code)), "lake", "seq/subuser_scores")
+    return S3Sink(cast(Any, RefusingS3(code)), "lake", "seq/subuser_scores", "default")
 
 
 def test_a_completed_or_aborted_upload_is_staged_data_gone() -> None:

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from seq_export.errors import InvalidEventError
-from seq_export.models import ACCOUNT, Checkpoint, Counters, Job, ScoreRecord
+from seq_export.layout import DEFAULT_SOURCE
+from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, Counters, Job, JobId, ScoreRecord
 from seq_export.observability import NAMESPACE, SERVICE, day_metrics_time, emit_day_metrics
 from seq_export.results import ExportResult, Status
 from seq_export.score_bands import ScoreMoves, band_of, tally
-from tests.support import record, score_change
+from tests.support import job, record, score_change
 
 DAY = "2026-11-22"
 BANDS = [f"SubusersWithScore{band}" for band in range(1, 6)]
@@ -28,8 +29,8 @@ def scored(*scores: int | str | None) -> list[ScoreRecord]:
     ]
 
 
-def exported(counts: Counters, **changes: Any) -> ExportResult:
-    return ExportResult("exported", DAY, attempt=1, counts=counts, **changes)
+def exported(counts: Counters, job: JobId | None = None, **changes: Any) -> ExportResult:
+    return ExportResult("exported", job or JobId(DEFAULT_SOURCE, SUBUSERS, DAY), attempt=1, counts=counts, **changes)
 
 
 def emf_lines(output: str) -> list[dict[str, Any]]:
@@ -80,13 +81,13 @@ def test_a_day_without_a_scored_subuser_emits_its_bands_as_zero_and_no_mean() ->
 
 @pytest.mark.parametrize("status", ["continued", "not_ready", "gave_up", "superseded"])
 def test_only_the_invocation_that_completes_the_day_emits_its_fleet_metrics(status: Status) -> None:
-    result = ExportResult(status, DAY, attempt=1, counts=tally(scored(3, 4)))
+    result = ExportResult(status, JobId(DEFAULT_SOURCE, SUBUSERS, DAY), attempt=1, counts=tally(scored(3, 4)))
 
     assert result.fleet_metrics() == {}
 
 
 def test_the_accounts_day_emits_no_fleet_metrics() -> None:
-    result = exported(tally(scored(3)), kind=ACCOUNT)
+    result = exported(tally(scored(3)), job=JobId(DEFAULT_SOURCE, ACCOUNT, DAY))
 
     assert result.fleet_metrics() == {}
 
@@ -139,10 +140,10 @@ def test_no_drops_or_rises_are_emitted_where_the_write_path_did_not_count_them()
 
 def test_counters_survive_a_checkpoint_message_exactly() -> None:
     counts = tally(scored("3.47", "2.01", None)) + Counters(latest_written=2, score_drops=1, score_rises=3)
-    job = Job(date=DAY, attempt=1, checkpoint=Checkpoint(after_key="k", next_page=2, exported_at="t", counts=counts))
+    continued = job(DAY, attempt=1, checkpoint=Checkpoint(after_key="k", next_page=2, exported_at="t", counts=counts))
 
-    message = job.to_json()
-    carried = Job.from_json(message).checkpoint
+    message = continued.to_json()
+    carried = Job.from_json(default_source=DEFAULT_SOURCE, body=message).checkpoint
 
     assert carried is not None
     assert carried.counts == counts
@@ -196,15 +197,15 @@ def test_fleet_metrics_go_out_as_one_document_stamped_with_the_score_day(capsys:
     day = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
     values = {"SubusersWithScore3": 7, "MeanScore": 3.3266666666666667}
 
-    emitted = emit_day_metrics(day, values)
+    emitted = emit_day_metrics(DEFAULT_SOURCE, day, values)
 
     (document,) = emf_lines(capsys.readouterr().out)
     assert emitted is True
     assert document["_aws"]["Timestamp"] == noon_ms(day)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == NAMESPACE  # as the invocation's other metrics
-    assert directive["Dimensions"] == [["service"]]
-    assert document["service"] == SERVICE
+    assert [sorted(names) for names in directive["Dimensions"]] == [["service", "source"]]
+    assert (document["service"], document["source"]) == (SERVICE, DEFAULT_SOURCE)
     assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {"SubusersWithScore3": "Count", "MeanScore": "None"}
     assert (document["SubusersWithScore3"], document["MeanScore"]) == ([7.0], [3.3266666666666667])
 
@@ -212,14 +213,14 @@ def test_fleet_metrics_go_out_as_one_document_stamped_with_the_score_day(capsys:
 def test_fleet_metrics_of_a_day_older_than_13_days_are_not_emitted(capsys: pytest.CaptureFixture[str]) -> None:
     day = (datetime.now(UTC).date() - timedelta(days=14)).isoformat()
 
-    emitted = emit_day_metrics(day, {"SubusersWithScore3": 7})
+    emitted = emit_day_metrics(DEFAULT_SOURCE, day, {"SubusersWithScore3": 7})
 
     assert emitted is False
     assert emf_lines(capsys.readouterr().out) == []
 
 
 def test_nothing_to_emit_prints_no_document(capsys: pytest.CaptureFixture[str]) -> None:
-    emitted = emit_day_metrics(DAY, {})
+    emitted = emit_day_metrics(DEFAULT_SOURCE, DAY, {})
 
     assert emitted is False
     assert emf_lines(capsys.readouterr().out) == []

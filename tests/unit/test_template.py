@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from local.stack import MAX_RECEIVE_COUNT
 from seq_export import config, handler, job_queue, latest_store, layout, observability, s3_sink, wiring
-from seq_export.config import Settings
+from seq_export.config import Env, Settings, Source
 from seq_export.dates import RETENTION_DAYS, parse_day
 from seq_export.errors import ConfigError
 from seq_export.events import DailyRun, parse_event
-from seq_export.layout import PARTITION_KEY, glue_columns
+from seq_export.layout import DEFAULT_SOURCE, PARTITION_KEY, PARTITION_KEYS, SOURCE_KEY, glue_columns
 from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord
 from seq_export.observability import MetricName
 from seq_export.s3_sink import S3Sink
@@ -131,39 +131,137 @@ def parameter_default(template: Mapping[str, Any], name: str) -> str:
     return str(template["Parameters"][name]["Default"])
 
 
-def resolve(template: Mapping[str, Any], value: Any) -> str:
-    """A plausible deployed value of an environment variable (parameter defaults, resource ids)."""
-    if isinstance(value, str | int):
-        return str(value)
-    if isinstance(value, dict) and "Fn::If" in value:  # set only when a feature is switched on
-        return resolve(template, value["Fn::If"][1])
-    name = ref(value)
-    if name in template["Parameters"]:
-        return parameter_default(template, name)
-    kind = resource_type(template["Resources"], name)
-    if kind == "AWS::SQS::Queue":
-        return f"https://sqs.us-east-1.amazonaws.com/123456789012/seq-export-{name}-Ab12Cd"
-    return f"seq-export-{name}-Ab12Cd"
+class _NoValue:
+    """``AWS::NoValue``: the property or list item it stands for is left out."""
 
 
-def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any]) -> dict[str, str]:
-    """The environment of a deployment with the parameters' defaults (optional features off)."""
-    return {key: resolve(template, value) for key, value in env.items() if not _switched_off_by_default(value)}
+NO_VALUE = _NoValue()
+PSEUDO_PARAMETERS = {
+    "AWS::StackName": "seq-export",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
-def _switched_off_by_default(value: Any) -> bool:
-    return isinstance(value, dict) and "Fn::If" in value and value["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+class Deployment:
+    """The template's intrinsic functions evaluated as CloudFormation would for one set of
+    parameter values (defaults for those not given; ``ApiKeySecretArn`` a sample ARN): Ref,
+    Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Split, Fn::Select, Fn::If, the condition functions and the
+    rule functions this template uses. A resource's Ref is a plausible physical id, its GetAtt a
+    placeholder ``<Resource.Attribute>``."""
+
+    def __init__(self, template: Mapping[str, Any], **parameters: str) -> None:
+        unknown = set(parameters) - set(template["Parameters"])
+        assert not unknown, f"not parameters of the template: {unknown}"
+        self.template = template
+        self.parameters = {
+            name: parameters.get(name, parameter_default(template, name)) for name in template["Parameters"]
+        }
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.parameters:
+            value = self.parameters[name]
+            if self.template["Parameters"][name]["Type"] == "CommaDelimitedList":
+                return value.split(",")  # an empty value is [""]
+            return value
+        kind = resource_type(self.template["Resources"], name)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.us-east-1.amazonaws.com/123456789012/seq-export-{name}-Ab12Cd"
+        return f"seq-export-{name}-Ab12Cd"
+
+    def condition(self, name: str) -> bool:
+        return bool(self.evaluate(self.template["Conditions"][name]))
+
+    def evaluate(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self.evaluate(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: v for k, v in ((k, self.evaluate(v)) for k, v in value.items()) if v is not NO_VALUE}
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return self.ref(argument)
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::GetAtt":
+            return f"<{'.'.join(argument)}>"
+        if function == "Fn::If":
+            name, if_true, if_false = argument
+            return self.evaluate(if_true if self.condition(name) else if_false)
+        if function == "Fn::Sub":
+            return self._sub(argument)
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(self._strings(self.evaluate(items)))
+        if function == "Fn::Split":
+            separator, text = argument
+            return str(self.evaluate(text)).split(separator)
+        if function == "Fn::Select":
+            index, items = argument
+            return self.evaluate(items)[int(self.evaluate(index))]
+        if function in ("Fn::Equals", "Fn::EachMemberEquals"):
+            left, right = (self.evaluate(side) for side in argument)
+            if function == "Fn::EachMemberEquals":
+                return all(item == right for item in left)
+            return bool(left == right)
+        if function == "Fn::Not":
+            (inner,) = argument
+            return not self.evaluate(inner)
+        if function == "Fn::And":
+            return all(self.evaluate(inner) for inner in argument)
+        if function == "Fn::Or":
+            return any(self.evaluate(inner) for inner in argument)
+        return {function: self.evaluate(argument)}
+
+    def _strings(self, items: Any) -> list[str]:
+        assert isinstance(items, list), items
+        assert all(isinstance(item, str) for item in items), items
+        return cast(list[str], items)
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {name: self.evaluate(v) for name, v in variables.items()}
+
+        def one(match: re.Match[str]) -> str:
+            inner = match.group(1)
+            if inner.startswith("!"):
+                return "${" + inner[1:] + "}"
+            if inner in values:
+                return str(values[inner])
+            if "." in inner and inner.split(".")[0] in self.template["Resources"]:
+                return f"<{inner}>"
+            return str(self.ref(inner))
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def rules_broken(self) -> list[str]:
+        """The AssertDescription of every rule assertion that fails (CloudFormation's Rules)."""
+        broken = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"]):
+                continue
+            broken += [a["AssertDescription"] for a in rule["Assertions"] if not self.evaluate(a["Assert"])]
+        return broken
 
 
-def names_read_by_settings() -> dict[str, bool]:
-    """Every variable ``Settings.from_env`` reads, mapped to whether it is required."""
-    source = inspect.getsource(config.Settings.from_env)
-    found: dict[str, bool] = {}
-    for helper, name, rest in re.findall(
-        r"_(required|url|prefix|int|bool|raw|step)\(\s*env,\s*\"([A-Z0-9_]+)\"([^)]*)\)", source
-    ):
-        found[name] = helper == "required" or (helper == "url" and rest.strip(" ,") == "None")
-    return found
+def deployed_env(template: Mapping[str, Any], env: Mapping[str, Any], **parameters: str) -> dict[str, str]:
+    """The function's environment in a deployment with these parameters (defaults otherwise,
+    which leave the optional features off)."""
+    evaluated = Deployment(template, **parameters).evaluate(dict(env))
+    assert all(isinstance(value, str) for value in evaluated.values()), evaluated
+    return cast(dict[str, str], evaluated)
+
+
+def names_read_by_settings() -> set[str]:
+    """Every variable the function's settings read: ``seq_export.config.Env``."""
+    return {value for name, value in vars(config.Env).items() if name.isupper() and isinstance(value, str)}
 
 
 def statements(role: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -198,27 +296,97 @@ def client_calls(module: Any) -> set[str]:
 
 
 # -- environment -----------------------------------------------------------------------------
-def test_the_settings_reader_is_understood(template: dict[str, Any], env: dict[str, Any]) -> None:
-    """Cross-checks the parsing of config.py: exactly the names found required are required."""
-    read = names_read_by_settings()
-    required = {name for name, is_required in read.items() if is_required}
-    values = deployed_env(template, env)
+#: Read only when SEQ_SOURCES is unset (a single-source configuration from before sources
+#: existed): the template sets SEQ_SOURCES, so it leaves these out.
+SUPERSEDED_BY_SEQ_SOURCES = {Env.SEQ_API_BASE_URL, Env.SEQ_API_KEY_SECRET_ID, Env.EXPORT_ACCOUNT_SCORES}
+EXTRA_SECRETS = [
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:seq-export/sendgrid-eu-GhIjKl",
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:seq-export/brand-b-MnOpQr",
+]
+#: Two extra sources as an operator would pass them (the second without "account_scores").
+TWO_EXTRAS = {
+    "SourceName": "global",
+    "ExportAccountScores": "false",
+    "ExtraSources": json.dumps(
+        [
+            {
+                "name": "eu",
+                "base_url": "https://api.eu.sendgrid.com",
+                "secret_id": EXTRA_SECRETS[0],
+                "account_scores": False,
+            },
+            {"name": "brand-b", "base_url": "https://api.sendgrid.com", "secret_id": EXTRA_SECRETS[1]},
+        ]
+    ),
+    "ExtraSourceNames": "eu,brand-b",
+    "ExtraSourceSecretArns": ",".join(EXTRA_SECRETS),
+}
+TWO_EXTRAS_SOURCES = (
+    Source("global", config.DEFAULT_API_BASE_URL, SAMPLE_SECRET_ARN, account_scores=False),
+    Source("eu", "https://api.eu.sendgrid.com", EXTRA_SECRETS[0], account_scores=False),
+    Source("brand-b", "https://api.sendgrid.com", EXTRA_SECRETS[1], account_scores=True),
+)
+#: Parameter sets of the tests below, with the sources the function must then export.
+DEPLOYMENTS = {
+    "defaults": ({}, (Source(DEFAULT_SOURCE, config.DEFAULT_API_BASE_URL, SAMPLE_SECRET_ARN, True),)),
+    "renamed, EU host, no account scores": (
+        {"SourceName": "eu-only", "SendGridApiBaseUrl": "https://api.eu.sendgrid.com", "ExportAccountScores": "false"},
+        (Source("eu-only", "https://api.eu.sendgrid.com", SAMPLE_SECRET_ARN, False),),
+    ),
+    "two extra sources": (TWO_EXTRAS, TWO_EXTRAS_SOURCES),
+    "two extra sources, pretty-printed": (
+        TWO_EXTRAS | {"ExtraSources": json.dumps(json.loads(TWO_EXTRAS["ExtraSources"]), indent=2)},
+        TWO_EXTRAS_SOURCES,
+    ),
+}
 
-    assert len(read) >= 10
-    assert {"SEQ_API_KEY_SECRET_ID", "SCORES_BUCKET", "LATEST_SCORES_TABLE", "RETRY_QUEUE_URL"} <= required
-    Settings.from_env({name: values[name] for name in required})
-    for name in required:
-        with pytest.raises(ConfigError, match=f"^{name} is required"):
-            Settings.from_env({other: values[other] for other in required - {name}})
+
+def required_variables(values: Mapping[str, str]) -> dict[str, str]:
+    """Each variable of ``values`` without which the settings fail to load, with the error."""
+    required = {}
+    for name in values:
+        try:
+            Settings.from_env({other: value for other, value in values.items() if other != name})
+        except ConfigError as exc:
+            required[name] = str(exc)
+    return required
+
+
+def test_the_settings_read_their_variables_by_the_names_of_config_env(env: dict[str, Any]) -> None:
+    source = inspect.getsource(config)
+    read = names_read_by_settings()
+
+    assert len(read) >= 15
+    # every Env name is read by config.py, through Env: no variable spelled out beside them
+    assert set(re.findall(r"\bEnv\.([A-Z][A-Z0-9_]*)\b", source)) == read
+    assert re.findall(r'\benv(?:iron)?\s*(?:,|\.get\(|\[)\s*"([A-Z0-9_]+)"', source) == []
+    assert set(env) - read == {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+
+
+def test_every_required_variable_is_set_and_its_absence_named(template: dict[str, Any], env: dict[str, Any]) -> None:
+    values = deployed_env(template, env)
+    required = required_variables(values)
+
+    assert set(required) == {
+        Env.SEQ_SOURCES,
+        Env.SCORES_BUCKET,
+        Env.LATEST_SCORES_TABLE,
+        Env.RETRY_QUEUE_URL,
+        Env.DEAD_LETTER_QUEUE_URL,
+        Env.IDEMPOTENCY_TABLE,
+    }
+    for name, error in required.items():
+        # without SEQ_SOURCES the settings fall back to the single-source variables, which the
+        # template does not set: the error names the first of them
+        expected = Env.SEQ_API_KEY_SECRET_ID if name == Env.SEQ_SOURCES else name
+        assert error.startswith(f"{expected} is required"), (name, error)
 
 
 def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any]) -> None:
     assert set(env) == {
-        "SEQ_API_BASE_URL",
-        "SEQ_API_KEY_SECRET_ID",
+        "SEQ_SOURCES",
         "SCORES_BUCKET",
         "SCORES_PREFIX",
-        "EXPORT_ACCOUNT_SCORES",
         "ACCOUNT_SCORES_PREFIX",
         "SCORE_CHANGE_EVENT_BUS",
         "SCORE_CHANGE_MIN_STEP",
@@ -234,21 +402,88 @@ def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any
     }
 
 
-def test_every_variable_the_code_reads_is_set_or_deliberately_defaulted(env: dict[str, Any]) -> None:
-    read = names_read_by_settings()
-
-    assert {name for name, required in read.items() if required} <= set(env)
-    assert set(read) - set(env) == LEFT_TO_DEFAULT
+def test_every_variable_the_code_reads_is_set_or_deliberately_left_out(env: dict[str, Any]) -> None:
+    assert names_read_by_settings() - set(env) == LEFT_TO_DEFAULT | SUPERSEDED_BY_SEQ_SOURCES
 
 
 def test_the_deployed_environment_loads_with_the_code_defaults(template: dict[str, Any], env: dict[str, Any]) -> None:
     settings = Settings.from_env(deployed_env(template, env))
 
-    assert settings.api_base_url == config.DEFAULT_API_BASE_URL
+    assert settings.sources == (Source(DEFAULT_SOURCE, config.DEFAULT_API_BASE_URL, SAMPLE_SECRET_ARN, True),)
     assert settings.scores_prefix == layout.DEFAULT_PREFIX
+    assert settings.account_scores_prefix == layout.DEFAULT_ACCOUNT_PREFIX
     assert settings.max_not_ready_attempts == config.DEFAULT_MAX_NOT_READY_ATTEMPTS
     assert settings.not_ready_delay_seconds == config.DEFAULT_NOT_READY_DELAY_SECONDS
-    assert settings.api_key_secret_id == SAMPLE_SECRET_ARN
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_seq_sources_as_the_template_renders_it_loads_every_source(
+    template: dict[str, Any], env: dict[str, Any], deployment: str
+) -> None:
+    parameters, expected = DEPLOYMENTS[deployment]
+    values = deployed_env(template, env, **parameters)
+
+    assert Settings.from_env(values).sources == expected
+    assert json.loads(values[Env.SEQ_SOURCES])[0] == {
+        "name": expected[0].name,
+        "base_url": expected[0].base_url,
+        "secret_id": expected[0].secret_id,
+        "account_scores": expected[0].account_scores,
+    }
+    assert Deployment(template, **parameters).rules_broken() == []
+
+
+def test_seq_sources_is_rendered_from_the_first_sources_parameters_and_extra_sources(env: dict[str, Any]) -> None:
+    text, variables = env[Env.SEQ_SOURCES]["Fn::Sub"]
+    named = set(re.findall(r"\$\{([^!}][^}]*)\}", text))
+
+    assert named == {"SourceName", "SendGridApiBaseUrl", "ApiKeySecretArn", "ExportAccountScores", *variables}
+    assert json.dumps(variables).count('"ExtraSources"') == 1
+
+
+@pytest.mark.parametrize(
+    ("parameters", "broken"),
+    [
+        ({"ExtraSources": TWO_EXTRAS["ExtraSources"]}, 2),  # neither names nor secrets
+        ({k: v for k, v in TWO_EXTRAS.items() if k != "ExtraSourceSecretArns"}, 1),
+        ({"ExtraSourceNames": "eu"}, 1),  # a name without its source
+        ({"ExtraSourceSecretArns": EXTRA_SECRETS[0]}, 1),
+    ],
+)
+def test_the_rules_refuse_extra_sources_without_their_names_and_secrets_and_the_reverse(
+    template: dict[str, Any], parameters: dict[str, str], broken: int
+) -> None:
+    assert len(Deployment(template, **parameters).rules_broken()) == broken
+
+
+def test_the_extra_source_parameters_accept_what_the_function_parses_and_the_template_can_splice(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    extras = parameters["ExtraSources"]["AllowedPattern"]
+    names = parameters["ExtraSourceNames"]["AllowedPattern"]
+    secrets = parameters["ExtraSourceSecretArns"]["AllowedPattern"]
+
+    for good in ("[]", TWO_EXTRAS["ExtraSources"], DEPLOYMENTS["two extra sources, pretty-printed"][0]["ExtraSources"]):
+        assert re.fullmatch(extras, good), good
+    # an empty list other than "[]" would render "[{first}, ]"; a "[" inside would cut the list short
+    for bad in ("", "[ ]", "{}", '[{"name": "eu"}', '[{"name": "eu", "x": []}]', '[{"name": "eu"}] x'):
+        assert not re.fullmatch(extras, bad), bad
+    assert parameters["ExtraSources"]["Default"] == "[]"
+    for name in ("eu", "brand-b", "a" * 32, ""):
+        assert re.fullmatch(names, name), name
+    for name in ("EU", "a" * 33, "eu_west", " eu"):
+        assert not re.fullmatch(names, name), name
+    assert re.fullmatch(parameters["SourceName"]["AllowedPattern"], parameters["SourceName"]["Default"])
+    assert parameters["SourceName"]["Default"] == DEFAULT_SOURCE
+    assert not re.fullmatch(parameters["SourceName"]["AllowedPattern"], "")
+    # each extra secret, like the first, must be a full ARN (IAM matches no partial one)
+    assert secrets == "^$|" + parameters["ApiKeySecretArn"]["AllowedPattern"]
+    assert all(re.fullmatch(secrets, arn) for arn in [*EXTRA_SECRETS, ""])
+    assert (parameters["ExtraSourceNames"]["Type"], parameters["ExtraSourceSecretArns"]["Type"]) == (
+        "CommaDelimitedList",
+        "CommaDelimitedList",
+    )
 
 
 @pytest.mark.parametrize(
@@ -279,11 +514,8 @@ def test_each_resource_variable_names_a_different_resource(env: dict[str, Any]) 
 @pytest.mark.parametrize(
     ("variable", "parameter"),
     [
-        ("SEQ_API_KEY_SECRET_ID", "ApiKeySecretArn"),
-        ("SEQ_API_BASE_URL", "SendGridApiBaseUrl"),
         ("SCORES_PREFIX", "ScoresPrefix"),
         ("ACCOUNT_SCORES_PREFIX", "AccountScoresPrefix"),
-        ("EXPORT_ACCOUNT_SCORES", "ExportAccountScores"),
         ("MAX_NOT_READY_ATTEMPTS", "MaxNotReadyAttempts"),
         ("NOT_READY_DELAY_SECONDS", "NotReadyDelaySeconds"),
         ("POWERTOOLS_METRICS_NAMESPACE", "MetricsNamespace"),
@@ -298,11 +530,13 @@ def test_configurable_variables_come_from_parameters(
 
 def test_the_api_key_is_never_a_parameter_or_variable(template: dict[str, Any], env: dict[str, Any]) -> None:
     secret = template["Parameters"]["ApiKeySecretArn"]
+    sources = json.loads(deployed_env(template, env, **TWO_EXTRAS)[Env.SEQ_SOURCES])
 
     assert "Default" not in secret
     assert re.fullmatch(secret["AllowedPattern"], SAMPLE_SECRET_ARN)
     assert not re.fullmatch(secret["AllowedPattern"], "SG.abcdef")
-    assert not any("KEY" in name and name != "SEQ_API_KEY_SECRET_ID" for name in env)
+    assert not any("KEY" in name for name in env)
+    assert [source["secret_id"] for source in sources] == [SAMPLE_SECRET_ARN, *EXTRA_SECRETS]
 
 
 def test_parameter_bounds_match_what_the_code_accepts(template: dict[str, Any]) -> None:
@@ -473,30 +707,46 @@ def test_the_idempotency_table_matches_powertools_defaults(resources: dict[str, 
 
 
 # -- data catalog ----------------------------------------------------------------------------
+GLUE_TABLES = {"ScoresTable": "ScoresPrefix", "AccountScoresTable": "AccountScoresPrefix"}
+
+
 def glue_table(resources: Mapping[str, Any], name: str = "ScoresTable") -> dict[str, Any]:
     tables = {key: r["Properties"]["TableInput"] for key, r in resources.items() if r["Type"] == "AWS::Glue::Table"}
-    assert set(tables) == {"ScoresTable", "AccountScoresTable"}
+    assert set(tables) == set(GLUE_TABLES)
     return cast(dict[str, Any], tables[name])
 
 
-def test_glue_columns_are_the_models_columns(resources: dict[str, Any]) -> None:
-    assert glue_table(resources)["StorageDescriptor"]["Columns"] == glue_columns()
+@pytest.mark.parametrize("table", GLUE_TABLES)
+def test_glue_columns_are_the_layouts_columns_and_the_partitions_its_keys(
+    resources: dict[str, Any], table: str
+) -> None:
+    columns = glue_table(resources, table)["StorageDescriptor"]["Columns"]
+    partitions = glue_table(resources, table)["PartitionKeys"]
+
+    assert columns == glue_columns()
+    assert partitions == [{"Name": key, "Type": "string"} for key in PARTITION_KEYS]
+    # Glue allows no column that is also a partition key
+    assert not {c["Name"] for c in columns} & {p["Name"] for p in partitions}
 
 
 @pytest.mark.parametrize(
     "record",
     [
-        ScoreRecord("2026-11-22", "180", "jdoe123", 3, dict.fromkeys(METRIC_NAMES, 4)),
-        ScoreRecord("2026-11-22", "181", None, None, None),
+        ScoreRecord("eu", "2026-11-22", "180", "jdoe123", 3, dict.fromkeys(METRIC_NAMES, 4)),
+        ScoreRecord("default", "2026-11-22", "181", None, None, None),
     ],
 )
 def test_every_line_the_exporter_writes_fits_the_glue_columns(resources: dict[str, Any], record: ScoreRecord) -> None:
-    columns = {c["Name"]: c["Type"] for c in glue_table(resources)["StorageDescriptor"]["Columns"]}
+    table = glue_table(resources)
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
     line = json.loads(record.to_json_line("2026-11-23T06:00:03.120Z"))
 
-    assert list(line) == list(columns) == list(RECORD_KEYS)
+    assert list(line) == list(RECORD_KEYS)
+    # "source" is in each line and is the partition column (read from the path, see the next test)
+    assert list(line) == [SOURCE_KEY, *columns]
+    assert line[SOURCE_KEY] == record.source
     for name, value in line.items():
-        kind = columns[name]
+        kind = columns.get(name, "string")
         if value is None:
             continue
         if kind == "string":
@@ -509,23 +759,26 @@ def test_every_line_the_exporter_writes_fits_the_glue_columns(resources: dict[st
             assert [f.split(":") for f in fields.group(1).split(",")] == [[k, "double"] for k in value]
 
 
-def test_glue_location_and_partitions_follow_the_s3_sink_layout(resources: dict[str, Any], env: dict[str, Any]) -> None:
-    table = glue_table(resources)
-    parameters = table["Parameters"]
-    bucket, prefix, day = "lake", "seq/subuser_scores", "2026-11-22"
-    names = {ref(env["SCORES_BUCKET"]): bucket, ref(env["SCORES_PREFIX"]): prefix}
-    key = S3Sink(cast(Any, None), bucket, prefix).key_for(day)
+@pytest.mark.parametrize("table", GLUE_TABLES)
+def test_glue_location_and_partitions_follow_the_s3_sink_layout(resources: dict[str, Any], table: str) -> None:
+    properties = glue_table(resources, table)
+    parameters = properties["Parameters"]
+    bucket, prefix, source, day = "lake", "seq/some_scores", "eu", "2026-11-22"
+    names = {"ScoresBucket": bucket, GLUE_TABLES[table]: prefix}
+    key = S3Sink(cast(Any, None), bucket, prefix, source).key_for(day)
 
-    location = render_sub(table["StorageDescriptor"]["Location"], names)
-    partition = render_sub(parameters["storage.location.template"], names)
-    assert partition == f"{location}{PARTITION_KEY}=${{{PARTITION_KEY}}}/"
-    assert f"s3://{bucket}/{key}" == partition.replace(f"${{{PARTITION_KEY}}}", day) + layout.OBJECT_NAME
-    assert table["PartitionKeys"] == [{"Name": PARTITION_KEY, "Type": "string"}]
-    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    location = render_sub(properties["StorageDescriptor"]["Location"], names)
+    template = render_sub(parameters["storage.location.template"], names)
+    assert template == location + "".join(f"{k}=${{{k}}}/" for k in PARTITION_KEYS)
+    partition = template.replace(f"${{{SOURCE_KEY}}}", source).replace(f"${{{PARTITION_KEY}}}", day)
+    assert partition == f"s3://{bucket}/{layout.partition(prefix, source, day)}/"
+    assert f"s3://{bucket}/{key}" == partition + layout.OBJECT_NAME
+    assert properties["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
 
 
-def test_partition_projection_covers_the_days_the_exporter_writes(resources: dict[str, Any]) -> None:
-    parameters = glue_table(resources)["Parameters"]
+@pytest.mark.parametrize("table", GLUE_TABLES)
+def test_partition_projection_covers_the_days_the_exporter_writes(resources: dict[str, Any], table: str) -> None:
+    parameters = glue_table(resources, table)["Parameters"]
     key = PARTITION_KEY
 
     assert parameters["projection.enabled"] == "true"
@@ -537,6 +790,21 @@ def test_partition_projection_covers_the_days_the_exporter_writes(resources: dic
     assert end == "NOW"
     # starts before any day SendGrid could still serve when this product shipped
     assert parse_day(start) <= date(2026, 11, 23) - timedelta(days=RETENTION_DAYS)
+
+
+@pytest.mark.parametrize("table", GLUE_TABLES)
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_partition_projection_covers_every_source_the_function_exports(
+    template: dict[str, Any], env: dict[str, Any], table: str, deployment: str
+) -> None:
+    parameters, expected = DEPLOYMENTS[deployment]
+    deployed = Deployment(template, **parameters)
+    projection = deployed.evaluate(glue_table(template["Resources"], table)["Parameters"])
+    settings = Settings.from_env(deployed_env(template, env, **parameters))
+
+    assert projection[f"projection.{SOURCE_KEY}.type"] == "enum"
+    assert projection[f"projection.{SOURCE_KEY}.values"].split(",") == list(settings.source_names)
+    assert settings.source_names == tuple(source.name for source in expected)
 
 
 # -- alarms ----------------------------------------------------------------------------------
@@ -582,7 +850,21 @@ def test_every_alarm_fires_above_zero_and_notifies_the_optional_targets(resource
         assert alarm["TreatMissingData"] == "notBreaching", name
         assert alarm["AlarmActions"] == targets, name
         assert alarm["AlarmDescription"], name
+        assert len(alarm["AlarmDescription"]) <= 1024, name
     assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+
+
+def test_alarms_count_every_source_together_and_say_how_to_find_the_source(resources: dict[str, Any]) -> None:
+    for name, alarm in alarms(resources).items():
+        dimensions = {d["Name"] for d in alarm["Dimensions"]}
+        description = alarm["AlarmDescription"]
+
+        assert SOURCE_KEY not in dimensions, name  # stack-wide: a new source needs no new alarm
+        assert '"source"' in description, name  # the log lines' or dead-letter messages' key
+    gave_up = alarms(resources)["GaveUpAlarm"]["AlarmDescription"]
+    assert "dashboard" in gave_up
+    assert "log lines" in gave_up
+    assert "dead-letter message" in gave_up
 
 
 # -- permissions -----------------------------------------------------------------------------
@@ -642,7 +924,9 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
         ref(env["SCORES_PREFIX"]): layout.DEFAULT_PREFIX,
         ref(env["ACCOUNT_SCORES_PREFIX"]): layout.DEFAULT_ACCOUNT_PREFIX,
     }
-    day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", layout.DEFAULT_PREFIX).key_for("2026-11-22")
+    day_object = "arn:aws:s3:::lake/" + S3Sink(cast(Any, None), "lake", layout.DEFAULT_PREFIX, "eu").key_for(
+        "2026-11-22"
+    )
 
     def granted(action: str) -> list[str]:
         return [render_sub(resource, names) for resource in allowed(role, action)]
@@ -657,7 +941,12 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
     (listing,) = [s for s in statements(role) if "s3:ListBucket" in as_list(s["Action"])]
     assert get_att(listing["Resource"]) == (ref(env["SCORES_BUCKET"]), "Arn")
     prefixes = [render_sub(p, names) for p in listing["Condition"]["StringLike"]["s3:prefix"]]
-    assert prefixes == [f"{layout.DEFAULT_PREFIX}/dt=*", f"{layout.DEFAULT_ACCOUNT_PREFIX}/dt=*"]
+    assert prefixes == [f"{layout.DEFAULT_PREFIX}/source=*/dt=*", f"{layout.DEFAULT_ACCOUNT_PREFIX}/source=*/dt=*"]
+    for prefix in (layout.DEFAULT_PREFIX, layout.DEFAULT_ACCOUNT_PREFIX):
+        # what published_at lists (the day's key itself), for any source
+        listed = S3Sink(cast(Any, None), "lake", prefix, "brand-b").key_for("2026-11-22")
+        assert any(fnmatch(listed, allowed_prefix) for allowed_prefix in prefixes), listed
+        assert not fnmatch(layout.legacy_partitions_prefix(prefix) + "2026-11-22/", prefixes[0])
     assert any(fnmatch(day_object, resource) for resource in granted("s3:PutObject"))
     # the function reads and deletes only what it staged itself, never a day's object
     for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
@@ -674,17 +963,30 @@ def test_the_function_makes_clients_only_for_services_its_role_is_written_for(re
     assert services == SERVICES | {"logs", "xray"}
 
 
-def test_the_secret_idempotency_queue_and_logs_permissions(resources: dict[str, Any], env: dict[str, Any]) -> None:
+def test_the_idempotency_queue_and_logs_permissions(resources: dict[str, Any], env: dict[str, Any]) -> None:
     role = resources[ROLE]
     idempotency = {"Fn::GetAtt": [ref(env["IDEMPOTENCY_TABLE"]), "Arn"]}
     retry_queue = {"Fn::GetAtt": [ref(env["RETRY_QUEUE_URL"]), "Arn"]}
 
-    assert allowed(role, "secretsmanager:GetSecretValue") == [env["SEQ_API_KEY_SECRET_ID"]]
     for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
         assert idempotency in allowed(role, f"dynamodb:{action}")
     for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
         assert allowed(role, f"sqs:{action}") == [retry_queue]
     assert allowed(role, "logs:PutLogEvents") == [{"Fn::GetAtt": ["ExportFunctionLogGroup", "Arn"]}]
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_the_function_may_read_exactly_the_configured_sources_secrets(
+    template: dict[str, Any], env: dict[str, Any], deployment: str
+) -> None:
+    parameters, expected = DEPLOYMENTS[deployment]
+    deployed = Deployment(template, **parameters)
+    role = deployed.evaluate(template["Resources"][ROLE])
+    granted = allowed(role, "secretsmanager:GetSecretValue")
+    secrets = {source.secret_id for source in Settings.from_env(deployed_env(template, env, **parameters)).sources}
+
+    assert sorted(granted) == sorted(secrets) == sorted({source.secret_id for source in expected})
+    assert all("*" not in resource for resource in granted)
 
 
 # -- deliberate exceptions and outputs ---------------------------------------------------------
@@ -714,10 +1016,24 @@ def test_outputs_name_everything_an_operator_needs(template: dict[str, Any]) -> 
         "GlueDatabaseName",
         "GlueTableName",
         "AthenaExampleQuery",
+        "SourceNames",
     } <= set(outputs)
     query = render_sub(outputs["AthenaExampleQuery"]["Value"], {"ScoresDatabase": "db", "ScoresTable": "t"})
     assert 'FROM "db"."t"' in query
     assert f"WHERE {PARTITION_KEY} >=" in query
+    assert query.startswith(f"SELECT {SOURCE_KEY}, {PARTITION_KEY},")
+    assert f"GROUP BY {SOURCE_KEY}, {PARTITION_KEY}" in query
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_the_source_names_output_lists_every_source_the_function_exports_first_first(
+    template: dict[str, Any], env: dict[str, Any], deployment: str
+) -> None:
+    parameters, _ = DEPLOYMENTS[deployment]
+    output = Deployment(template, **parameters).evaluate(template["Outputs"]["SourceNames"]["Value"])
+    settings = Settings.from_env(deployed_env(template, env, **parameters))
+
+    assert output == ",".join(settings.source_names)
 
 
 def test_every_stack_output_the_cli_reads_is_one_the_template_declares(template: dict[str, Any]) -> None:

@@ -24,11 +24,11 @@ import click
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export.config import Env, aws_client_config, parse_sources, unknown_source
+from seq_export.config import Env, Source, aws_client_config, parse_sources, sources_from_env, unknown_source
 from seq_export.errors import ConfigError
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, DEFAULT_SOURCE, day_key, normal_prefix
-from seq_export.models import ACCOUNT, SOURCE_NAME
-from seq_export_cli.errors import TargetConfigError, UsageError, aws, aws_failure
+from seq_export.models import ACCOUNT, KINDS, SOURCE_NAME, SUBUSERS
+from seq_export_cli.errors import CliError, TargetConfigError, UsageError, aws, aws_failure
 from seq_export_cli.invoke import invoke_function
 from seq_export_cli.options import Options
 from seq_export_cli.output import Output
@@ -77,6 +77,9 @@ class Target:
     sources: tuple[str, ...] = (DEFAULT_SOURCE,)
     #: Where ``sources`` came from, for answers that list them ("from SEQ_SOURCES", ...).
     sources_from: str = "a single-source stack"
+    #: The sources that export their parent account's own scores, where the target says (the
+    #: ``account_scores`` of ``SEQ_SOURCES``); None: not known here (ask the function).
+    account_sources: frozenset[str] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Target:
@@ -85,10 +88,11 @@ class Target:
             return raw or None
 
         raw_sources = value("sources")
-        sources = _sources_of_env(raw_sources) if raw_sources else (DEFAULT_SOURCE,)
+        configured = _sources_of_env(raw_sources) if raw_sources else None
         return cls(
             origin="environment",
-            sources=sources,
+            sources=tuple(s.name for s in configured) if configured else (DEFAULT_SOURCE,),
+            account_sources=None if configured is None else _account_sources(configured),
             sources_from=f"from {ENV_NAMES['sources']}" if raw_sources else f"{ENV_NAMES['sources']} is not set",
             bucket=value("bucket"),
             prefix=_prefix(value("prefix"), ENV_NAMES["prefix"]),
@@ -160,12 +164,16 @@ class Target:
         return (name,)
 
 
-def _sources_of_env(raw: str) -> tuple[str, ...]:
-    """The names in ``SEQ_SOURCES``, checked as the function checks them."""
+def _sources_of_env(raw: str) -> tuple[Source, ...]:
+    """The sources of ``SEQ_SOURCES``, checked as the function checks them."""
     try:
-        return tuple(source.name for source in parse_sources(raw))
+        return parse_sources(raw)
     except ConfigError as exc:
         raise TargetConfigError(str(exc)) from None
+
+
+def _account_sources(sources: Iterable[Source]) -> frozenset[str]:
+    return frozenset(source.name for source in sources if source.account_scores)
 
 
 def _source_names(listed: str, where: str) -> tuple[str, ...]:
@@ -214,6 +222,8 @@ class App:
         self.output = output or Output(json_output=options.json)
         self._session: boto3.session.Session | None = None
         self._target: Target | None = None
+        #: The function's own account sources once read (a 1-tuple: its value may be None).
+        self._function_account_sources: tuple[frozenset[str] | None] | None = None
 
     @property
     def session(self) -> boto3.session.Session:
@@ -252,6 +262,35 @@ class App:
         except BotoCoreError as exc:
             raise aws_failure(what, exc) from None
         return list(stacks[0].get("Outputs", [])) if stacks else []
+
+    def kinds_of(self, source: str, kind: str) -> tuple[str, ...]:
+        """``--kind``: that kind; ``all``: every kind ``source`` exports (its account's only where
+        its ``account_scores`` is on, as the function's configuration says; both when that cannot
+        be read)."""
+        if kind != "all":
+            return (kind,)
+        exporting = self._account_sources()
+        if exporting is None or source in exporting:
+            return KINDS
+        return (SUBUSERS,)
+
+    def _account_sources(self) -> frozenset[str] | None:
+        """The target's own word, else the deployed function's environment (read once)."""
+        if self.target.account_sources is not None or self.target.function_name is None:
+            return self.target.account_sources
+        if self._function_account_sources is None:
+            self._function_account_sources = (self._read_function_account_sources(self.target.function_name),)
+        return self._function_account_sources[0]
+
+    def _read_function_account_sources(self, function_name: str) -> frozenset[str] | None:
+        """``lambda:GetFunctionConfiguration``: the sources the function itself is configured
+        with; None when it cannot be read (the caller then asks for every kind)."""
+        try:
+            answer = self.client("lambda").get_function_configuration(FunctionName=function_name)
+            environment = dict(answer.get("Environment", {}).get("Variables", {}))
+            return _account_sources(sources_from_env(environment))
+        except (ClientError, BotoCoreError, ConfigError, CliError):
+            return None
 
     def check_local(self, local: bool) -> None:
         """``--local`` runs with the function's environment, not a stack's outputs."""

@@ -195,8 +195,3 @@ def kind_option(help_text: str) -> Callable[[_F], _F]:
         show_default=True,
         help=help_text,
     )
-
-
-def kinds_of(kind: str) -> tuple[str, ...]:
-    """``all`` is both kinds, the subusers' first."""
-    return (SUBUSERS, ACCOUNT) if kind == "all" else (kind,)

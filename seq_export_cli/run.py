@@ -21,7 +21,6 @@ from seq_export_cli.options import (
     Day,
     default_day,
     kind_option,
-    kinds_of,
     local_options,
     shared_options,
     source_option,
@@ -97,7 +96,7 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
     app.check_local(local)
     target = app.target
     chosen = target.chosen_sources(source)
-    jobs = [JobId(name, one_kind, day) for name in chosen for one_kind in kinds_of(kind)]
+    jobs = [JobId(name, one_kind, day) for name in chosen for one_kind in app.kinds_of(name, kind)]
     results = {job: _export(app, job, local=local) for job in jobs}
     waited = [job for job, summary in results.items() if summary.get("status") == "not_ready"]
     if wait and waited:

@@ -14,7 +14,7 @@ import click
 from seq_export.models import JobId
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
-from seq_export_cli.options import Day, default_day, kind_option, kinds_of, shared_options, source_option
+from seq_export_cli.options import Day, default_day, kind_option, shared_options, source_option
 from seq_export_cli.output import per_source, sections, table
 from seq_export_cli.s3_objects import count_lines, head_object, require_bucket
 
@@ -38,7 +38,8 @@ def status(app: App, *, day: str, kind: str, source: str | None) -> int:
     bucket = target.need("bucket")
     s3: S3Client = app.client("s3")
     found = {
-        name: [_status(app, s3, bucket, JobId(name, one_kind, day)) for one_kind in kinds_of(kind)] for name in chosen
+        name: [_status(app, s3, bucket, JobId(name, one_kind, day)) for one_kind in app.kinds_of(name, kind)]
+        for name in chosen
     }
     documents = [
         entries[0] if len(entries) == 1 else {"date": day, "source": name, "kinds": entries}

@@ -103,12 +103,23 @@ class FakeS3:
 
 
 class FakeLambda:
-    """Answers every Invoke with ``payload`` (and ``function_error``, if any); records the calls."""
+    """Answers every Invoke with ``payload`` (and ``function_error``, if any); records the calls.
+    GetFunctionConfiguration answers with ``environment``, or is denied when it is None."""
 
-    def __init__(self, payload: bytes = b"{}", function_error: str | None = None) -> None:
+    def __init__(
+        self, payload: bytes = b"{}", function_error: str | None = None, environment: dict[str, str] | None = None
+    ) -> None:
         self.payload = payload
         self.function_error = function_error
+        self.environment = environment
         self.calls: list[dict[str, Any]] = []
+        self.configurations_read = 0
+
+    def get_function_configuration(self, **_: Any) -> dict[str, Any]:
+        self.configurations_read += 1
+        if self.environment is None:
+            raise client_error("AccessDeniedException", "GetFunctionConfiguration")
+        return {"Environment": {"Variables": self.environment}}
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
@@ -432,6 +443,7 @@ def test_a_usage_error_exits_2_naming_the_option_before_any_aws_call(
     assert aws_unreachable == []
 
 
+SOURCE_NAMES_OUTPUT = {"OutputKey": "SourceNames", "OutputValue": "global,eu"}
 TWO_SOURCES = json.dumps(
     [
         {"name": "global", "base_url": "https://api.sendgrid.com", "secret_id": "global-key"},
@@ -858,6 +870,43 @@ def test_run_of_every_kind_invokes_once_per_kind_subusers_first(
     ]
 
 
+def test_run_of_every_kind_skips_the_account_day_of_a_source_whose_function_config_has_it_off(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(3)
+    fake_aws.environ["SEQ_SOURCES"] = ""  # a deployed stack: only the function knows its sources' settings
+    fake_aws.clients["lambda"] = function = FakeLambda(exported(day), environment={"SEQ_SOURCES": TWO_SOURCES})
+    fake_aws.clients["cloudformation"] = FakeCloudFormation([*FULL_OUTPUTS, SOURCE_NAMES_OUTPUT])
+
+    code, _, _ = cli(capsys, "--stack", "prod", "run", "--date", day, "--kind", "all")
+
+    assert code == 0
+    assert function.events == [
+        {"date": day, "source": "global"},
+        {"date": day, "source": "global", "kind": "account"},
+        {"date": day, "source": "eu"},
+    ]
+    assert function.configurations_read == 1
+
+
+def test_run_of_every_kind_takes_the_account_setting_from_seq_sources_without_asking_the_function(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(3)
+    fake_aws.environ["SEQ_SOURCES"] = TWO_SOURCES
+    fake_aws.clients["lambda"] = function = FakeLambda(exported(day))
+
+    code, _, _ = cli(capsys, "run", "--date", day, "--kind", "all")
+
+    assert code == 0
+    assert [(event["source"], event.get("kind", "subusers")) for event in function.events] == [
+        ("global", "subusers"),
+        ("global", "account"),
+        ("eu", "subusers"),
+    ]
+    assert function.configurations_read == 0
+
+
 def test_run_without_a_date_exports_yesterday(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
     fake_aws.clients["lambda"] = function = FakeLambda(exported(days_ago(1)))
 
@@ -1120,15 +1169,15 @@ def test_run_with_source_invokes_that_source_only_and_keeps_the_one_summary_shap
     day = days_ago(2)
     two_sources.clients["lambda"] = function = PerSourceLambda()
 
-    code, out, _ = cli(capsys, "--json", "run", "--date", day, "--source", "eu", "--kind", "all")
+    code, out, _ = cli(capsys, "--json", "run", "--date", day, "--source", "global", "--kind", "all")
 
     assert code == 0
     assert function.events == [
-        {"date": day, "source": "eu"},
-        {"date": day, "source": "eu", "kind": "account"},
+        {"date": day, "source": "global"},
+        {"date": day, "source": "global", "kind": "account"},
     ]
     answer = json.loads(out)
-    assert (answer["date"], answer["source"], len(answer["kinds"])) == (day, "eu", 2)
+    assert (answer["date"], answer["source"], len(answer["kinds"])) == (day, "global", 2)
 
 
 def test_backfill_with_source_passes_it_in_the_event_and_lists_each_job_with_its_source(

@@ -222,8 +222,8 @@ class App:
         self.output = output or Output(json_output=options.json)
         self._session: boto3.session.Session | None = None
         self._target: Target | None = None
-        #: The function's own account sources once read (a 1-tuple: its value may be None).
-        self._function_account_sources: tuple[frozenset[str] | None] | None = None
+        #: The function's own sources once read (a 1-tuple: its value may be None).
+        self._function_sources: tuple[tuple[Source, ...] | None] | None = None
 
     @property
     def session(self) -> boto3.session.Session:
@@ -275,20 +275,26 @@ class App:
         return (SUBUSERS,)
 
     def _account_sources(self) -> frozenset[str] | None:
-        """The target's own word, else the deployed function's environment (read once)."""
-        if self.target.account_sources is not None or self.target.function_name is None:
+        """The target's own word, else the deployed function's configuration."""
+        if self.target.account_sources is not None:
             return self.target.account_sources
-        if self._function_account_sources is None:
-            self._function_account_sources = (self._read_function_account_sources(self.target.function_name),)
-        return self._function_account_sources[0]
+        configured = self.function_sources()
+        return None if configured is None else _account_sources(configured)
 
-    def _read_function_account_sources(self, function_name: str) -> frozenset[str] | None:
-        """``lambda:GetFunctionConfiguration``: the sources the function itself is configured
-        with; None when it cannot be read (the caller then asks for every kind)."""
+    def function_sources(self) -> tuple[Source, ...] | None:
+        """The sources the deployed function itself is configured with (its environment, by
+        ``lambda:GetFunctionConfiguration``, read once); None without a function name or when it
+        cannot be read."""
+        if self._function_sources is None:
+            self._function_sources = (self._read_function_sources(),)
+        return self._function_sources[0]
+
+    def _read_function_sources(self) -> tuple[Source, ...] | None:
+        if self.target.function_name is None:
+            return None
         try:
-            answer = self.client("lambda").get_function_configuration(FunctionName=function_name)
-            environment = dict(answer.get("Environment", {}).get("Variables", {}))
-            return _account_sources(sources_from_env(environment))
+            answer = self.client("lambda").get_function_configuration(FunctionName=self.target.function_name)
+            return sources_from_env(dict(answer.get("Environment", {}).get("Variables", {})))
         except (ClientError, BotoCoreError, ConfigError, CliError):
             return None
 

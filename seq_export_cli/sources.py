@@ -2,7 +2,10 @@
 kind in the lake, from S3 listings (one LIST per 1,000 days of a source and kind).
 
 A source with folders in the lake but no longer configured is listed too, marked, so an
-operator sees every source the tables read. Days still in the layout from before sources
+operator sees every source the tables read. Against a deployed stack the function's own
+configuration is held against the stack's ``SourceNames`` (the Glue tables' source partitions): a
+source the function exports but the tables do not project is invisible to Athena, and the
+command says so and exits 1. Days still in the layout from before sources
 existed are counted and point at ``seq-export migrate-lake``.
 """
 
@@ -16,7 +19,7 @@ from rich.text import Text
 
 from seq_export.models import KINDS
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_OK
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK
 from seq_export_cli.options import shared_options
 from seq_export_cli.output import table
 from seq_export_cli.s3_objects import exported_days, lake_sources, legacy_objects, require_bucket
@@ -30,7 +33,8 @@ def sources(app: App) -> int:
     the newest exported day and the number of exported days of each kind, from the lake's
     listings. Sources found in the lake but not configured are listed too, marked.
 
-    Exits 0.
+    Exits 0; 1 when the function exports a source the stack's SourceNames (the Athena tables'
+    sources) lacks, or the reverse.
     """
     target = app.target
     bucket = target.need("bucket")
@@ -52,7 +56,18 @@ def sources(app: App) -> int:
         "sources": entries,
         "legacy_days": legacy,
     }
+    drift = _drift(app)
+    document["not_in_source_names"], document["not_in_function"] = drift
     notes = [
+        f"mismatch      the function exports {name} but the stack's SourceNames (ExtraSourceNames) lacks it: "
+        "Athena cannot see its days; add it to ExtraSourceNames, in the same order as ExtraSources"
+        for name in drift[0]
+    ] + [
+        f"mismatch      SourceNames lists {name} but the function does not export it: remove it from "
+        "ExtraSourceNames or add it to ExtraSources"
+        for name in drift[1]
+    ]
+    notes += [
         f"legacy        {count} {kind} days under {target.prefix_for(kind)} are in the layout from before "
         "sources: `seq-export migrate-lake` moves them under a source"
         for kind, count in legacy.items()
@@ -77,7 +92,17 @@ def sources(app: App) -> int:
     columns = ["source", "configured", *(name for kind in KINDS for name in (f"{kind} newest", f"{kind} days>"))]
     shown = table(f"sources in s3://{bucket}: {', '.join(target.sources)} ({target.sources_from})", columns, rows)
     app.output.answer(document, lines + notes, Group(shown, *(Text(note) for note in notes)))
-    return EXIT_OK
+    return EXIT_NEGATIVE if any(drift) else EXIT_OK
+
+
+def _drift(app: App) -> tuple[list[str], list[str]]:
+    """(exported by the function but not in SourceNames, in SourceNames but not exported), when
+    the function's configuration can be read; nothing to compare otherwise."""
+    configured = app.function_sources()
+    if configured is None or app.target.stack is None:
+        return [], []
+    exported = [source.name for source in configured]
+    return [n for n in exported if n not in app.target.sources], [n for n in app.target.sources if n not in exported]
 
 
 def _newest(found: dict[str, Any]) -> str:

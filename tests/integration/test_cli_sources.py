@@ -386,3 +386,45 @@ def test_sources_on_a_terminal_is_a_table(
     assert f"sources in s3://{two_sources.resources.bucket}: global, eu (from SEQ_SOURCES)" in shown
     assert "┃ source" in shown
     assert re.search(rf"│ eu\s+│ yes\s+│ {days_ago(2)}\s+│\s+1 │", shown)
+
+
+def test_sources_exits_1_when_the_function_exports_a_source_the_athena_tables_do_not_project(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployed function configured with three sources, and a stack whose SourceNames
+    # (the Glue projection's sources, from ExtraSourceNames) forgot one of them
+    session = two_sources.session
+    role = session.client("iam").create_role(RoleName="seq-export-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    configured = [
+        {"name": name, "base_url": "https://api.sendgrid.com", "secret_id": f"{name}-key"}
+        for name in ("global", "eu", "apac")
+    ]
+    session.client("lambda").create_function(
+        FunctionName="seq-export-fn",
+        Runtime="python3.13",
+        Role=role,
+        Handler="seq_export.handler.lambda_handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        Environment={"Variables": {"SEQ_SOURCES": json.dumps(configured)}},
+    )
+    outputs = {
+        "ScoresBucketName": two_sources.resources.bucket,
+        "ExportFunctionName": "seq-export-fn",
+        "SourceNames": "global,eu",
+    }
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "seq-export-drift-marker"}}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    session.client("cloudformation").create_stack(StackName="seq-export-drift", TemplateBody=json.dumps(template))
+    for name in ("SEQ_SOURCES", "SCORES_BUCKET"):
+        monkeypatch.delenv(name)
+
+    # When the operator lists the sources
+    code, out, _ = cli(capsys, "--stack", "seq-export-drift", "sources")
+    json_code, document, _ = cli_json(capsys, "--stack", "seq-export-drift", "sources")
+
+    # Then the forgotten source is named, with what to change, and the command fails
+    assert (code, json_code) == (1, 1)
+    assert "the function exports apac but the stack's SourceNames (ExtraSourceNames) lacks it" in out
+    assert (document["not_in_source_names"], document["not_in_function"]) == (["apac"], [])

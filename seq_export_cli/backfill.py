@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from seq_export.dates import days_between, parse_day
-from seq_export.models import JobId
+from seq_export.job_message import JobId
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, ServiceError, UsageError
 from seq_export_cli.invoke import invoke_local

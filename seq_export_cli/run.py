@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from seq_export.models import ACCOUNT, JobId
+from seq_export.job_message import JobId
+from seq_export.models import ACCOUNT
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError
 from seq_export_cli.invoke import invoke_local

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from seq_export.models import JobId
+from seq_export.job_message import JobId
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
 from seq_export_cli.options import Day, default_day, kind_option, shared_options, source_option

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local.lambda_runtime import LONG_POLL_SECONDS, Invoke, SqsEventSource
-from seq_export.models import JobId
+from seq_export.job_message import JobId
 from seq_export_cli.app import App
 from seq_export_cli.errors import aws, aws_failure
 from seq_export_cli.invoke import invoke_local

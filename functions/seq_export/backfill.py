@@ -15,9 +15,9 @@ from datetime import date
 
 from seq_export.errors import InvalidEventError
 from seq_export.events import Backfill
+from seq_export.job_message import Job, JobId, new_run
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports
-from seq_export.models import Job, JobId, new_run
 from seq_export.observability import emit, logger
 from seq_export.results import BackfillResult
 

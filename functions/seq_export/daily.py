@@ -6,9 +6,10 @@ retries and failures never hold up or fail another's day, nor the account's the 
 from __future__ import annotations
 
 from seq_export.export_day import TimeLeft
+from seq_export.job_message import Job, JobId, new_run
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, run_job
-from seq_export.models import SUBUSERS, Job, JobId, new_run
+from seq_export.models import SUBUSERS
 from seq_export.observability import logger
 from seq_export.results import ExportResult
 

@@ -23,8 +23,9 @@ from typing import Any
 from seq_export.config import unknown_source
 from seq_export.dates import backfill_days, check_exportable, day_before, parse_day, today_utc
 from seq_export.errors import InvalidEventError
+from seq_export.job_message import Job, check_source_name
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import KINDS, Job, check_source_name
+from seq_export.models import KINDS
 
 ACCEPTED_EVENTS = (
     'expected one of: {"scheduled_time": "<ISO-8601>"} (EventBridge Scheduler), an EventBridge '

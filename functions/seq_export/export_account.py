@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 
 from seq_export.dates import iso_timestamp
 from seq_export.errors import ScoresNotReady, SeqProtocolError
-from seq_export.models import ACCOUNT, Counters, Job, validate_page
+from seq_export.job_message import Counters, Job
+from seq_export.models import ACCOUNT, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
 from seq_export.results import ExportResult

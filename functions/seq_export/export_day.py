@@ -24,9 +24,10 @@ from typing import IO, TypeVar
 from seq_export.dates import iso_timestamp, parse_instant
 from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneError
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
+from seq_export.job_message import Checkpoint, Counters, Job
 from seq_export.job_queue import JobQueue
 from seq_export.latest_store import DayWriter, LatestStore
-from seq_export.models import Checkpoint, Counters, Job, ScoreRecord, validate_page
+from seq_export.models import ScoreRecord, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError, describe_aws_error
-from seq_export.models import Job
+from seq_export.job_message import Job
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

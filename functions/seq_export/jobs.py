@@ -19,7 +19,8 @@ from seq_export.dates import check_exportable, parse_day, today_utc
 from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
 from seq_export.export_day import SubuserDayExport, TimeLeft
-from seq_export.models import ACCOUNT, Job
+from seq_export.job_message import Job
+from seq_export.models import ACCOUNT
 from seq_export.observability import MetricName, emit, emit_day_metrics, logger
 from seq_export.results import ExportResult
 from seq_export.s3_sink import S3Sink

@@ -12,8 +12,8 @@ stored "gave up" result; a duplicate delivery of the moved message is still hand
 
 from __future__ import annotations
 
+from seq_export.job_message import Job, new_run
 from seq_export.job_queue import JobQueue
-from seq_export.models import Job, new_run
 from seq_export.observability import logger
 from seq_export.results import ExportResult
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from seq_export.models import ACCOUNT, Counters, Job, JobId
+from seq_export.job_message import Counters, Job, JobId
+from seq_export.models import ACCOUNT
 from seq_export.observability import MetricName
 
 #: ``superseded``: a duplicate of a continuation found its day already completed by its twin.

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from seq_export.models import SCORE_MAX, SCORE_MIN, Counters, Number, ScoreChange, ScoreRecord
+from seq_export.job_message import Counters
+from seq_export.models import SCORE_MAX, SCORE_MIN, Number, ScoreChange, ScoreRecord
 
 BANDS = tuple(range(SCORE_MIN, SCORE_MAX + 1))
 

@@ -20,8 +20,9 @@ from local.stack import new_api_key
 from seq_export import wiring
 from seq_export.config import Env
 from seq_export.errors import ConfigError
+from seq_export.job_message import Job, JobId
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, day_key
-from seq_export.models import ACCOUNT, SUBUSERS, Job, JobId
+from seq_export.models import ACCOUNT, SUBUSERS
 from tests.support import Stack, days_ago
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from seq_export.job_message import Job, JobId
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import METRIC_NAMES, SUBUSERS, Job, JobId, Number, ScoreChange, ScoreRecord
+from seq_export.models import METRIC_NAMES, SUBUSERS, Number, ScoreChange, ScoreRecord
 
 #: The day ``record`` and ``records`` build for.
 RECORD_DAY = "2024-05-10"

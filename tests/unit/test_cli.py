@@ -24,7 +24,7 @@ import seq_export_cli.app as app_module
 import seq_export_cli.backfill as backfill_module
 import seq_export_cli.run as run_module
 from seq_export.dates import RETENTION_DAYS, today_utc, yesterday_utc
-from seq_export.models import JobId
+from seq_export.job_message import JobId
 from seq_export_cli.app import AWS_CONFIG, ENV_NAMES, App, Target, region_of
 from seq_export_cli.errors import EXIT_CODES, ServiceError, TargetConfigError, UsageError
 from seq_export_cli.invoke import invoke_function

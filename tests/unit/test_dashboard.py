@@ -25,8 +25,9 @@ from typing import Any, get_args
 import pytest
 
 from seq_export.errors import SeqExportError
+from seq_export.job_message import Counters, Job, JobId
 from seq_export.jobs import Exports, SourceExports, run_job
-from seq_export.models import KINDS, SUBUSERS, Counters, Job, JobId
+from seq_export.models import KINDS, SUBUSERS
 from seq_export.observability import SOURCE_DIMENSION, MetricName, emit, emit_day_metrics, metrics
 from seq_export.results import BAND_METRICS, BackfillResult, ExportResult, Status
 from tests.unit.test_template import load_template, render_sub

@@ -10,9 +10,9 @@ from botocore.exceptions import EndpointConnectionError
 
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError
+from seq_export.job_message import Job
 from seq_export.job_queue import SEND_BATCH_LIMIT, JobQueue
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import Job
 from tests.support import FakeSQS, all_successful, client_error, job, jobs
 
 if TYPE_CHECKING:

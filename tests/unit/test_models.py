@@ -11,17 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seq_export.errors import InvalidEventError, InvalidRecordError, SeqProtocolError
+from seq_export.job_message import Job
 from seq_export.latest_store import to_item
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import (
-    METRIC_NAMES,
-    RECORD_KEYS,
-    Job,
-    ScoreRecord,
-    loads_exact,
-    parse_page,
-    validate_record,
-)
+from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord, loads_exact, parse_page, validate_record
 from tests.support import API_DAY, API_METRICS, api_record, job
 
 DAY = API_DAY

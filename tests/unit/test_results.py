@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from seq_export.job_message import Counters, JobId
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import ACCOUNT, Counters, JobId
+from seq_export.models import ACCOUNT
 from seq_export.results import BackfillResult, ExportResult, Status
 from tests.support import jobs
 

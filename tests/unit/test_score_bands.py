@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from seq_export.errors import InvalidEventError
+from seq_export.job_message import Checkpoint, Counters, Job, JobId
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import ACCOUNT, SUBUSERS, Checkpoint, Counters, Job, JobId, ScoreRecord
+from seq_export.models import ACCOUNT, SUBUSERS, ScoreRecord
 from seq_export.observability import NAMESPACE, SERVICE, day_metrics_time, emit_day_metrics
 from seq_export.results import ExportResult, Status
 from seq_export.score_bands import ScoreMoves, band_of, tally

@@ -6,7 +6,7 @@ The table (``EXIT_CODES``) is the contract scripts rely on; the README and ``--h
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -84,3 +84,17 @@ def aws(what: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as exc:
         raise aws_failure(what, exc) from None
+
+
+def conditional(what: str, refused: str, call: Callable[[], object]) -> bool:
+    """Make a conditional AWS write: True when made, False when AWS refused it with ``refused``
+    (the condition did not hold); any other botocore error is a ``CliError`` naming ``what``."""
+    try:
+        call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == refused:
+            return False
+        raise aws_failure(what, exc) from None
+    except BotoCoreError as exc:
+        raise aws_failure(what, exc) from None
+    return True

@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
 from seq_export.dates import parse_instant
 from seq_export.errors import InvalidRecordError
 from seq_export.layout import CONTENT_TYPE, CONTROL_KEY, SOURCE_KEY, TABLE_KEY, day_key
 from seq_export.models import KINDS, METRIC_NAMES, RECORD_KEYS, loads_exact, validate_record
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws, aws_failure
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws, conditional
 from seq_export_cli.options import SourceName, shared_options
 from seq_export_cli.s3_objects import head_object, legacy_objects, require_bucket
 
@@ -228,22 +227,13 @@ def migrate_object(s3: Any, migration: Migration, dataset: Dataset, day: str, ke
 
 def _put_new(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str]) -> bool:
     """Write the day's object unless one appeared meanwhile (False then: the newer one stays)."""
-    try:
-        s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=body,
-            ContentType=CONTENT_TYPE,
-            Metadata=metadata,
-            IfNoneMatch="*",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            return False
-        raise aws_failure(f"S3 PutObject of s3://{bucket}/{key}", exc) from None
-    except BotoCoreError as exc:
-        raise aws_failure(f"S3 PutObject of s3://{bucket}/{key}", exc) from None
-    return True
+    return conditional(
+        f"S3 PutObject of s3://{bucket}/{key}",
+        "PreconditionFailed",
+        lambda: s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType=CONTENT_TYPE, Metadata=metadata, IfNoneMatch="*"
+        ),
+    )
 
 
 def _delete(s3: Any, bucket: str, key: str) -> None:
@@ -274,22 +264,18 @@ def migrate_items(dynamodb: DynamoDBClient, table_name: str, source: str, *, dry
         return items
 
     def tag(user_id: str) -> bool:
-        try:
-            dynamodb.update_item(
+        return conditional(
+            f"DynamoDB UpdateItem of {user_id} on table {table_name}",
+            "ConditionalCheckFailedException",
+            lambda: dynamodb.update_item(
                 TableName=table_name,
                 Key={TABLE_KEY: {"S": user_id}},
                 UpdateExpression="SET #s = :s",
                 ConditionExpression="attribute_exists(#k) AND attribute_not_exists(#s)",
                 ExpressionAttributeNames={"#s": SOURCE_KEY, "#k": TABLE_KEY},
                 ExpressionAttributeValues={":s": {"S": source}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise aws_failure(f"DynamoDB UpdateItem of {user_id} on table {table_name}", exc) from None
-        except BotoCoreError as exc:
-            raise aws_failure(f"DynamoDB UpdateItem of {user_id} on table {table_name}", exc) from None
-        return True
+            ),
+        )
 
     with ThreadPoolExecutor(max_workers=UPDATE_WORKERS) as pool:
         updated = sum(pool.map(tag, user_ids))

@@ -1,8 +1,8 @@
 """Several SendGrid sources in one stack: each (source, kind, day) is its own job.
 
 Three sources over two hosts: ``global`` and ``brand-b`` are two parent accounts on one host (the
-session's simulator, two keys), ``eu`` is the EU host (a second simulator, its own key, no
-account scores of its own). Every assertion names the source it is about.
+session's simulator, two keys), ``eu`` is the EU host (a second simulator in a process of its
+own, its own key, no account scores of its own). Every assertion names the source it is about.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from local.seq_simulator import Scenario, SeqSimulator, expected_records
+from local.seq_simulator import Scenario, expected_records
+from local.simulator_process import SimulatorProcess
 from local.stack import new_api_key
 from seq_export import wiring
 from seq_export.config import Env
@@ -38,13 +39,14 @@ def eu_api_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def eu_simulator(eu_api_key: str) -> Iterator[SeqSimulator]:
-    with SeqSimulator(eu_api_key, label="eu") as simulator:
+def eu_simulator(eu_api_key: str) -> Iterator[SimulatorProcess]:
+    """The EU host: a simulator in a process of its own, beside the session's simulator."""
+    with SimulatorProcess(eu_api_key, label="eu") as simulator:
         yield simulator
 
 
 @pytest.fixture
-def sources(stack: Stack, eu_simulator: SeqSimulator, eu_api_key: str) -> Stack:
+def sources(stack: Stack, eu_simulator: SimulatorProcess, eu_api_key: str) -> Stack:
     """The stack configured with the three sources, each key in a secret of its own."""
     brand_b_key = new_api_key()
     stack.simulator.reset(GLOBAL)
@@ -89,7 +91,7 @@ def account_key(stack: Stack, source: str, day: str) -> str:
 
 
 def test_the_daily_run_exports_every_sources_day_each_with_its_own_key(
-    sources: Stack, eu_simulator: SeqSimulator
+    sources: Stack, eu_simulator: SimulatorProcess
 ) -> None:
     day = days_ago(1)
 
@@ -130,7 +132,7 @@ def test_each_source_counts_in_its_own_metric_series_and_in_the_stack_total(sour
 # -- independence --------------------------------------------------------------------------------
 
 
-def test_a_202_chain_on_one_source_does_not_hold_up_the_others(sources: Stack, eu_simulator: SeqSimulator) -> None:
+def test_a_202_chain_on_one_source_does_not_hold_up_the_others(sources: Stack, eu_simulator: SimulatorProcess) -> None:
     day = days_ago(1)
     eu_simulator.reset(Scenario(subusers=EU.subusers, first_user_id=EU.first_user_id, not_ready=2))
 
@@ -147,7 +149,7 @@ def test_a_202_chain_on_one_source_does_not_hold_up_the_others(sources: Stack, e
     assert sources.source_metrics("global")["NotReadyRescheduled"] == 0
 
 
-def test_a_refused_key_on_one_source_fails_only_that_source(sources: Stack, eu_simulator: SeqSimulator) -> None:
+def test_a_refused_key_on_one_source_fails_only_that_source(sources: Stack, eu_simulator: SimulatorProcess) -> None:
     day = days_ago(1)
     eu_simulator.api_key = new_api_key()  # the EU key was revoked at SendGrid
 
@@ -193,7 +195,7 @@ def test_the_same_day_of_two_sources_exports_concurrently_without_waiting(source
 
 
 def test_two_sources_returning_the_same_user_id_keep_one_item_and_both_lines(
-    sources: Stack, eu_simulator: SeqSimulator
+    sources: Stack, eu_simulator: SimulatorProcess
 ) -> None:
     day, older = days_ago(1), days_ago(2)
     # the EU host answers for the first subusers of the global account too (same ids)
@@ -227,7 +229,7 @@ def test_a_backfill_of_one_source_queues_only_that_source(sources: Stack) -> Non
     assert sorted(sources.data_keys()) == sorted([sources.key(first, "eu"), sources.key(last, "eu")])
 
 
-def test_a_backfill_of_every_source_repeated_adds_no_work(sources: Stack, eu_simulator: SeqSimulator) -> None:
+def test_a_backfill_of_every_source_repeated_adds_no_work(sources: Stack, eu_simulator: SimulatorProcess) -> None:
     day = days_ago(2)
 
     answer = sources.invoke({"from": day, "to": day})

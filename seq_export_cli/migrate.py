@@ -285,7 +285,6 @@ def migrate_items(dynamodb: DynamoDBClient, table_name: str, source: str, *, dry
 
 
 def _lines(migration: Migration) -> list[str]:
-    would = "would " if migration.dry_run else ""
     where = f"s3://{migration.bucket}/"
     lines: list[str] = []
     for done in migration.objects:
@@ -301,14 +300,15 @@ def _lines(migration: Migration) -> list[str]:
         if not dataset.legacy_objects:
             lines.append(f"{dataset.kind:<13} {dataset.prefix}: no day in the layout from before sources")
             continue
+        moved, deleted = ("would move", "would delete") if migration.dry_run else ("moved", "deleted")
         parts = [
-            f"{would}moved {dataset.moved} under source {migration.source} ({dataset.lines} lines)",
-            f"{would}deleted {dataset.kept_existing} already there",
+            f"{moved} {dataset.moved} under source {migration.source} ({dataset.lines} lines)",
+            f"{deleted} {dataset.kept_existing} already there",
         ]
         if dataset.failed:
             parts.append(f"{dataset.failed} failed (malformed lines, unchanged)")
         lines.append(
-            f"{dataset.kind:<13} {dataset.prefix}: {dataset.legacy_objects} days in the layout from before sources: "
+            f"{dataset.kind:<13} {dataset.prefix}: {_days(dataset.legacy_objects)} in the layout from before sources: "
             + ", ".join(parts)
         )
     items = migration.items
@@ -322,3 +322,7 @@ def _lines(migration: Migration) -> list[str]:
             f"{migration.source}, {items.already_had_source} had one by then"
         )
     return lines
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"

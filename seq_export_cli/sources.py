@@ -68,8 +68,8 @@ def sources(app: App) -> int:
         for name in drift[1]
     ]
     notes += [
-        f"legacy        {count} {kind} days under {target.prefix_for(kind)} are in the layout from before "
-        "sources: `seq-export migrate-lake` moves them under a source"
+        f"legacy        {kind}: {count} day{'' if count == 1 else 's'} under {target.prefix_for(kind)} in the layout "
+        "from before sources: `seq-export migrate-lake` moves them under a source"
         for kind, count in legacy.items()
         if count
     ]

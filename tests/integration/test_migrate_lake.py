@@ -180,6 +180,11 @@ def test_migrate_lake_dry_run_lists_what_it_would_do_and_changes_nothing(
         out.splitlines()[-1]
         == f"DynamoDB      {len(items_before) - 1} latest scores without a source would get default"
     )
+    subusers_line = next(line for line in out.splitlines() if line.startswith("subusers"))
+    assert subusers_line.endswith(
+        f"{len(LEGACY_DAYS)} days in the layout from before sources: would move {len(LEGACY_DAYS)} under source "
+        "default (60 lines), would delete 0 already there"
+    )
     assert document["dry_run"] is True
     assert [(o["action"], o["kind"], o["date"]) for o in document["objects"]] == [
         ("move", SUBUSERS, LEGACY_DAYS[0]),
@@ -297,6 +302,10 @@ def test_sources_points_at_migrate_lake_while_legacy_days_remain(
     assert code == 0
     assert document["legacy_days"] == {SUBUSERS: 2, ACCOUNT: 1}
     assert (
-        f"legacy        2 subusers days under {stack.settings.scores_prefix} are in the layout from before sources: "
+        f"legacy        subusers: 2 days under {stack.settings.scores_prefix} in the layout from before sources: "
+        "`seq-export migrate-lake` moves them under a source" in out.splitlines()
+    )
+    assert (
+        f"legacy        account: 1 day under {stack.settings.account_scores_prefix} in the layout from before sources: "
         "`seq-export migrate-lake` moves them under a source" in out.splitlines()
     )

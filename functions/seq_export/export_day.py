@@ -75,7 +75,7 @@ class SubuserDayExport:
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
-        logger.append_keys(source=job.source, date=job.date, attempt=job.attempt)
+        logger.append_keys(source=job.source, kind=job.kind, date=job.date, attempt=job.attempt)
         try:
             try:
                 result = self._export(job, time_left)
@@ -93,7 +93,7 @@ class SubuserDayExport:
             logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
             return result
         finally:
-            logger.remove_keys(["source", "date", "attempt", "page"])
+            logger.remove_keys(["source", "kind", "date", "attempt", "page"])
 
     def _export(self, job: Job, time_left: TimeLeft | None) -> ExportResult:
         day = job.date

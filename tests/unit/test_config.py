@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from seq_export.config import Settings, Source
@@ -95,3 +97,91 @@ def test_account_scores_settings_and_overlapping_prefixes() -> None:
         Settings.from_env(REQUIRED | {"EXPORT_ACCOUNT_SCORES": "maybe"})
     with pytest.raises(ConfigError, match="must not contain one another"):
         Settings.from_env(REQUIRED | {"ACCOUNT_SCORES_PREFIX": "seq/subuser_scores/account"})
+
+
+# -- sources -------------------------------------------------------------------------------------
+GLOBAL = {"name": "global", "base_url": "https://api.sendgrid.com/", "secret_id": "arn:global"}
+EU = {"name": "eu", "base_url": "https://api.eu.sendgrid.com", "secret_id": "arn:eu", "account_scores": False}
+WITHOUT_SINGLE_SOURCE = {k: v for k, v in REQUIRED.items() if k != "SEQ_API_KEY_SECRET_ID"}
+
+
+def with_sources(value: object, **extra: str) -> dict[str, str]:
+    raw = value if isinstance(value, str) else json.dumps(value)
+    return WITHOUT_SINGLE_SOURCE | {"SEQ_SOURCES": raw} | extra
+
+
+def test_seq_sources_configures_every_source_in_order() -> None:
+    settings = Settings.from_env(with_sources([GLOBAL, EU]))
+
+    assert settings.sources == (
+        Source("global", "https://api.sendgrid.com", "arn:global", True),
+        Source("eu", "https://api.eu.sendgrid.com", "arn:eu", False),
+    )
+    assert settings.source_names == ("global", "eu")
+
+
+def test_without_seq_sources_the_one_source_is_default_from_the_single_source_variables() -> None:
+    settings = Settings.from_env(REQUIRED | {"SEQ_API_BASE_URL": "https://api.eu.sendgrid.com"})
+
+    assert settings.source_names == ("default",)
+    assert settings.sources[0].secret_id == REQUIRED["SEQ_API_KEY_SECRET_ID"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[{", r"^SEQ_SOURCES is not JSON \("),
+        ({"name": "global"}, r"^SEQ_SOURCES must be a non-empty JSON list of sources"),
+        ([], r"^SEQ_SOURCES must be a non-empty JSON list of sources"),
+        ([GLOBAL, "eu"], r"^SEQ_SOURCES item 2: must be an object with name, base_url, secret_id$"),
+        ([GLOBAL, EU | {"name": "global"}], r"^SEQ_SOURCES item 2: 'name' 'global' is used by an earlier source"),
+        ([GLOBAL | {"name": "EU West"}], r"^SEQ_SOURCES item 1: 'name' must be 1 to 32 characters of a-z, 0-9 and -"),
+        ([GLOBAL | {"name": "a" * 33}], r"^SEQ_SOURCES item 1: 'name' must be 1 to 32 characters"),
+        ([GLOBAL, {"name": "eu", "base_url": "https://x"}], r"^SEQ_SOURCES item 2: 'secret_id' is required"),
+        ([GLOBAL, EU | {"base_url": "ftp://api.eu.sendgrid.com"}], r"^SEQ_SOURCES item 2: 'base_url' must be an"),
+        ([GLOBAL, EU | {"account_scores": "no"}], r"^SEQ_SOURCES item 2: 'account_scores' must be true or false"),
+        ([GLOBAL, EU | {"region": "eu"}], r"^SEQ_SOURCES item 2: unknown field 'region'"),
+    ],
+    ids=[
+        "not-json",
+        "not-a-list",
+        "empty",
+        "item-not-object",
+        "duplicate-name",
+        "malformed-name",
+        "name-too-long",
+        "missing-field",
+        "base-url-not-http",
+        "account-scores-not-bool",
+        "unknown-field",
+    ],
+)
+def test_a_malformed_seq_sources_is_one_error_naming_it_the_item_and_the_field(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(with_sources(value))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SEQ_API_BASE_URL", "https://api.eu.sendgrid.com"),
+        ("SEQ_API_KEY_SECRET_ID", "arn:other"),
+        ("EXPORT_ACCOUNT_SCORES", "false"),
+    ],
+)
+def test_a_single_source_variable_beside_seq_sources_must_agree_with_the_first_source(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^SEQ_SOURCES item 1: {name} is set beside it to"):
+        Settings.from_env(with_sources([GLOBAL, EU], **{name: value}))
+
+
+def test_a_single_source_variable_that_agrees_with_the_first_source_is_accepted() -> None:
+    env = with_sources([GLOBAL], SEQ_API_BASE_URL="https://api.sendgrid.com", SEQ_API_KEY_SECRET_ID="arn:global")
+
+    assert Settings.from_env(env).source_names == ("global",)
+
+
+def test_an_unknown_source_name_lists_the_configured_ones() -> None:
+    settings = Settings.from_env(with_sources([GLOBAL, EU]))
+
+    with pytest.raises(ConfigError, match=r"^unknown source 'apac'; the configured sources are global, eu$"):
+        settings.source("apac")

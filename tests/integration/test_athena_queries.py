@@ -35,9 +35,11 @@ from sqlglot import exp
 from local.seq_simulator import Scenario, subuser_record
 from local.stack import sources_json
 from seq_export.config import Env, Source
-from seq_export.layout import PARTITION_KEYS, SOURCE_KEY, day_key
-from seq_export.models import METRIC_NAMES, RECORD_KEYS
+from seq_export.layout import DEFAULT_SOURCE, PARTITION_KEYS, SOURCE_KEY, day_key
+from seq_export.models import ACCOUNT, METRIC_NAMES, RECORD_KEYS, SUBUSERS
 from tests.support import Stack, days_ago
+from tests.support.cli import cli
+from tests.support.legacy import make_legacy
 from tests.unit.test_template import load_template, render_sub
 
 ROOT = Path(__file__).parents[2]
@@ -534,3 +536,45 @@ def test_subuser_history_takes_the_username_as_its_parameter_and_gives_one_histo
         assert len(history) == len(lake.days[source])
         assert history[0]["change"] is None
         assert history[-1]["score"] is None  # ineligible on the newest day
+
+
+@pytest.mark.integration
+def test_a_single_source_lake_upgraded_by_migrate_lake_keeps_its_history_readable_through_the_glue_tables(
+    stack: Stack, template: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two days of each dataset as a stack wrote them before sources existed
+    stack.simulator.reset(Scenario(subusers=20, fractional=True))
+    days = [days_ago(3), days_ago(2)]
+    for day in days:
+        for kind in (SUBUSERS, ACCOUNT):
+            assert stack.invoke({"date": day, "kind": kind})["status"] == "exported"
+    exported = {day: exported_lines(stack, stack.settings.scores_prefix, DEFAULT_SOURCE, day) for day in days}
+    account = {day: exported_lines(stack, stack.settings.account_scores_prefix, DEFAULT_SOURCE, day) for day in days}
+    for day in days:
+        make_legacy(stack, day)
+        make_legacy(stack, day, ACCOUNT)
+
+    # When the operator upgrades the lake
+    code, _, _ = cli(capsys, "migrate-lake")
+
+    # Then the Glue tables read every old day under the source, and a saved query answers from them
+    assert code == 0
+    db = duckdb.connect()
+    paths = read_lake(stack, template, tmp_path)
+    tables = glue_names(template)
+    subusers = db.read_parquet(str(paths[tables["ScoresTable"]])).order("dt, user_id").fetchall()
+    assert [(row[-2], row[-1], row[1]) for row in subusers] == [
+        (DEFAULT_SOURCE, day, line["user_id"])
+        for day in days
+        for line in sorted(exported[day], key=lambda x: x["user_id"])
+    ]
+    account_rows = db.read_parquet(str(paths[tables["AccountScoresTable"]])).order("dt").fetchall()
+    assert [(row[-2], row[-1], row[3]) for row in account_rows] == [
+        (DEFAULT_SOURCE, day, account[day][0]["score"]) for day in days
+    ]
+    history_db = duckdb.connect()
+    history_db.execute(f'CREATE SCHEMA "{tables["ScoresDatabase"]}"')
+    for table, path in paths.items():
+        history_db.read_parquet(str(path)).create(f'"{tables["ScoresDatabase"]}"."{table}"')
+    history = Lake({}, {}, {}, "", rendered_sql(template), history_db).answer(SUBUSER_HISTORY, "subuser-100002")
+    assert [(row["source"], row["dt"]) for row in history] == [(DEFAULT_SOURCE, day) for day in days]

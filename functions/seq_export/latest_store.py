@@ -132,9 +132,11 @@ class LatestStore:
             now = int(self._clock())
             values = {":d": {"S": day}, ":o": {"SS": [owner]}, ":u": {"N": str(now + LEASE_SECONDS)}}
             held = self._update_control(
-                "SET newest_date = :d, lease_date = :d, lease_until = :u, lease_holders = :o",
+                # a lease of the version before shared leases (``lease_owner``) is live until it expires
+                "SET newest_date = :d, lease_date = :d, lease_until = :u, lease_holders = :o REMOVE lease_owner",
                 "(attribute_not_exists(newest_date) OR newest_date <= :d) "
-                "AND (attribute_not_exists(lease_holders) OR lease_until < :now)",
+                "AND ((attribute_not_exists(lease_holders) AND attribute_not_exists(lease_owner)) "
+                "OR attribute_not_exists(lease_until) OR lease_until < :now)",
                 {**values, ":now": {"N": str(now)}},
             )
             if held is not None and held.get("lease_date", {}).get("S") == day:

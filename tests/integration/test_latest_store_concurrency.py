@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -83,3 +85,39 @@ def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> Non
         newer.write(records(30, day="2026-11-22", score=5))
     assert newer.mode == "batch"
     assert latest(stack, "1029") == ("2026-11-22", Decimal(5))
+
+
+def control_item(stack: Stack) -> dict[str, Any]:
+    dynamodb = stack.session.client("dynamodb")
+    return dict(dynamodb.get_item(TableName=stack.resources.table, Key={"user_id": {"S": CONTROL_KEY}})["Item"])
+
+
+def put_old_version_lease(stack: Stack, day: str, until: int) -> None:
+    """The control item as the version before shared leases leaves it while it writes ``day``."""
+    stack.session.client("dynamodb").put_item(
+        TableName=stack.resources.table,
+        Item={
+            "user_id": {"S": CONTROL_KEY},
+            "newest_date": {"S": day},
+            "lease_owner": {"S": f"{day}/old-version"},
+            "lease_until": {"N": str(until)},
+        },
+    )
+
+
+def test_a_live_lease_of_the_version_before_is_waited_for_and_an_expired_one_taken_over(stack: Stack) -> None:
+    # Given the previous version still writes an older day during a deploy
+    put_old_version_lease(stack, "2026-11-20", until=int(time.time()) + 600)
+
+    # Then a newer day does not batch-write beside it
+    with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-20 still holds the write lease"):
+        store(stack).open_day("2026-11-21", "t2").write(records(3, day="2026-11-21", score=5))
+
+    # And once that lease has expired, the newer day takes it over whole
+    put_old_version_lease(stack, "2026-11-20", until=int(time.time()) - 1)
+    with store(stack).open_day("2026-11-21", "t2") as newer:
+        newer.write(records(3, day="2026-11-21", score=5))
+        held = control_item(stack)
+        assert "lease_owner" not in held
+        assert len(held["lease_holders"]["SS"]) == 1
+    assert newer.mode == "batch"

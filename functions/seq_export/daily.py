@@ -6,7 +6,7 @@ retries and failures never hold up or fail another's day, nor the account's the 
 from __future__ import annotations
 
 from seq_export.export_day import TimeLeft
-from seq_export.job_message import Job, JobId, new_run
+from seq_export.job_message import Job, JobId
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, run_job
 from seq_export.models import SUBUSERS
@@ -16,7 +16,9 @@ from seq_export.results import ExportResult
 
 def run_daily(exports: Exports, queue: JobQueue, day: str, time_left: TimeLeft | None = None) -> ExportResult:
     first = exports.sources[0]
-    run = new_run()
+    # one run per scheduled day: a retried scheduled invocation queues the same jobs again, and
+    # the job worker's idempotency runs each of them once
+    run = f"daily-{day}"
     queued = [
         Job(JobId(source, kind, day), attempt=1, reason="scheduled", run=run)
         for source in exports.sources

@@ -194,8 +194,12 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: object, *, default_source: str, what: str = "queued job") -> Job:
-        """``what`` names the shape the caller sent (a queued job, a direct date event) in errors;
-        a message without ``source`` (queued before sources existed) is ``default_source``'s."""
+        """``what`` names the shape the caller sent (a queued job, a direct date event) in errors.
+
+        A message without ``source`` was queued before sources existed: it is ``default_source``'s,
+        and a checkpoint it carries points at lines without ``source`` under the old key, so the
+        day starts again from its first page instead (the abandoned upload expires by the
+        bucket's lifecycle rule)."""
         if not isinstance(data, dict):
             raise InvalidEventError(f'{what} must be a JSON object {{"date": "YYYY-MM-DD", "attempt": n}}')
         day = parse_day(data.get("date"), what=f"{what} 'date'").isoformat()
@@ -212,6 +216,8 @@ class Job:
             id=JobId(source=source, kind=kind, date=day),
             attempt=attempt,
             reason=str(reason),
-            checkpoint=None if checkpoint is None else Checkpoint.from_dict(checkpoint, what=what),
+            checkpoint=None
+            if checkpoint is None or "source" not in data
+            else Checkpoint.from_dict(checkpoint, what=what),
             run=None if data.get("run") is None else str(data["run"]),
         )

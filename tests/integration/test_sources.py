@@ -276,3 +276,19 @@ def test_a_malformed_seq_sources_fails_at_start_before_anything_is_fetched_or_wr
 
 def _job(source: str, day: str) -> Job:
     return Job(JobId(source, SUBUSERS, day), attempt=1)
+
+
+def test_a_retried_scheduled_run_queues_the_same_jobs_and_each_runs_once(
+    sources: Stack, eu_simulator: SimulatorProcess
+) -> None:
+    scheduled = {"scheduled_time": f"{days_ago(0)}T06:00:00Z"}
+
+    sources.invoke(scheduled)
+    sources.invoke(scheduled)  # Lambda retries a scheduled invocation that failed
+    drain(sources)
+
+    eu_pages = [r for r in eu_simulator.requests if r["status"] == 200]
+    assert len(eu_pages) == 1  # 250 subusers: one page, fetched once
+    brand_b = [r for r in sources.simulator.requests if r["account"] == "brand-b"]
+    assert len(brand_b) == 2  # its subusers' page and its account's day, once each
+    assert sources.metrics["RecordsExported"] == 2 * GLOBAL.subusers + BRAND_B.subusers + EU.subusers

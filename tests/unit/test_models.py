@@ -183,3 +183,15 @@ def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
     ]:
         with pytest.raises(InvalidEventError, match=text):
             Job.from_json(default_source=DEFAULT_SOURCE, body=body)
+
+
+def test_a_message_queued_before_sources_is_the_default_sources_and_restarts_a_continued_day() -> None:
+    checkpoint = {"after_key": "101000", "next_page": 2, "exported_at": "t", "tail_key": "seq/_staging/dt=x/a.jsonl"}
+    old = {"date": DAY, "attempt": 1, "reason": "continue", "checkpoint": checkpoint}
+
+    queued = Job.from_dict(old, default_source="global")
+    named = Job.from_dict(old | {"source": "global"}, default_source="global")
+
+    assert (queued.source, queued.kind, queued.checkpoint) == ("global", "subusers", None)
+    assert named.checkpoint is not None
+    assert named.checkpoint.after_key == "101000"

@@ -132,11 +132,6 @@ class Settings:
                 return source
         raise ConfigError(unknown_source(name, self.source_names))
 
-    @property
-    def exports_account_scores(self) -> bool:
-        """Whether any source exports its parent account's own scores."""
-        return any(source.account_scores for source in self.sources)
-
 
 def unknown_source(name: str, configured: tuple[str, ...]) -> str:
     return f"unknown source {name!r}; the configured sources are {', '.join(configured)}"

@@ -55,6 +55,8 @@ class Exports:
 
     sources: tuple[str, ...]  # the first is the default of a request that names none
     build: Callable[[str], SourceExports]
+    #: The kinds of day each source exports, known from its settings without building anything.
+    source_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _built: dict[str, SourceExports] = field(default_factory=dict, repr=False)
 
     def of(self, source: str) -> SourceExports:
@@ -66,8 +68,11 @@ class Exports:
         return self._built[source]
 
     def kinds(self, source: str) -> tuple[str, ...]:
-        """The kinds of day ``source`` exports."""
-        return tuple(self.of(source).sinks)
+        """The kinds of day ``source`` exports (the daily run and a backfill ask this of every
+        source; no SendGrid client or key is built for it)."""
+        if source not in self.sources:
+            raise InvalidEventError(unknown_source(source, self.sources))
+        return self.source_kinds[source]
 
 
 def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> ExportResult:

@@ -101,7 +101,8 @@ def build_dependencies(
         account = AccountDayExport(client, sinks[ACCOUNT], not_ready) if ACCOUNT in sinks else None
         return SourceExports(subusers=subusers, account=account, sinks=sinks)
 
-    exports = Exports(sources=settings.source_names, build=build_source)
+    kinds = {source.name: (SUBUSERS, ACCOUNT) if source.account_scores else (SUBUSERS,) for source in settings.sources}
+    exports = Exports(sources=settings.source_names, build=build_source, source_kinds=kinds)
     return Dependencies(settings=settings, exports=exports, queue=queue, dynamodb=dynamodb)
 
 

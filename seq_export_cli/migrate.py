@@ -171,7 +171,8 @@ def migrate_lake(app: App, *, source: str | None, dry_run: bool) -> int:
     stopped a day (nothing of that day is changed; the others are migrated).
     """
     target = app.target
-    name = target.chosen_sources(source)[0]
+    name = source or _first_source(app)
+    target.chosen_sources(source)  # a named source must be a configured one
     bucket = target.need("bucket")
     table_name = target.need("table")
     s3 = app.client("s3")
@@ -326,3 +327,15 @@ def _lines(migration: Migration) -> list[str]:
 
 def _days(count: int) -> str:
     return f"{count} day" if count == 1 else f"{count} days"
+
+
+def _first_source(app: App) -> str:
+    """The first configured source; where the target only assumes ``default`` (no SEQ_SOURCES, no
+    stack), the deployed function's own first source when it can be read, so a stack whose first
+    source has another name does not get its history filed where its tables do not look."""
+    target = app.target
+    if target.stack is None and target.account_sources is None:
+        configured = app.function_sources()
+        if configured:
+            return configured[0].name
+    return target.sources[0]

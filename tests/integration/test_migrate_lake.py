@@ -253,3 +253,30 @@ def test_sources_points_at_migrate_lake_while_legacy_days_remain(
         f"legacy        account: 1 day under {stack.settings.account_scores_prefix} in the layout from before sources: "
         "`seq-export migrate-lake` moves them under a source" in out.splitlines()
     )
+
+
+def test_without_seq_sources_the_deployed_functions_first_source_is_the_one_migrated_to(
+    stack: Stack, legacy_lake: dict[tuple[str, str], bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operator's shell that names the deployed function but not its sources, whose
+    # first source is not called "default"
+    session = stack.session
+    role = session.client("iam").create_role(RoleName="seq-export-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    configured = [{"name": "global", "base_url": "https://api.sendgrid.com", "secret_id": "global-key"}]
+    session.client("lambda").create_function(
+        FunctionName="seq-export-fn",
+        Runtime="python3.13",
+        Role=role,
+        Handler="seq_export.handler.lambda_handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+        Environment={"Variables": {"SEQ_SOURCES": json.dumps(configured)}},
+    )
+    stack.monkeypatch.setenv("SEQ_EXPORT_FUNCTION", "seq-export-fn")
+
+    # When the lake is migrated without --source
+    code, _, _ = cli(capsys, "migrate-lake")
+
+    # Then the history lands under the function's first source, where its tables look
+    assert code == 0
+    assert all(object_key(stack, day, source="global") in current_keys(stack) for day in LEGACY_DAYS)
+    assert {item.get("source") for user_id, item in items(stack).items() if user_id != layout.CONTROL_KEY} == {"global"}

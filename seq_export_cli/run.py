@@ -16,7 +16,7 @@ import click
 from seq_export.job_message import JobId
 from seq_export.models import ACCOUNT
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, CliError, ServiceError, UsageError
 from seq_export_cli.invoke import invoke_local
 from seq_export_cli.options import (
     Day,
@@ -67,6 +67,8 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
         ]
     if status == "continued":
         return [f"continued     {what}: handed to a fresh invocation after {summary.get('pages')} pages"]
+    if status == "failed":
+        return [f"failed        {what}: {summary.get('error')}"]
     if status == "gave_up":
         return [f"gave up       {what}: SendGrid kept answering 202; the day went to the dead-letter queue"]
     return [f"{status or 'answered'}      {what}: {dict(summary)}"]
@@ -90,7 +92,8 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
     """Export one day now and say what happened, per source and kind.
 
     Exits 0 when every asked source and kind is exported; 1 when SendGrid is still computing the
-    day (202, re-scheduled) or it was given up.
+    day (202, re-scheduled) or it was given up; 4 when the function failed for one (the other
+    sources are still exported and reported).
     """
     if wait and not local:
         raise UsageError("--wait delivers the local retry queue and needs --local (a deployed function retries itself)")
@@ -98,7 +101,16 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
     target = app.target
     chosen = target.chosen_sources(source)
     jobs = [JobId(name, one_kind, day) for name in chosen for one_kind in app.kinds_of(name, kind)]
-    results = {job: _export(app, job, local=local) for job in jobs}
+    results: dict[JobId, dict[str, Any]] = {}
+    failures: list[CliError] = []
+    for job in jobs:  # one source failing does not keep the others from being exported
+        try:
+            results[job] = _export(app, job, local=local)
+        except ServiceError as exc:
+            if len(jobs) == 1:
+                raise
+            failures.append(exc)
+            results[job] = {"status": "failed", **job.to_dict(), "error": str(exc)}
     waited = [job for job, summary in results.items() if summary.get("status") == "not_ready"]
     if wait and waited:
         app.output.note(
@@ -115,6 +127,8 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
         titled=target.several_sources,
     )
     app.output.answer(per_source(documents, day=day), lines)
+    if failures:
+        return failures[0].exit_code
     unfinished = [s for s in results.values() if s.get("status") != "exported"]
     if not unfinished:
         return EXIT_OK

@@ -1130,6 +1130,22 @@ class PerSourceLambda(FakeLambda):
         return super().invoke(**kwargs)
 
 
+class FailingForLambda(PerSourceLambda):
+    """As ``PerSourceLambda``, but the function fails for the events of one source."""
+
+    def __init__(self, failing: str) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        source = json.loads(kwargs["Payload"])["source"]
+        self.function_error = "Unhandled" if source == self.failing else None
+        answer = super().invoke(**kwargs)
+        if source == self.failing:
+            answer["Payload"] = io.BytesIO(b'{"errorMessage": "SendGrid answered 401 Unauthorized"}')
+        return answer
+
+
 @pytest.fixture
 def two_sources(fake_aws: FakeAws) -> FakeAws:
     fake_aws.environ["SEQ_SOURCES"] = TWO_SOURCES
@@ -1316,3 +1332,22 @@ def test_low_scores_lines_show_each_items_source(fake_aws: FakeAws, capsys: pyte
         " score  user_id      source  username                 date",
         "  3.47  100001       default subuser-100001           2026-11-22",
     ]
+
+
+def test_run_goes_on_to_the_next_source_when_the_function_fails_for_one_and_exits_4(
+    two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    two_sources.clients["lambda"] = function = FailingForLambda("global")
+
+    code, out, _ = cli(capsys, "run", "--date", day)
+
+    assert code == 4
+    assert [event["source"] for event in function.events] == ["global", "eu"]
+    sections = out.split("\n\n")
+    assert sections[0].splitlines()[:2] == [
+        "source        global",
+        f"failed        subusers {day}: function env-function failed: Unhandled: SendGrid answered 401 Unauthorized",
+    ]
+    assert f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages" in sections[1]
+

@@ -1350,4 +1350,3 @@ def test_run_goes_on_to_the_next_source_when_the_function_fails_for_one_and_exit
         f"failed        subusers {day}: function env-function failed: Unhandled: SendGrid answered 401 Unauthorized",
     ]
     assert f"exported      subusers {day}: 3 records (1 ineligible) from 1 pages" in sections[1]
-

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from seq_export.errors import ConfigError
+from seq_export.layout import DEFAULT_SOURCE
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -24,9 +25,17 @@ SECRET_MAX_AGE_SECONDS = 300
 
 
 class ApiKeySource:
-    def __init__(self, client: SecretsManagerClient, secret_id: str, *, max_age: int = SECRET_MAX_AGE_SECONDS) -> None:
+    def __init__(
+        self,
+        client: SecretsManagerClient,
+        secret_id: str,
+        *,
+        source: str = DEFAULT_SOURCE,
+        max_age: int = SECRET_MAX_AGE_SECONDS,
+    ) -> None:
         self._provider = SecretsProvider(boto3_client=client)
         self._secret_id = secret_id
+        self._source = source
         self._max_age = max_age
 
     def __call__(self) -> str:
@@ -42,7 +51,9 @@ class ApiKeySource:
         except GetParameterError as exc:
             cause = exc.__cause__ or exc
             code = getattr(cause, "response", {}).get("Error", {}).get("Code", type(cause).__name__)
-            raise ConfigError(f"cannot read secret {self._secret_id!r} (SEQ_API_KEY_SECRET_ID): {code}") from None
+            raise ConfigError(
+                f"cannot read secret {self._secret_id!r} (the secret_id of source {self._source}): {code}"
+            ) from None
         return parse_api_key(value, self._secret_id)
 
 

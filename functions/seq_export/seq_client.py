@@ -255,7 +255,7 @@ def _client_error(status: int, response: requests.Response, where: str) -> SeqAp
         )
     if status == 404:
         return SeqNotFoundError(
-            f"{where}: SendGrid answered 404 Not Found {detail}: check SEQ_API_BASE_URL (global or EU)",
+            f"{where}: SendGrid answered 404 Not Found {detail}: check the source's base_url (global or EU host)",
             status=status,
         )
     return SeqApiError(f"{where}: unexpected answer {status} {detail}", status=status)

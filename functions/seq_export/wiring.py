@@ -86,7 +86,7 @@ def build_dependencies(
         sinks = {SUBUSERS: S3Sink(s3, settings.scores_bucket, settings.scores_prefix, name)}
         if source.account_scores:
             sinks[ACCOUNT] = S3Sink(s3, settings.scores_bucket, settings.account_scores_prefix, name)
-        api_key = ApiKeySource(secrets, source.secret_id)
+        api_key = ApiKeySource(secrets, source.secret_id, source=name)
         client = SeqClient(
             source.base_url,
             api_key,

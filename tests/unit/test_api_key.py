@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
-from seq_export.api_key import parse_api_key
+from seq_export.api_key import ApiKeySource, parse_api_key
 from seq_export.errors import ConfigError
+from tests.support import client_error
 
 SECRET = "seq-export/sendgrid"
 
@@ -37,3 +40,23 @@ def test_unusable_secrets_are_named_without_echoing_the_value(stored: object, me
     assert message in str(caught.value)
     assert SECRET in str(caught.value)
     assert "secret-value" not in str(caught.value)
+
+
+class DeniedSecrets:
+    """A Secrets Manager client whose every read is refused."""
+
+    def get_secret_value(self, **_: object) -> dict[str, object]:
+        raise client_error("AccessDeniedException", "GetSecretValue")
+
+
+def test_an_unreadable_secret_names_the_source_whose_secret_it_is() -> None:
+    source = ApiKeySource(
+        cast(Any, DeniedSecrets()), "arn:aws:secretsmanager:eu-west-1:1:secret:eu-AbCdEf", source="eu"
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        source()
+
+    assert str(caught.value).startswith(
+        "cannot read secret 'arn:aws:secretsmanager:eu-west-1:1:secret:eu-AbCdEf' (the secret_id of source eu): "
+    )

@@ -260,7 +260,7 @@ def test_a_rotated_key_that_is_refused_too_fails_without_a_second_refresh() -> N
 def test_404_raises_not_found_pointing_at_the_base_url() -> None:
     h = harness(Answer(404, b""))
 
-    with pytest.raises(SeqNotFoundError, match="SEQ_API_BASE_URL") as info:
+    with pytest.raises(SeqNotFoundError, match="check the source's base_url") as info:
         h.pages()
 
     assert info.value.status == 404

@@ -61,6 +61,7 @@ class Env:
     ``local/``, the tests and the template test import."""
 
     SEQ_SOURCES = "SEQ_SOURCES"
+    LAKE_SOURCE_NAMES = "LAKE_SOURCE_NAMES"
     SEQ_API_BASE_URL = "SEQ_API_BASE_URL"
     SEQ_API_KEY_SECRET_ID = "SEQ_API_KEY_SECRET_ID"  # noqa: S105 - the name of a variable holding an ARN
     SCORES_BUCKET = "SCORES_BUCKET"
@@ -162,6 +163,7 @@ def sources_from_env(env: Mapping[str, str]) -> tuple[Source, ...]:
             ),
         )
     sources = parse_sources(raw)
+    check_lake_names(sources, _raw(env, Env.LAKE_SOURCE_NAMES))
     first = sources[0]
     beside = {
         Env.SEQ_API_BASE_URL: (first.base_url, _raw(env, Env.SEQ_API_BASE_URL)),
@@ -180,6 +182,27 @@ def sources_from_env(env: Mapping[str, str]) -> tuple[Source, ...]:
             "not the first source's account_scores; unset it, or make them agree"
         )
     return sources
+
+
+def check_lake_names(sources: tuple[Source, ...], lake_names: str | None) -> None:
+    """``LAKE_SOURCE_NAMES`` (the template's SourceName and ExtraSourceNames, which the Athena
+    tables project) must list the sources of ``SEQ_SOURCES`` in order: a source missing there
+    would be exported where no query looks. Unset (no template): nothing to compare."""
+    if lake_names is None:
+        return
+    listed = [name.strip() for name in lake_names.split(",")]
+    for position, source in enumerate(sources, start=1):
+        if position > len(listed) or listed[position - 1] != source.name:
+            raise ConfigError(
+                f"{Env.SEQ_SOURCES} item {position}: 'name' {source.name!r} is not name {position} of "
+                f"{Env.LAKE_SOURCE_NAMES} ({lake_names}): list the extra sources' names in ExtraSourceNames "
+                "in the order of ExtraSources"
+            )
+    if len(listed) > len(sources):
+        raise ConfigError(
+            f"{Env.LAKE_SOURCE_NAMES} ({lake_names}) lists {', '.join(listed[len(sources) :])} beyond "
+            f"{Env.SEQ_SOURCES}: ExtraSourceNames names a source ExtraSources does not have"
+        )
 
 
 def parse_sources(raw: str) -> tuple[Source, ...]:

@@ -385,6 +385,7 @@ def test_every_required_variable_is_set_and_its_absence_named(template: dict[str
 def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any]) -> None:
     assert set(env) == {
         "SEQ_SOURCES",
+        "LAKE_SOURCE_NAMES",
         "SCORES_BUCKET",
         "SCORES_PREFIX",
         "ACCOUNT_SCORES_PREFIX",
@@ -431,6 +432,24 @@ def test_seq_sources_as_the_template_renders_it_loads_every_source(
         "account_scores": expected[0].account_scores,
     }
     assert Deployment(template, **parameters).rules_broken() == []
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ("brand-b,eu", r"^SEQ_SOURCES item 2: 'name' 'eu' is not name 2 of LAKE_SOURCE_NAMES \(global,brand-b,eu\)"),
+        ("eu", r"^SEQ_SOURCES item 3: 'name' 'brand-b' is not name 3 of LAKE_SOURCE_NAMES \(global,eu\)"),
+        ("eu,brand-b,apac", r"^LAKE_SOURCE_NAMES \(global,eu,brand-b,apac\) lists apac beyond SEQ_SOURCES"),
+    ],
+    ids=["other-order", "one-missing", "one-too-many"],
+)
+def test_extra_source_names_that_do_not_match_extra_sources_stop_the_function_at_start(
+    template: dict[str, Any], env: dict[str, Any], names: str, message: str
+) -> None:
+    values = deployed_env(template, env, **(TWO_EXTRAS | {"ExtraSourceNames": names}))
+
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(values)
 
 
 def test_seq_sources_is_rendered_from_the_first_sources_parameters_and_extra_sources(env: dict[str, Any]) -> None:

@@ -67,6 +67,11 @@ def sources(app: App) -> int:
         "ExtraSourceNames or add it to ExtraSources"
         for name in drift[1]
     ]
+    if target.stack is not None and target.function_name is not None and app.function_sources() is None:
+        notes.append(
+            f"not compared  the function {target.function_name}'s sources could not be read "
+            "(lambda:GetFunctionConfiguration): the stack's SourceNames were not held against them"
+        )
     notes += [
         f"legacy        {kind}: {count} day{'' if count == 1 else 's'} under {target.prefix_for(kind)} in the layout "
         "from before sources: `seq-export migrate-lake` moves them under a source"

@@ -428,3 +428,29 @@ def test_sources_exits_1_when_the_function_exports_a_source_the_athena_tables_do
     assert (code, json_code) == (1, 1)
     assert "the function exports apac but the stack's SourceNames (ExtraSourceNames) lacks it" in out
     assert (document["not_in_source_names"], document["not_in_function"]) == (["apac"], [])
+
+
+def test_sources_says_when_the_functions_sources_could_not_be_compared(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = {
+        "ScoresBucketName": two_sources.resources.bucket,
+        "ExportFunctionName": "seq-export-gone",  # no such function: its configuration cannot be read
+        "SourceNames": "global,eu",
+    }
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "seq-export-gone-marker"}}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    two_sources.session.client("cloudformation").create_stack(
+        StackName="seq-export-gone", TemplateBody=json.dumps(template)
+    )
+    monkeypatch.delenv("SEQ_SOURCES")
+
+    code, out, _ = cli(capsys, "--stack", "seq-export-gone", "sources")
+
+    assert code == 0
+    assert (
+        "not compared  the function seq-export-gone's sources could not be read (lambda:GetFunctionConfiguration): "
+        "the stack's SourceNames were not held against them" in out.splitlines()
+    )

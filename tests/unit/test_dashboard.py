@@ -115,6 +115,29 @@ def plotted(body: Mapping[str, Any]) -> Iterator[Plotted]:
             )
 
 
+INSIGHTS_QUERY = re.compile(
+    r'SELECT (?P<stat>\w+)\((?P<name>\w+)\) FROM SCHEMA\("\$\{MetricsNamespace\}", (?P<dimensions>[\w, ]+)\)'
+    r" WHERE service = '(?P<service>[\w-]+)' GROUP BY (?P<group>\w+)$"
+)
+
+
+def insights_query(alarm: str, expression: Any) -> Plotted:
+    """The metric a Metrics Insights alarm query reads: its schema's dimensions, the service it
+    filters on and the dimension it groups by (each value a contributor of its own)."""
+    text = " ".join(str(expression["Fn::Sub"]).split())
+    match = INSIGHTS_QUERY.match(text)
+    assert match is not None, f"{alarm}: not a Metrics Insights query of ours: {text}"
+    dimensions = {name.strip(): ANY for name in match["dimensions"].split(",")}
+    assert match["group"] in dimensions, f"{alarm}: grouped by {match['group']}, not a dimension of its schema"
+    return Plotted(
+        widget=alarm,
+        namespace=OUR_NAMESPACE,
+        name=match["name"],
+        dimensions=dimensions | {"service": match["service"]},
+        stat=match["stat"].capitalize(),
+    )
+
+
 def alarm_metrics(resources: Mapping[str, Any]) -> Iterator[Plotted]:
     """The metrics the template's alarms watch, single-metric or metric-math."""
     for name, resource in resources.items():
@@ -122,7 +145,14 @@ def alarm_metrics(resources: Mapping[str, Any]) -> Iterator[Plotted]:
             continue
         alarm = resource["Properties"]
         stats = [(alarm, alarm.get("Statistic", ""))] if "MetricName" in alarm else []
-        stats += [(query["MetricStat"]["Metric"], query["MetricStat"]["Stat"]) for query in alarm.get("Metrics", [])]
+        stats += [
+            (query["MetricStat"]["Metric"], query["MetricStat"]["Stat"])
+            for query in alarm.get("Metrics", [])
+            if "MetricStat" in query
+        ]
+        for query in alarm.get("Metrics", []):
+            if "Expression" in query and "SELECT" in str(query["Expression"]):
+                yield insights_query(name, query["Expression"])
         for metric, stat in stats:
             namespace = metric["Namespace"]
             yield Plotted(

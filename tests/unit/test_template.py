@@ -831,12 +831,24 @@ def alarms(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
 
-def test_the_gave_up_alarm_watches_the_metric_the_code_emits(resources: dict[str, Any], env: dict[str, Any]) -> None:
-    (alarm,) = [a for a in alarms(resources).values() if a["MetricName"] == MetricName.GAVE_UP]
+def test_the_gave_up_alarm_has_one_contributor_per_source_of_the_metric_the_code_emits(
+    resources: dict[str, Any], env: dict[str, Any]
+) -> None:
+    alarm = alarms(resources)["GaveUpAlarm"]
+    (query,) = alarm["Metrics"]
+    text = query["Expression"]["Fn::Sub"]
 
-    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
-    assert alarm["Statistic"] == "Sum"
+    service = env["POWERTOOLS_SERVICE_NAME"]
+    expected = " ".join(
+        [
+            f"SELECT SUM({MetricName.GAVE_UP})",
+            f'FROM SCHEMA("${{MetricsNamespace}}", service, {SOURCE_KEY})',
+            f"WHERE service = '{service}' GROUP BY {SOURCE_KEY}",
+        ]
+    )
+    assert " ".join(text.split()) == expected
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert (query["Period"], query["ReturnData"]) == (300, True)
 
 
 def test_both_dead_letter_queues_and_function_errors_are_alarmed(
@@ -844,6 +856,8 @@ def test_both_dead_letter_queues_and_function_errors_are_alarmed(
 ) -> None:
     watched = set()
     for alarm in alarms(resources).values():
+        if "Dimensions" not in alarm:
+            continue  # a Metrics Insights alarm (per source), checked on its own
         (dimension,) = alarm["Dimensions"]
         if alarm["Namespace"] == "AWS/SQS":
             assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
@@ -873,15 +887,17 @@ def test_every_alarm_fires_above_zero_and_notifies_the_optional_targets(resource
     assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
 
 
-def test_alarms_count_every_source_together_and_say_how_to_find_the_source(resources: dict[str, Any]) -> None:
+def test_alarms_are_stack_wide_but_the_gave_up_alarm_and_every_description_name_the_source(
+    resources: dict[str, Any],
+) -> None:
     for name, alarm in alarms(resources).items():
-        dimensions = {d["Name"] for d in alarm["Dimensions"]}
+        dimensions = {d["Name"] for d in alarm.get("Dimensions", [])}
         description = alarm["AlarmDescription"]
 
-        assert SOURCE_KEY not in dimensions, name  # stack-wide: a new source needs no new alarm
+        assert SOURCE_KEY not in dimensions, name  # a new source needs no new alarm
         assert '"source"' in description, name  # the log lines' or dead-letter messages' key
     gave_up = alarms(resources)["GaveUpAlarm"]["AlarmDescription"]
-    assert "dashboard" in gave_up
+    assert "One contributor per source" in gave_up
     assert "log lines" in gave_up
     assert "dead-letter message" in gave_up
 

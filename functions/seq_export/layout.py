@@ -89,6 +89,11 @@ def legacy_partitions_prefix(prefix: str) -> str:
     return f"{normal_prefix(prefix)}/{PARTITION_KEY}="
 
 
+def legacy_day_key(prefix: str, day: str) -> str:
+    """Where a lake written before sources existed keeps a day: ``{prefix}/dt=YYYY-MM-DD/scores.jsonl``."""
+    return f"{legacy_partitions_prefix(prefix)}{day}/{OBJECT_NAME}"
+
+
 def legacy_day_of_key(prefix: str, key: str) -> str | None:
     """The day of a pre-sources object ``{prefix}/dt=YYYY-MM-DD/scores.jsonl``; None for any other key."""
     rest = key.removeprefix(legacy_partitions_prefix(prefix))

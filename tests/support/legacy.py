@@ -18,7 +18,7 @@ def prefix_of(stack: Stack, kind: str) -> str:
 
 def legacy_key(stack: Stack, day: str, kind: str = SUBUSERS) -> str:
     """``{prefix}/dt=D/scores.jsonl``: where a day was before sources existed."""
-    return f"{layout.legacy_partitions_prefix(prefix_of(stack, kind))}{day}/{layout.OBJECT_NAME}"
+    return layout.legacy_day_key(prefix_of(stack, kind), day)
 
 
 def current_keys(stack: Stack) -> list[str]:

@@ -981,7 +981,7 @@ def test_every_s3_call_of_the_code_is_allowed_under_the_prefix_only(
         # what published_at lists (the day's key itself), for any source
         listed = S3Sink(cast(Any, None), "lake", prefix, "brand-b").key_for("2026-11-22")
         assert any(fnmatch(listed, allowed_prefix) for allowed_prefix in prefixes), listed
-        assert not fnmatch(layout.legacy_partitions_prefix(prefix) + "2026-11-22/", prefixes[0])
+        assert not fnmatch(layout.legacy_day_key(prefix, "2026-11-22"), prefixes[0])
     assert any(fnmatch(day_object, resource) for resource in granted("s3:PutObject"))
     # the function reads and deletes only what it staged itself, never a day's object
     for action in ("s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):

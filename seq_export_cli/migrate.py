@@ -28,7 +28,15 @@ import click
 
 from seq_export.dates import parse_instant
 from seq_export.errors import InvalidRecordError
-from seq_export.layout import CONTENT_TYPE, CONTROL_KEY, SOURCE_KEY, TABLE_KEY, day_key
+from seq_export.layout import (
+    CONTENT_TYPE,
+    CONTROL_KEY,
+    EXPORTED_AT_METADATA,
+    RECORDS_METADATA,
+    SOURCE_KEY,
+    TABLE_KEY,
+    day_key,
+)
 from seq_export.models import KINDS, METRIC_NAMES, RECORD_KEYS, loads_exact, validate_record
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws, conditional
@@ -210,10 +218,10 @@ def migrate_object(s3: Any, migration: Migration, dataset: Dataset, day: str, ke
             dataset.failed += 1
             migration.errors.append(f"s3://{bucket}/{key} {exc}; nothing of {dataset.kind} {day} was changed")
             return done | {"action": "failed", "line": exc.line, "error": str(exc)}
-        metadata = {"records": str(lines)}
-        exported_at = legacy.get("Metadata", {}).get("exported-at")
+        metadata = {RECORDS_METADATA: str(lines)}
+        exported_at = legacy.get("Metadata", {}).get(EXPORTED_AT_METADATA)
         if exported_at:
-            metadata["exported-at"] = exported_at
+            metadata[EXPORTED_AT_METADATA] = exported_at
         if migration.dry_run or _put_new(s3, bucket, new_key, migrated, metadata):
             dataset.moved += 1
             dataset.lines += lines

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from seq_export.job_message import JobId
+from seq_export.layout import RECORDS_METADATA
 from seq_export.models import ACCOUNT
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, CliError, ServiceError, UsageError
@@ -183,7 +184,7 @@ def _after_wait(app: App, job: JobId, summary: dict[str, Any], outcome: Outcome)
     head = head_object(app.client("s3"), app.target.need("bucket"), key)
     if head is None:
         return summary | {"wait": outcome}
-    records = head.get("Metadata", {}).get("records", "")
+    records = head.get("Metadata", {}).get(RECORDS_METADATA, "")
     return {
         "status": "exported",
         "source": job.source,

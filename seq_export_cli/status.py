@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from seq_export.job_message import JobId
+from seq_export.layout import EXPORTED_AT_METADATA, RECORDS_METADATA
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
 from seq_export_cli.options import Day, default_day, kind_option, shared_options, source_option
@@ -77,8 +78,8 @@ def _status(app: App, s3: S3Client, bucket: str, job: JobId) -> dict[str, Any]:
         return {"date": day, "source": source, "kind": kind, "exported": False, "bucket": bucket, "key": key}
     metadata = head.get("Metadata", {})
     records_from = "metadata"
-    if metadata.get("records", "").isdigit():
-        records = int(metadata["records"])
+    if metadata.get(RECORDS_METADATA, "").isdigit():
+        records = int(metadata[RECORDS_METADATA])
     else:
         records_from = "counted"
         with aws(f"S3 GetObject of s3://{bucket}/{key}"):
@@ -95,7 +96,7 @@ def _status(app: App, s3: S3Client, bucket: str, job: JobId) -> dict[str, Any]:
         "last_modified": head["LastModified"].isoformat(),
         "records": records,
         "records_from": records_from,
-        "exported_at": metadata.get("exported-at"),
+        "exported_at": metadata.get(EXPORTED_AT_METADATA),
     }
 
 

@@ -20,6 +20,10 @@ PARTITION_KEY = "dt"
 PARTITION_KEYS = (SOURCE_KEY, PARTITION_KEY)
 OBJECT_NAME = "scores.jsonl"
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
+#: The day object's user metadata: its line count and the export's ``exported_at``, so a listing
+#: or HeadObject says what a day holds without reading it.
+RECORDS_METADATA = "records"
+EXPORTED_AT_METADATA = "exported-at"
 #: Bad SendGrid answers, kept as received for a person to inspect.
 QUARANTINE = "_quarantine"
 #: Lines of a day cut short by the Lambda time limit, too few for a multipart part (< 5 MiB).

@@ -66,7 +66,7 @@ class S3Sink:
             Body=body,
             ContentLength=size,
             ContentType=layout.CONTENT_TYPE,
-            Metadata={"records": str(records), "exported-at": exported_at},
+            Metadata={layout.RECORDS_METADATA: str(records), layout.EXPORTED_AT_METADATA: exported_at},
         )
         return PublishedObject(bucket=self._bucket, key=key, size=size)
 

@@ -151,16 +151,19 @@ def _document(answer: Mapping[str, Any], queued: list[Row]) -> dict[str, Any]:
 
 
 def _totals(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> str:
-    enqueued = sum(1 for _, outcome in queued if outcome == "enqueued")
-    skipped = len(queued) - enqueued
     kinds = sorted({job.kind for job, _ in queued})
     sources = list(dict.fromkeys(job.source for job, _ in queued))
     across = f" x {len(sources)} sources ({', '.join(sources)})" if titled else ""
     return (
         f"{answer.get('days')} days x {len(kinds)} kinds ({', '.join(kinds) or '-'}){across}, {answer.get('from')} .. "
-        f"{answer.get('to')}: {enqueued} enqueued, {skipped} already exported"
-        + (" (--force exports them again)" if skipped else "")
+        f"{answer.get('to')}: {_counts(queued)}"
     )
+
+
+def _counts(queued: list[Row]) -> str:
+    enqueued = sum(1 for _, outcome in queued if outcome == "enqueued")
+    skipped = len(queued) - enqueued
+    return f"{enqueued} enqueued, {skipped} already exported" + (" (--force exports them again)" if skipped else "")
 
 
 def _lines(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> list[str]:
@@ -175,8 +178,7 @@ def _lines(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> lis
 def _table(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> Any:
     columns = ["date", *(["source"] if titled else []), "kind", "outcome"]
     rows = [(job.date, *([job.source] if titled else []), job.kind, outcome) for job, outcome in queued]
-    totals = _totals(answer, queued, titled=titled).split(": ", 1)[-1]
-    return table(f"backfill {answer.get('from')} .. {answer.get('to')}: {totals}", columns, rows)
+    return table(f"backfill {answer.get('from')} .. {answer.get('to')}: {_counts(queued)}", columns, rows)
 
 
 def _versions_before(app: App, first: str, last: str, kind: str, sources: tuple[str, ...]) -> dict[JobId, Version]:
@@ -184,11 +186,10 @@ def _versions_before(app: App, first: str, last: str, kind: str, sources: tuple[
     bucket = app.target.need("bucket")
     s3 = app.client("s3")
     require_bucket(s3, bucket)
-    kinds = KINDS[:2] if kind == "all" else (kind,)
     versions: dict[JobId, Version] = {}
     for day in days_between(parse_day(first), parse_day(last)):
         for source in sources:
-            for one_kind in kinds:
+            for one_kind in app.kinds_of(source, kind):
                 job = JobId(source, one_kind, day)
                 version = head_version(s3, bucket, app.target.key_for(day, one_kind, source))
                 if version is not None:

@@ -1,8 +1,8 @@
 """Several SendGrid sources in one stack: each (source, kind, day) is its own job.
 
-Three sources over two hosts: ``global`` and ``brand-b`` are two parent accounts on one host (the
-session's simulator, two keys), ``eu`` is the EU host (a second simulator in a process of its
-own, its own key, no account scores of its own). Every assertion names the source it is about.
+Three sources over two hosts, each a SEQ simulator in a process of its own: ``global`` and
+``brand-b`` are two parent accounts on the global host (two keys), ``eu`` is the EU host (its own
+key, no account scores of its own). Every assertion names the source it is about.
 """
 
 from __future__ import annotations
@@ -45,20 +45,30 @@ def eu_simulator(eu_api_key: str) -> Iterator[SimulatorProcess]:
         yield simulator
 
 
+@pytest.fixture(scope="session")
+def global_host(api_key: str) -> Iterator[SimulatorProcess]:
+    """The global host, reached with the stack's own key (its secret) and brand-b's."""
+    with SimulatorProcess(api_key, label="primary") as simulator:
+        yield simulator
+
+
 @pytest.fixture
-def sources(stack: Stack, eu_simulator: SimulatorProcess, eu_api_key: str) -> Stack:
+def sources(
+    stack: Stack, global_host: SimulatorProcess, eu_simulator: SimulatorProcess, eu_api_key: str, api_key: str
+) -> Stack:
     """The stack configured with the three sources, each key in a secret of its own."""
     brand_b_key = new_api_key()
-    stack.simulator.reset(GLOBAL)
-    stack.simulator.add_account(brand_b_key, BRAND_B, label="brand-b")
+    global_host.reset(GLOBAL)
+    global_host.api_key = api_key
+    global_host.add_account(brand_b_key, BRAND_B, label="brand-b")
     eu_simulator.reset(EU)
     eu_simulator.api_key = eu_api_key  # a test may have revoked it
     secrets = stack.session.client("secretsmanager")
     brand_b_secret = secrets.create_secret(Name="seq-export/brand-b", SecretString=brand_b_key)["ARN"]
     eu_secret = secrets.create_secret(Name="seq-export/eu", SecretString=json.dumps({"api_key": eu_api_key}))["ARN"]
     configured = [
-        {"name": "global", "base_url": stack.simulator.url, "secret_id": stack.resources.secret_id},
-        {"name": "brand-b", "base_url": stack.simulator.url, "secret_id": brand_b_secret},
+        {"name": "global", "base_url": global_host.url, "secret_id": stack.resources.secret_id},
+        {"name": "brand-b", "base_url": global_host.url, "secret_id": brand_b_secret},
         {"name": "eu", "base_url": eu_simulator.url, "secret_id": eu_secret, "account_scores": False},
     ]
     stack.monkeypatch.delenv(Env.SEQ_API_BASE_URL, raising=False)
@@ -91,7 +101,7 @@ def account_key(stack: Stack, source: str, day: str) -> str:
 
 
 def test_the_daily_run_exports_every_sources_day_each_with_its_own_key(
-    sources: Stack, eu_simulator: SimulatorProcess
+    sources: Stack, global_host: SimulatorProcess, eu_simulator: SimulatorProcess
 ) -> None:
     day = days_ago(1)
 
@@ -104,10 +114,10 @@ def test_the_daily_run_exports_every_sources_day_each_with_its_own_key(
     assert user_ids(sources, day, "brand-b") == truth(day, BRAND_B)
     assert user_ids(sources, day, "eu") == truth(day, EU)
     assert {line["source"] for line in sources.lines(day, "eu")} == {"eu"}
-    host = {(r["account"], r["path"].rsplit("/", 1)[-1]) for r in sources.simulator.requests}
+    host = {(r["account"], r["path"].rsplit("/", 1)[-1]) for r in global_host.requests}
     assert host == {("primary", "scores"), ("brand-b", "scores")}  # both keys, both endpoints, no 401
     assert {r["account"] for r in eu_simulator.requests} == {"eu"}
-    assert {r["status"] for r in sources.simulator.requests + eu_simulator.requests} == {200}
+    assert {r["status"] for r in global_host.requests + eu_simulator.requests} == {200}
     data = sources.data_keys()
     assert account_key(sources, "global", day) in data
     assert account_key(sources, "brand-b", day) in data
@@ -229,12 +239,14 @@ def test_a_backfill_of_one_source_queues_only_that_source(sources: Stack) -> Non
     assert sorted(sources.data_keys()) == sorted([sources.key(first, "eu"), sources.key(last, "eu")])
 
 
-def test_a_backfill_of_every_source_repeated_adds_no_work(sources: Stack, eu_simulator: SimulatorProcess) -> None:
+def test_a_backfill_of_every_source_repeated_adds_no_work(
+    sources: Stack, global_host: SimulatorProcess, eu_simulator: SimulatorProcess
+) -> None:
     day = days_ago(2)
 
     answer = sources.invoke({"from": day, "to": day})
     drain(sources)
-    requests = len(sources.simulator.requests) + len(eu_simulator.requests)
+    requests = len(global_host.requests) + len(eu_simulator.requests)
     again = sources.invoke({"from": day, "to": day})
 
     enqueued = {(job["source"], job["kind"]) for job in answer["enqueued"]}
@@ -248,15 +260,17 @@ def test_a_backfill_of_every_source_repeated_adds_no_work(sources: Stack, eu_sim
     assert again["enqueued"] == []
     assert len(again["skipped_already_exported"]) == len(enqueued)
     assert drain(sources) == []
-    assert len(sources.simulator.requests) + len(eu_simulator.requests) == requests
+    assert len(global_host.requests) + len(eu_simulator.requests) == requests
 
 
-def test_an_unknown_source_in_an_event_is_refused_naming_the_configured_ones(sources: Stack) -> None:
+def test_an_unknown_source_in_an_event_is_refused_naming_the_configured_ones(
+    sources: Stack, global_host: SimulatorProcess
+) -> None:
     with pytest.raises(Exception, match="unknown source 'apac'; the configured sources are global, brand-b, eu"):
         sources.invoke({"date": days_ago(1), "source": "apac"})
 
     assert sources.object_keys() == []
-    assert sources.simulator.requests == []
+    assert global_host.requests == []
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -279,7 +293,7 @@ def _job(source: str, day: str) -> Job:
 
 
 def test_a_retried_scheduled_run_queues_the_same_jobs_and_each_runs_once(
-    sources: Stack, eu_simulator: SimulatorProcess
+    sources: Stack, global_host: SimulatorProcess, eu_simulator: SimulatorProcess
 ) -> None:
     scheduled = {"scheduled_time": f"{days_ago(0)}T06:00:00Z"}
 
@@ -289,6 +303,6 @@ def test_a_retried_scheduled_run_queues_the_same_jobs_and_each_runs_once(
 
     eu_pages = [r for r in eu_simulator.requests if r["status"] == 200]
     assert len(eu_pages) == 1  # 250 subusers: one page, fetched once
-    brand_b = [r for r in sources.simulator.requests if r["account"] == "brand-b"]
+    brand_b = [r for r in global_host.requests if r["account"] == "brand-b"]
     assert len(brand_b) == 2  # its subusers' page and its account's day, once each
     assert sources.metrics["RecordsExported"] == 2 * GLOBAL.subusers + BRAND_B.subusers + EU.subusers

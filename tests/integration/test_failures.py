@@ -65,7 +65,7 @@ def test_a_wrong_api_key_fails_fast_with_a_credentials_message(stack: Stack) -> 
 
 @pytest.mark.parametrize(
     ("status", "error", "text"),
-    [(403, SeqAuthError, "403 Forbidden"), (404, SeqNotFoundError, "SEQ_API_BASE_URL")],
+    [(403, SeqAuthError, "403 Forbidden"), (404, SeqNotFoundError, "check the source.s base_url")],
 )
 def test_403_and_404_fail_fast_with_what_to_check(stack: Stack, status: int, error: type[Exception], text: str) -> None:
     stack.simulator.reset(Scenario(faults=[Fault(page=1, status=status)]))

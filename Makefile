@@ -2,7 +2,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two installs into the one .venv: `run` (the function's runtime and the local stack, what `make run`
+# needs) and `dev` (run + the test, lint and type-check tools), each done once, as its stamp says.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 # Template tools (SAM CLI, checkov, cfn-lint) live apart: their pins clash with the dev tools.
 TOOLS_VENV  ?= .venv-tools
 TOOLS_BIN   := $(TOOLS_VENV)/bin
@@ -15,32 +18,36 @@ help: ## list the targets, one line each (what `make` alone does)
 	@echo 'usage: make TARGET [VARIABLE=value ...]'
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("seq-export needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[run]"
+	touch $(RUN_STAMP)
 
-install: $(STAMP) ## create .venv and install the package, the CLI and the dev tools
+$(DEV_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(DEV_STAMP)
+
+install: $(DEV_STAMP) ## create .venv and install the package, the CLI, the local stack and the dev tools
 
 # Variables (or the options of `python -m local.run --help`): DATE=YYYY-MM-DD SUBUSERS=2500
 # NOT_READY=0 DELAY=2 MAX_ATTEMPTS=16 PAGE_SIZE=1000 SOURCES=1 VERBOSE=1 KEEP=1, ARGS for any option.
 # SOURCES=2 configures two sources with SEQ_SOURCES, each on a simulated host of its own: `global`
 # and `eu` (its own key and subuser ids, a fifth as many subusers, no account scores).
-run: $(STAMP) ## the daily export end to end on a local stack (moto + SEQ simulator); options: ARGS=--help
+run: $(RUN_STAMP) ## the daily export end to end on a local stack (moto + SEQ simulator); options: ARGS=--help
 	$(strip $(BIN)/python -m local.run $(ARGS))
 
 test: lint ## lint, type-check, then every test (unit, integration, slow)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: $(STAMP) ## the unit tests (pure, no network)
+unit: $(DEV_STAMP) ## the unit tests (pure, no network)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) ## the integration tests (moto server, SEQ simulator, fault proxy)
+integration: $(DEV_STAMP) ## the integration tests (moto server, SEQ simulator, fault proxy)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, ruff format --check, mypy (strict) and cfn-lint
+lint: $(DEV_STAMP) ## ruff, ruff format --check, mypy (strict) and cfn-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -60,14 +67,14 @@ template-check: $(TOOLS_STAMP) ## lint, validate, build and scan template.yaml (
 	SAM=$(TOOLS_BIN)/sam .ci/sam-build
 	$(TOOLS_BIN)/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
-format: $(STAMP) ## format the code and apply ruff's fixes
+format: $(DEV_STAMP) ## format the code and apply ruff's fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean: ## remove the virtualenvs, caches and build output
 	rm -rf $(VENV) $(TOOLS_VENV) bench/.venv .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
 
-# Performance benchmark of issue 6 (floors, our handler, a naive script, dlt) in its own
+# Performance benchmark (floors, our handler, a naive script, dlt) in its own
 # virtualenv bench/.venv: dlt's s3fs pins a botocore below the dev one. Prints the table and the
 # targets, writes bench/results/{latest.md,latest.json,bench.png}. About 13 minutes on 2 cores.
 # Variables: SIZES=1000,10000,100000 LATENCY=0.1 (seconds per SendGrid page) BENCH_ARGS=--strict
@@ -84,7 +91,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("seq-export needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
-	$(BENCH_BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BENCH_BIN)/python -m pip install --quiet -e ".[run,bench]"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP) ## the performance benchmark in bench/.venv, about 13 minutes (smoke: SIZES=1000 LATENCY=0.01)

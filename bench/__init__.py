@@ -1,4 +1,4 @@
-"""Performance benchmark of issue 6: our exporter against the floor, a naive script and dlt.
+"""Performance benchmark: our exporter against the floor, a naive script and dlt.
 
 ``make bench`` (or ``python -m bench.run``) drives everything; see ``bench/README.md``.
 """

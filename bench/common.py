@@ -7,10 +7,11 @@ job alone and writes one JSON object to the ``--out`` file; the driver adds the 
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import click
 import requests
 
 from local.invoke import peak_rss_kib
@@ -54,11 +56,20 @@ class Spec:
         return day_key(self.settings.scores_prefix, self.settings.source_names[0], self.day)
 
 
-def child_parser(module: str, doc: str) -> argparse.ArgumentParser:
-    """The command line of a child: ``python -m MODULE ... --out FILE``."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
-    parser.add_argument("--out", required=True, help="where to write the measurements (JSON)")
-    return parser
+def child_command(doc: str | None) -> Callable[[Callable[..., int]], click.Command]:
+    """The command line of a child, ``python -m MODULE ... --out FILE``, with Click as every command
+    line of the project (a bad option: ``Error: ...``, exit 2). The decorated function takes ``out``
+    and its own options (Click decorators under this one) and returns the exit code."""
+
+    def command(job: Callable[..., int]) -> click.Command:
+        @functools.wraps(job)  # with the options already declared on ``job``
+        def child(**options: Any) -> None:
+            sys.exit(job(**options))
+
+        out = click.option("--out", required=True, help="Where to write the measurements (JSON).")
+        return click.command(help=(doc or "").split("\n\n")[0])(out(child))
+
+    return command
 
 
 def _cpu() -> tuple[float, float]:

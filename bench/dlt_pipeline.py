@@ -9,12 +9,11 @@ job is ``pipeline.run``. dlt is a bench-only dependency; its telemetry is off.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from importlib.metadata import version
 from typing import Any
 
-from bench.common import Spec, child_parser, run_job
+from bench.common import Spec, child_command, run_job
 from seq_export.config import MAX_PAGE_SIZE
 from seq_export.seq_client import SUBUSER_SCORES_PATH
 
@@ -54,8 +53,8 @@ def build(spec: Spec, pipelines_dir: str) -> tuple[Any, Any]:
     return pipeline, source
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = child_parser("bench.dlt_pipeline", __doc__).parse_args(argv)
+@child_command(__doc__)
+def main(out: str) -> int:
     spec = Spec.from_env()
     with tempfile.TemporaryDirectory(prefix="bench-dlt-") as pipelines_dir:
         pipeline, source = build(spec, pipelines_dir)
@@ -66,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
             return {"dlt_version": dlt_version, "loads": len(info.loads_ids), "rows": dict(rows)}
 
-        return run_job(args.out, job)
+        return run_job(out, job)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

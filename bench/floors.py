@@ -10,15 +10,15 @@ pool, ``UnprocessedItems`` sent again (bounded); ``s3``: one ``put_object`` of t
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import click
 from botocore.config import Config
 
-from bench.common import Spec, child_parser, pages, run_job
+from bench.common import Spec, child_command, pages, run_job
 from local.seq_simulator import Scenario, subuser_record
 from seq_export.latest_store import chunks, to_item
 from seq_export.layout import DEFAULT_SOURCE
@@ -55,23 +55,22 @@ def write_all(client: Any, table: str, items: Sequence[dict[str, Any]], workers:
         return {"items": len(items), "calls": sum(pool.map(put, chunks(items)))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = child_parser("bench.floors", __doc__)
-    parser.add_argument("part", choices=["fetch", "write", "s3"])
-    args = parser.parse_args(argv)
+@child_command(__doc__)
+@click.argument("part", type=click.Choice(["fetch", "write", "s3"]))
+def main(out: str, part: str) -> int:
     spec = Spec.from_env()
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=max(10, spec.workers))
-    if args.part == "fetch":
+    if part == "fetch":
 
         def fetch() -> dict[str, int]:
             records = [len(page["result"]) for page in pages(spec, json.loads)]
             return {"pages": len(records), "records": sum(records)}
 
-        return run_job(args.out, fetch)
-    if args.part == "write":
+        return run_job(out, fetch)
+    if part == "write":
         client = boto3.client("dynamodb", config=config)
         items = day_items(spec.day, spec.subusers)
-        return run_job(args.out, lambda: write_all(client, spec.settings.latest_scores_table, items, spec.workers))
+        return run_job(out, lambda: write_all(client, spec.settings.latest_scores_table, items, spec.workers))
     s3 = boto3.client("s3", config=config)
     body = "".join(record.to_json_line(UPDATED_AT) for record in day_records(spec.day, spec.subusers)).encode()
 
@@ -79,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         s3.put_object(Bucket=spec.settings.scores_bucket, Key=spec.key, Body=body)
         return {"bytes": len(body)}
 
-    return run_job(args.out, put)
+    return run_job(out, put)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -13,14 +13,13 @@ script that wrote every record would: that is generous to it in the CPU comparis
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import boto3
 
-from bench.common import Spec, child_parser, pages, run_job
+from bench.common import Spec, child_command, pages, run_job
 
 
 def export_day(spec: Spec, table: Any, s3: Any) -> dict[str, int]:
@@ -48,12 +47,12 @@ def export_day(spec: Spec, table: Any, s3: Any) -> dict[str, int]:
     return {"pages": pages_read, "records": len(lines), "written": written, "bytes": len(data)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = child_parser("bench.naive_exporter", __doc__).parse_args(argv)
+@child_command(__doc__)
+def main(out: str) -> int:
     spec = Spec.from_env()
     table, s3 = boto3.resource("dynamodb").Table(spec.settings.latest_scores_table), boto3.client("s3")
-    return run_job(args.out, lambda: export_day(spec, table, s3))
+    return run_job(out, lambda: export_day(spec, table, s3))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

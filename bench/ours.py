@@ -13,21 +13,21 @@ the production wiring.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import click
 
-from bench.common import child_parser, run_job
-from local.lambda_runtime import FakeLambdaContext
+from bench.common import child_command, run_job
 from seq_export import wiring
 from seq_export.config import Settings
 from seq_export.dates import iso_timestamp
 from seq_export.handler import lambda_handler
 from seq_export.latest_store import DayWriter, LatestStore
 from seq_export.models import ScoreChange, ScoreRecord
+from seq_export_cli.local_lambda import FakeLambdaContext
 
 
 class NoWrites(DayWriter):
@@ -43,18 +43,17 @@ class NoStore(LatestStore):
         return NoWrites(self, day, updated_at)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = child_parser("bench.ours", __doc__)
-    parser.add_argument("--event", help="the event, as JSON (default: scheduled now, so yesterday)")
-    parser.add_argument("--s3-only", action="store_true", help="write nothing to DynamoDB")
-    args = parser.parse_args(argv)
+@child_command(__doc__)
+@click.option("--event", help="The event, as JSON (default: scheduled now, so yesterday).")
+@click.option("--s3-only", is_flag=True, help="Write nothing to DynamoDB.")
+def main(out: str, event: str | None, s3_only: bool) -> int:
     settings, session = Settings.from_env(), boto3.session.Session()
-    store = NoStore(session.client("dynamodb"), settings.latest_scores_table) if args.s3_only else None
+    store = NoStore(session.client("dynamodb"), settings.latest_scores_table) if s3_only else None
     wiring.use_dependencies(wiring.build_dependencies(settings, session=session, store=store))
     now = iso_timestamp(datetime.now(UTC))
-    event: dict[str, Any] = json.loads(args.event) if args.event else {"scheduled_time": now}
-    return run_job(args.out, lambda: {"answer": lambda_handler(event, FakeLambdaContext())})
+    invocation: dict[str, Any] = json.loads(event) if event else {"scheduled_time": now}
+    return run_job(out, lambda: {"answer": lambda_handler(invocation, FakeLambdaContext())})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

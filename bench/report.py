@@ -1,4 +1,4 @@
-"""The benchmark's report: the table, pairwise ratios, the issue's targets, the plot."""
+"""The benchmark's report: the table, pairwise ratios, the performance targets, the plot."""
 
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def _ratio(a: Row | None, b: Row | None, key: str = "wall_s") -> str:
 def render_markdown(report: Report) -> str:
     v = report.versions
     lines = [
-        "# seq-export benchmark (issue 6)",
+        "# seq-export benchmark",
         "",
         f"{report.started_at}: `{report.command}`, {report.elapsed_s:.0f} s in all. SendGrid round trip "
         f"simulated as {report.latency * 1000:.0f} ms per page. {v['cpus']} CPUs, Python {v['python']}, "

@@ -1,17 +1,16 @@
-"""``make bench``: the benchmark of issue 6, from services to the printed table and the plot.
+"""``make bench``: the performance benchmark, from services to the printed table and the plot.
 
 moto (with the AWS call counter) and the SEQ simulator (with a per-page latency) run in processes
 of their own. For every N and contender, moto is reset and the stack's resources created anew,
 and the contender runs in a fresh child process that measures its job; the driver adds the
 child's rusage and what the services counted, and checks what was written. Then the guarantee
 probe, moto's own capacity answers, the cold start, and the report (table, pairwise ratios, each
-target of the issue MET / NOT MET): bench/README.md says what runs where and how to read it.
+performance target MET / NOT MET): bench/README.md says what runs where and how to read it.
 Everything is bounded: page loops, child time limits, waits for the services, the number of runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import click
 
 from bench import dlt_pipeline
 from bench.common import SPEC_VARIABLE, Spec
@@ -446,39 +446,106 @@ def versions() -> dict[str, str]:
     return found
 
 
-def parse_sizes(text: str) -> list[int]:
-    sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+@dataclass(frozen=True)
+class Options:
+    """The command line, every value checked by Click before anything starts."""
+
+    sizes: list[int]
+    latency: float
+    contenders: list[str]
+    workers: int
+    repeat: int
+    seed: bool
+    cold_repeats: int
+    probe_size: int
+    out: Path
+    strict: bool
+
+
+def parse_sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of whole numbers") from None
     if not sizes or sizes[0] < 1 or sizes[-1] > 1_000_000:
-        raise argparse.ArgumentTypeError("sizes must be between 1 and 1,000,000")
+        raise click.BadParameter("sizes must be between 1 and 1,000,000")
     return sizes
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES), help="comma-separated N")
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds before each SendGrid answer (0.1)")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
-    parser.add_argument("--workers", type=int, default=8, help="threads of the write floor (default 8, as our store)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the median is kept (1)")
-    seed_help = "run ours and the write floor over a table holding the day before (default; --no-seed: empty)"
-    parser.add_argument("--seed", action=argparse.BooleanOptionalAction, default=True, help=seed_help)
-    parser.add_argument("--cold-repeats", type=int, default=7, help="cold-start pairs of processes (default 7)")
-    parser.add_argument("--probe-size", type=int, default=1000, help="N of the guarantee probe (default 1000; 0 skips)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of latest.md, latest.json, bench.png")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met (default: report only)")
-    args = parser.parse_args(argv)
-    args.contenders = [c for c in args.contenders.split(",") if c]
-    unknown = set(args.contenders) - set(CONTENDERS)
+def parse_contenders(_ctx: click.Context, _param: click.Parameter, text: str) -> list[str]:
+    contenders = [c for c in text.split(",") if c]
+    unknown = set(contenders) - set(CONTENDERS)
     if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}")
-    if not 0 <= args.latency <= 5:
-        parser.error("--latency must be between 0 and 5 seconds")
-    if not 1 <= args.workers <= 64 or not 0 <= args.cold_repeats <= 50 or not 1 <= args.repeat <= 9:
-        parser.error("--workers must be 1..64, --cold-repeats 0..50 and --repeat 1..9")
-    return args
+        raise click.BadParameter(f"unknown contenders {sorted(unknown)}")
+    return contenders
 
 
-def measure_all(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
+@click.command(help=(__doc__ or "").split("\n\n")[0])
+@click.option(
+    "--sizes",
+    default=",".join(map(str, DEFAULT_SIZES)),
+    show_default=True,
+    callback=parse_sizes,
+    metavar="N,...",
+    help="Subusers of each measured day, comma-separated.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(0, 5),
+    default=0.1,
+    show_default=True,
+    help="Seconds before each SendGrid answer.",
+)
+@click.option(
+    "--contenders",
+    default=",".join(CONTENDERS),
+    callback=parse_contenders,
+    metavar="NAME,...",
+    help=f"A subset of {','.join(CONTENDERS)} (default: all).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Threads of the write floor (as our store).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Runs of each contender; the median is kept.",
+)
+@click.option(
+    "--seed/--no-seed",
+    default=True,
+    show_default=True,
+    help="Run ours and the write floor over a table holding the day before (--no-seed: empty).",
+)
+@click.option(
+    "--cold-repeats", type=click.IntRange(0, 50), default=7, show_default=True, help="Cold-start pairs of processes."
+)
+@click.option(
+    "--probe-size",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="N of the guarantee probe (0 skips).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=RESULTS,
+    show_default="bench/results",
+    help="Directory of latest.md, latest.json, bench.png.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 when a target is not met (default: report only).")
+def cli(**options: Any) -> None:
+    sys.exit(main(Options(**options)))
+
+
+def measure_all(args: Options, bench: Bench) -> dict[str, Any]:
     """Every contender at every N (the median of ``--repeat`` runs), the probes, the cold start."""
     say(f"moto {bench.moto.url}, SEQ simulator {bench.seq.url} (latency {args.latency * 1000:.0f} ms)")
     runs: list[Run] = []
@@ -504,8 +571,8 @@ def measure_all(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     return {"runs": [asdict(r) for r in runs], "probe": probe, "capacity": capacity, "cold": cold}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(args: Options) -> int:
+    """The whole benchmark; the exit code: 2 when a contender failed, 1 for a missed target with ``--strict``."""
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -525,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         versions=versions(),
         elapsed_s=time.perf_counter() - STARTED,
         started_at=started_at,
-        command=" ".join(["python -m bench.run", *(argv if argv is not None else sys.argv[1:])]),
+        command=" ".join(["python -m bench.run", *sys.argv[1:]]),
         seeded=args.seed,
     )
     markdown = render_markdown(report)
@@ -544,4 +611,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -11,7 +11,6 @@ never outlives the benchmark. moto: ``calls``, ``reset``, ``forget``, ``tables J
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -21,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import click
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
@@ -56,32 +56,34 @@ def seq_answers(simulator: SeqSimulator, latency: float) -> Answer:
     return answer
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.services", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="service", required=True)
-    sub.add_parser("moto", help="moto server mode with the AWS call counter")
-    seq = sub.add_parser("seq", help="the SEQ simulator with a per-page latency")
-    seq.add_argument("--latency", type=float, default=0.1, help="seconds before every page (default 0.1)")
-    seq.add_argument("--api-key", required=True)
-    args = parser.parse_args(argv)
+@click.group(help=(__doc__ or "").split("\n\n")[0])
+def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    if args.service == "moto":  # as moto's ThreadedMotoServer, with the counter around its application
-        counter = AwsCounter()
-        app = counter.wrap(DomainDispatcherApplication(create_backend_app))
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            serve(f"http://127.0.0.1:{server.server_port}", counter.command)
-        finally:
-            server.shutdown()
-        return 0
-    simulator = SeqSimulator(args.api_key)
+
+
+@main.command("moto", help="moto in server mode with the AWS call counter.")
+def moto_service() -> None:
+    # as moto's ThreadedMotoServer, with the counter around its application
+    counter = AwsCounter()
+    app = counter.wrap(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        serve(simulator.start(), seq_answers(simulator, args.latency))
+        serve(f"http://127.0.0.1:{server.server_port}", counter.command)
+    finally:
+        server.shutdown()
+
+
+@main.command("seq", help="The SEQ simulator with a per-page latency.")
+@click.option("--latency", type=float, default=0.1, show_default=True, help="Seconds before every page.")
+@click.option("--api-key", required=True, help="The key the simulator accepts.")
+def seq_service(latency: float, api_key: str) -> None:
+    simulator = SeqSimulator(api_key)
+    try:
+        serve(simulator.start(), seq_answers(simulator, latency))
     finally:
         simulator.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

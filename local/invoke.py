@@ -8,14 +8,15 @@ set size of this process in MiB, and the seconds the invocation took.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from local.lambda_runtime import FakeLambdaContext
+import click
+
+from seq_export_cli.local_lambda import FakeLambdaContext
 
 
 def peak_rss_kib() -> int:
@@ -27,15 +28,22 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # elsewhere: the best there is
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.invoke", description=__doc__.splitlines()[0])
-    parser.add_argument("event", help="the event, as JSON")
-    args = parser.parse_args(argv)
+def _json_event(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+
+
+@click.command(help=(__doc__ or "").splitlines()[0] + " EVENT: the event, as JSON.")
+@click.argument("event", callback=_json_event)
+def main(event: Any) -> None:
+    """One invocation, measured on its own: the handler is imported only once EVENT is known good."""
     from seq_export import handler  # noqa: PLC0415 - imported after argument errors, as Lambda would
 
     before = peak_rss_kib()
     started = time.perf_counter()
-    answer = handler.lambda_handler(json.loads(args.event), FakeLambdaContext())
+    answer = handler.lambda_handler(event, FakeLambdaContext())
     seconds = time.perf_counter() - started
     report = {
         "answer": answer,
@@ -44,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": seconds,
     }
     print(json.dumps(report))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -16,31 +16,45 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any, TypeVar
 
-import boto3
-import typer
+import click
 
-from local.lambda_runtime import SqsEventSource
-from local.report import outcome_text, report, status_of
-from local.seq_simulator import Scenario
-from local.stack import AWS_TEST_ENV, LocalStack, Resources, SourcePlan, local_stack, patched_environ
 from seq_export.config import MAX_PAGE_SIZE, SQS_MAX_DELAY_SECONDS, Env
 from seq_export.dates import check_exportable, parse_day, today_utc, yesterday_utc
 from seq_export.errors import InvalidEventError
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_SOURCE
 from seq_export.models import ACCOUNT, SUBUSERS
-from seq_export_cli.app import ENV_NAMES
-from seq_export_cli.invoke import invoke_local
+from seq_export_cli.errors import EXIT_CONFIG
 
 PROG = "python -m local.run"
-app = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+#: What installs the local stack's own dependencies (moto server, requests, Powertools): the extra
+#: `run` of pyproject.toml, which `pip install .` (the `seq-export` command alone) leaves out.
+INSTALL_HINT = "run `make run`, or `pip install -e '.[run]'` in the repository root"
+
+try:
+    import boto3
+
+    from local.report import outcome_text, report, status_of
+    from local.seq_simulator import Scenario
+    from local.stack import AWS_TEST_ENV, LocalStack, Resources, SourcePlan, local_stack, patched_environ
+    from seq_export_cli.app import ENV_NAMES
+    from seq_export_cli.invoke import invoke_local
+    from seq_export_cli.local_lambda import SqsEventSource
+except ModuleNotFoundError as missing:
+    if __name__ != "__main__":  # imported: the importer sees the error itself
+        raise
+    package = (missing.name or "").partition(".")[0] or str(missing)
+    click.echo(f"Error: the local stack needs {package!r}, which is not installed: {INSTALL_HINT}.", err=True)
+    sys.exit(EXIT_CONFIG)
+
 #: The second source of ``--sources 2``: EU-pinned subusers at the EU host, with a key of their
 #: own, ids of their own, a fifth as many subusers, and no parent account of their own there.
 EU_SOURCE, EU_FIRST_USER_ID, EU_SHARE = "eu", 900_001, 5
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def plans(sources: int, subusers: int, not_ready: int) -> tuple[SourcePlan, ...]:
@@ -53,7 +67,7 @@ def plans(sources: int, subusers: int, not_ready: int) -> tuple[SourcePlan, ...]
     return SourcePlan("global", first), SourcePlan(EU_SOURCE, eu, account_scores=False)
 
 
-def _exportable_day(value: str | None) -> str | None:
+def _exportable_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """``--date``/``DATE`` by the function's own rules: YYYY-MM-DD, finished, in SendGrid's window."""
     if value is None:
         return None
@@ -61,74 +75,90 @@ def _exportable_day(value: str | None) -> str | None:
         day = parse_day(value, what="day")
         check_exportable(day, today_utc(), what="day")
     except InvalidEventError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc)) from None
     return day.isoformat()
 
 
-def _number(envvar: str, help_text: str, low: int, high: int | None = None) -> Any:
-    return typer.Option(envvar=envvar, metavar="N", min=low, max=high, help=help_text)
+def _option(name: str, envvar: str, help_text: str, **kwargs: Any) -> Callable[[_F], _F]:
+    """An option that its environment variable can give too (``make run`` passes them so); help
+    shows the variable and the default, and an error names both."""
+    return click.option(name, envvar=envvar, show_envvar=True, show_default=True, help=help_text, **kwargs)
 
 
-@app.command(
+def _number(
+    name: str, envvar: str, help_text: str, *, default: int, low: int, high: int | None = None
+) -> Callable[[_F], _F]:
+    """A whole number from ``low`` to ``high``: a value outside is a usage error before anything starts."""
+    return _option(name, envvar, help_text, type=click.IntRange(low, high), default=default, metavar="N")
+
+
+@click.command(
     help="Run the daily export locally, end to end: moto and the SEQ simulator on free ports of 127.0.0.1, the "
     "real handler invoked as Lambda would, then Lambda's SQS event source played for the retry queue, one line "
     "per delivered message. Every option can also be given as the environment variable shown (as `make run` does)."
 )
-def run(  # noqa: PLR0917 - Typer passes the options by keyword
-    date: Annotated[
-        str | None,
-        typer.Option(
-            envvar="DATE",
-            metavar="YYYY-MM-DD",
-            callback=_exportable_day,
-            help='Day to export, with a direct {"date": D} event (subusers only; one per source, naming it, '
-            "with several sources). Default: a scheduled event for now, which exports yesterday (UTC) and "
-            "queues the account's day (and every other source's day).",
-        ),
-    ] = None,
-    subusers: Annotated[int, _number("SUBUSERS", "Subusers the SEQ simulator serves.", 1)] = 2500,
-    sources: Annotated[
-        int,
-        _number(
-            "SOURCES",
-            "SendGrid sources, each a simulated host of its own with its own key: 1 (the single source "
-            f"`default`, no {Env.SEQ_SOURCES}) or 2 (`global`, and `{EU_SOURCE}` with a fifth as many subusers, "
-            f"ids from {EU_FIRST_USER_ID}, and no parent account scores, in {Env.SEQ_SOURCES}).",
-            1,
-            2,
-        ),
-    ] = 1,
-    not_ready: Annotated[
-        int, _number("NOT_READY", "Answers of 202 the simulator plays before the day is ready.", 0)
-    ] = 0,
-    delay: Annotated[
-        int,
-        _number(
-            "DELAY",
-            "Seconds before the first re-run after a 202 (the function's NOT_READY_DELAY_SECONDS).",
-            0,
-            SQS_MAX_DELAY_SECONDS,
-        ),
-    ] = 2,
-    max_attempts: Annotated[
-        int, _number("MAX_ATTEMPTS", "Answers of 202 per day before giving up (MAX_NOT_READY_ATTEMPTS).", 1)
-    ] = 16,
-    page_size: Annotated[
-        int, _number("PAGE_SIZE", "Subusers per SendGrid page (the function's SEQ_PAGE_SIZE).", 1, MAX_PAGE_SIZE)
-    ] = MAX_PAGE_SIZE,
-    verbose: Annotated[
-        bool,
-        typer.Option("--verbose", envvar="VERBOSE", help="Show the function's JSON logs and EMF metrics on stderr."),
-    ] = False,
-    keep: Annotated[
-        bool,
-        typer.Option(
-            "--keep",
-            envvar="KEEP",
-            help="After the run, keep moto and the simulator up until Ctrl-C and print the `export VAR=value` "
-            "lines with which `seq-export` commands in another shell use this local stack.",
-        ),
-    ] = False,
+@_option(
+    "--date",
+    "DATE",
+    'Day to export, with a direct {"date": D} event (subusers only; one per source, naming it, with several '
+    "sources). Default: a scheduled event for now, which exports yesterday (UTC) and queues the account's day "
+    "(and every other source's day).",
+    metavar="YYYY-MM-DD",
+    callback=_exportable_day,
+)
+@_number("--subusers", "SUBUSERS", "Subusers the SEQ simulator serves.", default=2500, low=1)
+@_number(
+    "--sources",
+    "SOURCES",
+    "SendGrid sources, each a simulated host of its own with its own key: 1 (the single source "
+    f"`default`, no {Env.SEQ_SOURCES}) or 2 (`global`, and `{EU_SOURCE}` with a fifth as many subusers, "
+    f"ids from {EU_FIRST_USER_ID}, and no parent account scores, in {Env.SEQ_SOURCES}).",
+    default=1,
+    low=1,
+    high=2,
+)
+@_number("--not-ready", "NOT_READY", "Answers of 202 the simulator plays before the day is ready.", default=0, low=0)
+@_number(
+    "--delay",
+    "DELAY",
+    "Seconds before the first re-run after a 202 (the function's NOT_READY_DELAY_SECONDS).",
+    default=2,
+    low=0,
+    high=SQS_MAX_DELAY_SECONDS,
+)
+@_number(
+    "--max-attempts",
+    "MAX_ATTEMPTS",
+    "Answers of 202 per day before giving up (MAX_NOT_READY_ATTEMPTS).",
+    default=16,
+    low=1,
+)
+@_number(
+    "--page-size",
+    "PAGE_SIZE",
+    "Subusers per SendGrid page (the function's SEQ_PAGE_SIZE).",
+    default=MAX_PAGE_SIZE,
+    low=1,
+    high=MAX_PAGE_SIZE,
+)
+@_option("--verbose", "VERBOSE", "Show the function's JSON logs and EMF metrics on stderr.", is_flag=True)
+@_option(
+    "--keep",
+    "KEEP",
+    "After the run, keep moto and the simulator up until Ctrl-C and print the `export VAR=value` lines with "
+    "which `seq-export` commands in another shell use this local stack.",
+    is_flag=True,
+)
+def run(  # noqa: PLR0917 - Click passes the options by keyword
+    date: str | None,
+    subusers: int,
+    sources: int,
+    not_ready: int,
+    delay: int,
+    max_attempts: int,
+    page_size: int,
+    verbose: bool,
+    keep: bool,
 ) -> None:
     started = time.perf_counter()
     with local_stack(*plans(sources, subusers, not_ready)) as stack:
@@ -153,13 +183,13 @@ def run(  # noqa: PLR0917 - Typer passes the options by keyword
                 user_ids = [str(source.plan.scenario.first_user_id) for source in stack.sources]
                 _keep(keep_banner({**AWS_TEST_ENV, "AWS_ENDPOINT_URL": stack.endpoint, **env}, day, user_ids))
     if code:
-        raise typer.Exit(code)
+        raise click.exceptions.Exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit code (2 for a usage error) instead of exiting."""
     try:
-        app(args=argv, prog_name=PROG)
+        run.main(args=argv, prog_name=PROG)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return 0

@@ -12,7 +12,6 @@ same surface as the in-process simulator.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import subprocess
@@ -20,6 +19,8 @@ import sys
 from dataclasses import asdict
 from datetime import date
 from typing import IO, Any
+
+import click
 
 from local.seq_simulator import Fault, Scenario, SeqSimulator
 
@@ -141,20 +142,19 @@ def _answer(simulator: SeqSimulator, command: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.simulator_process", description=__doc__.splitlines()[0])
-    parser.add_argument("--api-key", required=True, help="the key of the host's first parent account")
-    parser.add_argument("--label", default="primary", help="that account's name in the request log")
-    args = parser.parse_args(argv)
+@click.command(help=(__doc__ or "").split("\n\n")[0])
+@click.option("--api-key", required=True, help="The key of the host's first parent account.")
+@click.option("--label", default="primary", show_default=True, help="That account's name in the request log.")
+def main(api_key: str, label: str) -> None:
+    """Serve until standard input ends; errors of the command line go to stderr, never the answers' pipe."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    simulator = SeqSimulator(args.api_key, label=args.label)
+    simulator = SeqSimulator(api_key, label=label)
     try:
         print(json.dumps({"url": simulator.start()}), flush=True)
         serve(simulator, sys.stdin, sys.stdout)
     finally:
         simulator.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 from local.seq_simulator import Scenario, SeqSimulator
 from seq_export.config import SOURCE_FIELDS, Env, Source
 from seq_export.layout import DEFAULT_PREFIX, DEFAULT_SOURCE, TABLE_KEY, USERNAME_INDEX
+from seq_export_cli.local_lambda import QUEUE_VISIBILITY_TIMEOUT_SECONDS
 
 REGION = "us-east-1"
 #: Receives before a message moves to the dead-letter queue; the template uses the same value.
@@ -146,7 +147,7 @@ def create_resources(
     queue_url = sqs.create_queue(
         QueueName=f"{name}-retry",
         Attributes={
-            "VisibilityTimeout": "30",
+            "VisibilityTimeout": str(QUEUE_VISIBILITY_TIMEOUT_SECONDS),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
         },
     )["QueueUrl"]

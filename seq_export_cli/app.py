@@ -2,9 +2,11 @@
 
 ``--stack NAME`` reads the CloudFormation stack's outputs; otherwise the function's own
 variables (``SCORES_BUCKET``, ``SCORES_PREFIX``, ``ACCOUNT_SCORES_PREFIX``,
-``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``, ``SEQ_SOURCES``) and ``SEQ_EXPORT_FUNCTION`` for the
-function's name. The configured sources are the stack's ``SourceNames`` output (a comma list), or
-the names in ``SEQ_SOURCES``; without either, the one source ``default`` of a single-source stack.
+``LATEST_SCORES_TABLE``, ``RETRY_QUEUE_URL``, ``DEAD_LETTER_QUEUE_URL``, ``SEQ_SOURCES``) and
+``SEQ_EXPORT_FUNCTION`` for the function's name. The queues' URLs (``dead-letters``, ``--wait``),
+missing from both, are read from the deployed function's configuration. The configured sources are the stack's
+``SourceNames`` output (a comma list), or the names in ``SEQ_SOURCES``; without either, the one
+source ``default`` of a single-source stack.
 The region is ``--region``, then ``AWS_REGION``, then ``AWS_DEFAULT_REGION``, then the profile's;
 credentials and endpoints are boto3's own (``AWS_PROFILE``, ``AWS_ENDPOINT_URL``,
 ...), so the same command works against the local stack of ``python -m local.run --keep``.
@@ -39,7 +41,7 @@ AWS_CONFIG = aws_client_config(read_timeout=60, max_attempts=5)
 #: timeout parameter, so the longer one (10 s) is merged over it.
 LAMBDA_CONFIG = aws_client_config(read_timeout=905, max_attempts=2).merge(Config(connect_timeout=10))
 
-Field = Literal["bucket", "table", "queue_url", "function_name"]
+Field = Literal["bucket", "table", "queue_url", "dlq_url", "function_name"]
 #: Where each target value comes from: environment variable, CloudFormation output.
 ENV_NAMES: dict[str, str] = {
     "bucket": "SCORES_BUCKET",
@@ -47,6 +49,7 @@ ENV_NAMES: dict[str, str] = {
     "account_prefix": "ACCOUNT_SCORES_PREFIX",
     "table": "LATEST_SCORES_TABLE",
     "queue_url": "RETRY_QUEUE_URL",
+    "dlq_url": Env.DEAD_LETTER_QUEUE_URL,
     "function_name": "SEQ_EXPORT_FUNCTION",
     "sources": Env.SEQ_SOURCES,
 }
@@ -56,6 +59,7 @@ OUTPUT_NAMES: dict[str, str] = {
     "account_prefix": "AccountScoresPrefix",
     "table": "LatestScoresTableName",
     "queue_url": "RetryQueueUrl",
+    "dlq_url": "DeadLetterQueueUrl",
     "function_name": "ExportFunctionName",
     "sources": "SourceNames",
 }
@@ -72,6 +76,7 @@ class Target:
     account_prefix: str = DEFAULT_ACCOUNT_PREFIX
     table: str | None = None
     queue_url: str | None = None
+    dlq_url: str | None = None
     function_name: str | None = None
     #: The configured sources' names, the first being the one a request that names none is for.
     sources: tuple[str, ...] = (DEFAULT_SOURCE,)
@@ -99,6 +104,7 @@ class Target:
             account_prefix=_prefix(value("account_prefix"), ENV_NAMES["account_prefix"], DEFAULT_ACCOUNT_PREFIX),
             table=value("table"),
             queue_url=value("queue_url"),
+            dlq_url=value("dlq_url"),
             function_name=value("function_name"),
         )
 
@@ -126,6 +132,7 @@ class Target:
             ),
             table=value("table"),
             queue_url=value("queue_url"),
+            dlq_url=value("dlq_url"),
             function_name=value("function_name"),
         )
 
@@ -224,6 +231,8 @@ class App:
         self._target: Target | None = None
         #: The function's own sources once read (a 1-tuple: its value may be None).
         self._function_sources: tuple[tuple[Source, ...] | None] | None = None
+        #: The function's own environment once read (a 1-tuple: its value may be None).
+        self._function_environment: tuple[dict[str, str] | None] | None = None
 
     @property
     def session(self) -> boto3.session.Session:
@@ -290,13 +299,48 @@ class App:
         return self._function_sources[0]
 
     def _read_function_sources(self) -> tuple[Source, ...] | None:
+        variables = self._function_variables()
+        if variables is None:
+            return None
+        try:
+            return sources_from_env(variables)
+        except ConfigError:
+            return None
+
+    def _function_variables(self) -> dict[str, str] | None:
+        """The deployed function's environment (read once); None without a function name or when
+        it cannot be read."""
+        if self._function_environment is None:
+            self._function_environment = (self._read_function_variables(),)
+        return self._function_environment[0]
+
+    def _read_function_variables(self) -> dict[str, str] | None:
         if self.target.function_name is None:
             return None
         try:
             answer = self.client("lambda").get_function_configuration(FunctionName=self.target.function_name)
-            return sources_from_env(dict(answer.get("Environment", {}).get("Variables", {})))
-        except (ClientError, BotoCoreError, ConfigError, CliError):
+        except (ClientError, BotoCoreError, CliError):
             return None
+        return dict(answer.get("Environment", {}).get("Variables", {}))
+
+    def dead_letter_queue_url(self) -> str:
+        """The dead-letter queue's URL: the target's (``DEAD_LETTER_QUEUE_URL``, output
+        ``DeadLetterQueueUrl``), else the deployed function's own variable; a configuration error
+        naming the variable or output otherwise."""
+        return self._queue_url("dlq_url", Env.DEAD_LETTER_QUEUE_URL)
+
+    def retry_queue_url(self) -> str:
+        """The retry queue's URL: the target's (``RETRY_QUEUE_URL``, output ``RetryQueueUrl``),
+        else the deployed function's own variable; a configuration error naming the variable or
+        output otherwise."""
+        return self._queue_url("queue_url", Env.RETRY_QUEUE_URL)
+
+    def _queue_url(self, name: Literal["queue_url", "dlq_url"], variable: str) -> str:
+        known: str | None = getattr(self.target, name)
+        if known:
+            return known
+        configured = (self._function_variables() or {}).get(variable, "").strip()
+        return configured or self.target.need(name)
 
     def check_local(self, local: bool) -> None:
         """``--local`` runs with the function's environment, not a stack's outputs."""

@@ -1,10 +1,11 @@
 """``seq-export backfill``: export a range of days, one queued export per source, kind and day.
 
 The function checks the range and queues the days (of every source, or of ``--source``); the
-CLI says, per day, source and kind, what it queued and what it skipped as already exported, with
-counts that add up to days x kinds x sources. With
-``--wait`` it follows the queued days until their objects are in S3 (``waiting``); with
-``--local`` it also delivers the queue, one day at a time.
+CLI says, per day, source and kind, what it queued and what it skipped, as already exported or
+as already queued (by an earlier backfill still running, the daily run, ...), with counts that
+add up to days x kinds x sources. With ``--wait`` it follows the queued days, and the ones
+already queued, until their objects land in S3 or one of them reaches the dead-letter queue
+(``waiting``); with ``--local`` it also delivers the queue, one day at a time.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, ServiceError, UsageErr
 from seq_export_cli.invoke import invoke_local
 from seq_export_cli.options import KINDS, Day, local_options, shared_options, source_option, wait_options
 from seq_export_cli.output import table
-from seq_export_cli.s3_objects import Version, head_version, require_bucket
-from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally, poll_until_exported
+from seq_export_cli.s3_objects import Version
+from seq_export_cli.waiting import follow, versions_before
 
 
 @click.command("backfill", short_help="Export a range of days, one queued export per source, kind and day.")
@@ -37,7 +38,10 @@ from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally, poll_un
 )
 @source_option("Backfill this source only.  [default: every configured source]")
 @click.option("--force", is_flag=True, help="Export days again even if already exported.")
-@wait_options("Wait until every queued day's object is in S3, with progress on stderr.")
+@wait_options(
+    "Wait until every queued day's object lands in S3 (the days already queued too), with progress on "
+    "stderr; a day that reaches the dead-letter queue ends the wait (exit 1)."
+)
 @local_options
 @shared_options
 @with_app
@@ -56,8 +60,8 @@ def backfill(
     """Export a range of finished days within SendGrid's 90 (one queued export per source, kind
     and day).
 
-    Days already exported are skipped unless --force. With --local --wait this process also
-    delivers the retry queue's messages, one day at a time.
+    Days already exported, or already queued or running, are skipped unless --force. With
+    --local --wait this process also delivers the retry queue's messages, one day at a time.
     """
     if first > last:
         raise UsageError(f"--from {first} is after --to {last}")
@@ -70,7 +74,10 @@ def backfill(
     chosen = app.target.chosen_sources(source)
     if source is not None:
         event["source"] = source
-    baseline = _versions_before(app, first, last, kind, chosen) if wait and force else {}
+    baseline: dict[JobId, Version] = {}
+    if wait:  # before anything is queued: what the wait needs, and each day's object as it is now
+        app.dead_letter_queue_url()
+        baseline = versions_before(app, _range(app, first, last, kind, chosen))
     answer = invoke_local(event, verbose=app.options.verbose) if local else app.invoke(event)
     queued = _queued(app, answer)
     document = _document(answer, queued)
@@ -79,26 +86,31 @@ def backfill(
         app.output.answer(document, _lines(answer, queued, titled=titled), _table(answer, queued, titled=titled))
     if not wait:
         return EXIT_OK
-    outcome, watcher = _wait(app, queued, baseline, local=local, timeout=timeout)
+    outcome, watcher, dead_letters = follow(
+        app, _followed(answer, queued), baseline, local=local, timeout=timeout, label="queued days exported"
+    )
     missing = watcher.pending
     waited = {
         "outcome": outcome,
         "queued": len(watcher.days),
         "exported": len(watcher.exported),
         "missing": [job.to_dict() for job in missing],
+        "dead_lettered": [letter.to_dict() for letter in dead_letters.found.values()],
     }
     app.output.answer(
         document | {"wait": waited},
         [f"exported          {len(watcher.exported)}/{len(watcher.days)} queued days ({first} .. {last})"],
     )
+    for job, letter in dead_letters.found.items():
+        app.output.note(f"{job} is in the dead-letter queue: {letter.why}")
     if not missing:
         return EXIT_OK
-    why = (
-        f"within {timeout:g} s"
-        if outcome == "timeout"
-        else "and the retry queue has nothing left for them (failed, given up or handled before: "
-        "see the dead-letter queue and --verbose)"
-    )
+    why = {
+        "timeout": f"within {timeout:g} s",
+        "dead_lettered": "(the wait stopped at the dead letter)",
+        "queue_empty": "and the retry queue has nothing left for them (failed, given up or handled before: "
+        "see the dead-letter queue and --verbose)",
+    }.get(outcome, "")
     app.output.note(
         f"{len(missing)} of {len(watcher.days)} queued days not exported {why}: "
         + ", ".join(_named(job, titled=titled) for job in missing)
@@ -106,14 +118,16 @@ def backfill(
     return EXIT_NEGATIVE
 
 
-#: (what the function queued or skipped, "enqueued" or "already exported")
+#: (what the function queued or skipped: "enqueued", "already exported" or "already queued")
 Row = tuple[JobId, str]
+ENQUEUED, EXPORTED, QUEUED = "enqueued", "already exported", "already queued"
 
 
 def _queued(app: App, answer: Mapping[str, Any]) -> list[Row]:
     """What the function's answer lists, by day, then source (as configured), then kind."""
-    rows = [(_job(item), "enqueued") for item in answer.get("enqueued", [])]
-    rows += [(_job(item), "already exported") for item in answer.get("skipped_already_exported", [])]
+    rows = [(_job(item), ENQUEUED) for item in answer.get("enqueued", [])]
+    rows += [(_job(item), EXPORTED) for item in answer.get("skipped_already_exported", [])]
+    rows += [(_job(item), QUEUED) for item in answer.get("skipped_already_queued", [])]
     sources = {name: index for index, name in enumerate(app.target.sources)}
     kinds = {name: index for index, name in enumerate(KINDS)}
     return sorted(
@@ -139,12 +153,25 @@ def _named(job: JobId, *, titled: bool) -> str:
     return str(job) if titled else f"{job.kind} {job.date}"
 
 
+def _followed(answer: Mapping[str, Any], queued: list[Row]) -> dict[JobId, str | None]:
+    """What ``--wait`` follows, each with the run that queued it: the jobs this backfill queued
+    (its ``run``) and the ones already queued (the run holding each; a function that does not
+    name runs leaves them None: no dead letter is matched to them)."""
+    run = answer.get("run") if isinstance(answer.get("run"), str) else None
+    holders = {
+        _job(item): item.get("run") if isinstance(item.get("run"), str) else None
+        for item in answer.get("skipped_already_queued", [])
+    }
+    return {job: run if outcome == ENQUEUED else holders.get(job) for job, outcome in queued if outcome != EXPORTED}
+
+
 def _document(answer: Mapping[str, Any], queued: list[Row]) -> dict[str, Any]:
     return {
         **answer,
         "counts": {
-            "enqueued": sum(1 for _, outcome in queued if outcome == "enqueued"),
-            "skipped_already_exported": sum(1 for _, outcome in queued if outcome != "enqueued"),
+            "enqueued": sum(1 for _, outcome in queued if outcome == ENQUEUED),
+            "skipped_already_exported": sum(1 for _, outcome in queued if outcome == EXPORTED),
+            "skipped_already_queued": sum(1 for _, outcome in queued if outcome == QUEUED),
         },
         "by_day": [job.to_dict() | {"outcome": outcome} for job, outcome in queued],
     }
@@ -161,9 +188,12 @@ def _totals(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> st
 
 
 def _counts(queued: list[Row]) -> str:
-    enqueued = sum(1 for _, outcome in queued if outcome == "enqueued")
-    skipped = len(queued) - enqueued
-    return f"{enqueued} enqueued, {skipped} already exported" + (" (--force exports them again)" if skipped else "")
+    """How many were queued and skipped (the already queued named only when there are any)."""
+    enqueued = sum(1 for _, outcome in queued if outcome == ENQUEUED)
+    exported = sum(1 for _, outcome in queued if outcome == EXPORTED)
+    running = sum(1 for _, outcome in queued if outcome == QUEUED)
+    counts = f"{enqueued} enqueued, {exported} already exported" + (f", {running} already queued" if running else "")
+    return counts + (" (--force exports them again)" if exported or running else "")
 
 
 def _lines(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> list[str]:
@@ -181,33 +211,11 @@ def _table(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> Any
     return table(f"backfill {answer.get('from')} .. {answer.get('to')}: {_counts(queued)}", columns, rows)
 
 
-def _versions_before(app: App, first: str, last: str, kind: str, sources: tuple[str, ...]) -> dict[JobId, Version]:
-    """With --force, each day's object before the backfill: it counts once replaced."""
-    bucket = app.target.need("bucket")
-    s3 = app.client("s3")
-    require_bucket(s3, bucket)
-    versions: dict[JobId, Version] = {}
-    for day in days_between(parse_day(first), parse_day(last)):
-        for source in sources:
-            for one_kind in app.kinds_of(source, kind):
-                job = JobId(source, one_kind, day)
-                version = head_version(s3, bucket, app.target.key_for(day, one_kind, source))
-                if version is not None:
-                    versions[job] = version
-    return versions
-
-
-def _wait(
-    app: App, queued: list[Row], baseline: Mapping[JobId, Version], *, local: bool, timeout: float
-) -> tuple[Outcome, DayWatcher]:
-    bucket = app.target.need("bucket")
-    s3 = app.client("s3")
-    require_bucket(s3, bucket)
-    keys = {job: app.target.key_for(job.date, job.kind, job.source) for job, outcome in queued if outcome == "enqueued"}
-    watcher = DayWatcher(s3, bucket, keys, baseline)
-    with app.output.progress(len(keys), "queued days exported") as progress:
-        if local:
-            outcome = deliver_locally(app, watcher, progress, timeout=timeout)
-        else:
-            outcome = poll_until_exported(watcher, progress, timeout=timeout, clock=app.clock, sleep=app.sleep)
-    return outcome, watcher
+def _range(app: App, first: str, last: str, kind: str, sources: tuple[str, ...]) -> list[JobId]:
+    """Every job the backfill may queue: each day of the range, of each source and kind."""
+    return [
+        JobId(source, one_kind, day)
+        for day in days_between(parse_day(first), parse_day(last))
+        for source in sources
+        for one_kind in app.kinds_of(source, kind)
+    ]

@@ -29,8 +29,8 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success: the day is exported, the subuser found, the query answered",
-    EXIT_NEGATIVE: "a negative answer: not found, not exported (yet), nothing matched, --wait ran out, "
-    "a malformed line left a day unmigrated",
+    EXIT_NEGATIVE: "a negative answer: not found, not exported (yet), nothing matched, --wait ran out or saw a "
+    "day dead-lettered, a malformed line left a day unmigrated, the dead-letter queue holds a message",
     EXIT_USAGE: "usage: an unknown option, a malformed or out-of-range value (checked before any AWS call), "
     "a source the stack does not have",
     EXIT_CONFIG: "configuration: a missing variable or stack output, an unknown stack, no credentials or region",

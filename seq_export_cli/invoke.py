@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from local.lambda_runtime import FakeLambdaContext
 from seq_export_cli.errors import ServiceError, aws, one_line
+from seq_export_cli.local_lambda import FakeLambdaContext
 
 
 def invoke_function(client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
+from seq_export import __version__
 from seq_export.errors import ConfigError, SeqExportError, describe_aws_error
 from seq_export_cli.app import ENV_NAMES
 from seq_export_cli.backfill import backfill
+from seq_export_cli.dead_letter_queue import dead_letters
 from seq_export_cli.errors import (
     EXIT_CODES,
     EXIT_CONFIG,
@@ -35,16 +36,6 @@ from seq_export_cli.scores import lookup, low_scores
 from seq_export_cli.sources import sources
 from seq_export_cli.status import status
 
-
-def project_version() -> str:
-    try:
-        return version("seq-export")
-    except PackageNotFoundError:  # a source tree without an install: the package's own
-        from seq_export import __version__  # noqa: PLC0415
-
-        return __version__
-
-
 EPILOG = (
     "Targets: --stack NAME reads the deployed stack's outputs; otherwise the variables "
     + ", ".join(ENV_NAMES.values())
@@ -59,16 +50,19 @@ EPILOG = (
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(project_version(), "--version", prog_name=PROG, message="%(prog)s %(version)s")
+# The version's one home is seq_export.__version__ (what pyproject.toml reads), not the installed
+# metadata: an editable install keeps the version it was installed with.
+@click.version_option(__version__, "--version", "-V", prog_name=PROG, message="%(prog)s %(version)s")
 @shared_options
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Operate the SendGrid Engagement Quality export: run and backfill days of every source, check
-    what is exported, look up subusers' latest scores, move a lake from before sources."""
+    what is exported, look up subusers' latest scores, list and redrive the dead-letter queue,
+    move a lake from before sources."""
     ctx.ensure_object(Options)
 
 
-for command in (run, backfill, status, report, sources, lookup, low_scores, migrate_lake):
+for command in (run, backfill, status, report, sources, lookup, low_scores, migrate_lake, dead_letters):
     cli.add_command(command)
 
 

@@ -1,9 +1,11 @@
 """``seq-export run``: export one day now (yesterday by default, as the schedule does) and say
 what happened, per source and kind: one direct invocation each, since the function exports one
 source's day per invocation (``--source``: that source only). ``--local`` runs the handler in
-this process, with page progress on a terminal; ``--local --wait`` also delivers the
-re-scheduled attempts a 202 leaves in the retry queue (there is no Lambda event source locally)
-until the day is exported or given up.
+this process, with page progress on a terminal. ``--wait`` follows a day the function could not
+finish at once (SendGrid answered 202, or it continued past the time limit) until its object
+lands in S3 or it reaches the dead-letter queue (``waiting``): against a deployed stack by
+polling, as its event source delivers the re-scheduled attempts; with ``--local`` by delivering
+the retry queue in this process (there is no Lambda event source locally).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from seq_export.job_message import JobId
 from seq_export.layout import RECORDS_METADATA
 from seq_export.models import ACCOUNT
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, CliError, ServiceError, UsageError
+from seq_export_cli.dead_letters import DeadLetter
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, CliError, ServiceError
 from seq_export_cli.invoke import invoke_local
 from seq_export_cli.options import (
     Day,
@@ -29,8 +32,11 @@ from seq_export_cli.options import (
     wait_options,
 )
 from seq_export_cli.output import per_source, sections
-from seq_export_cli.s3_objects import head_object
-from seq_export_cli.waiting import DayWatcher, Outcome, deliver_locally
+from seq_export_cli.s3_objects import Version, head_object
+from seq_export_cli.waiting import DayWatcher, Outcome, follow, versions_before
+
+#: What the function answers for a day it has not finished yet: it is queued, so --wait follows it.
+UNFINISHED = ("not_ready", "continued")
 
 
 def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list[str]:
@@ -47,9 +53,12 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
             "once SendGrid was ready",
             f"S3 object     {where} ({summary.get('bytes')} bytes)",
         ]
-    if status == "not_ready" and summary.get("wait"):
+    if status in UNFINISHED and summary.get("wait") == "dead_lettered":
+        letter = summary.get("dead_letter") or {}
+        return [f"dead letter   {what}: in the dead-letter queue ({letter.get('why')}); --wait stopped there"]
+    if status in UNFINISHED and summary.get("wait"):
         why = "--timeout passed" if summary["wait"] == "timeout" else "the retry queue has nothing left for it"
-        return [f"not ready     {what}: not exported when --wait stopped ({why}; see the dead-letter queue)"]
+        return [f"not exported  {what}: not exported when --wait stopped ({why}; see the dead-letter queue)"]
     if status == "exported" and kind == ACCOUNT:
         scored = "not eligible for a score that day" if summary.get("ineligible") else "its score"
         return [f"exported      {what}: the parent account's own line ({scored})", f"S3 object     {where}"]
@@ -86,22 +95,27 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
 @kind_option("Whose scores: the subusers', the parent account's own, or both.")
 @source_option("Export this source only.  [default: every configured source, one invocation each]")
 @local_options
-@wait_options("With --local: when SendGrid answers 202, deliver the queued retries until the day is exported.")
+@wait_options(
+    "When SendGrid answers 202 (or the day continues past the time limit), follow it until its object lands in "
+    "S3 (with --local: deliver the queued retries); a day that reaches the dead-letter queue ends the wait."
+)
 @shared_options
 @with_app
 def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait: bool, timeout: float) -> int:
     """Export one day now and say what happened, per source and kind.
 
     Exits 0 when every asked source and kind is exported; 1 when SendGrid is still computing the
-    day (202, re-scheduled) or it was given up; 4 when the function failed for one (the other
-    sources are still exported and reported).
+    day (202, re-scheduled), it was given up, or --wait saw it dead-lettered or ran out; 4 when
+    the function failed for one (the other sources are still exported and reported).
     """
-    if wait and not local:
-        raise UsageError("--wait delivers the local retry queue and needs --local (a deployed function retries itself)")
     app.check_local(local)
     target = app.target
     chosen = target.chosen_sources(source)
     jobs = [JobId(name, one_kind, day) for name in chosen for one_kind in app.kinds_of(name, kind)]
+    baseline: dict[JobId, Version] = {}
+    if wait:  # before anything is exported: what the wait needs, and each object as it is now
+        app.dead_letter_queue_url()
+        baseline = versions_before(app, jobs)
     results: dict[JobId, dict[str, Any]] = {}
     failures: list[CliError] = []
     for job in jobs:  # one source failing does not keep the others from being exported
@@ -112,14 +126,22 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
                 raise
             failures.append(exc)
             results[job] = {"status": "failed", **job.to_dict(), "error": str(exc)}
-    waited = [job for job, summary in results.items() if summary.get("status") == "not_ready"]
+    waited = {job: summary for job, summary in results.items() if summary.get("status") in UNFINISHED}
     if wait and waited:
-        app.output.note(
-            f"{day} ({', '.join(_named(app, job) for job in waited)}): SendGrid answered 202; "
-            "delivering the queued retries"
+        how = "delivering the queued retries" if local else "following it until it is exported"
+        app.output.note(f"{day} ({', '.join(_named(app, job) for job in waited)}): {_unfinished(waited)}; {how}")
+        followed = {
+            job: summary.get("run") if isinstance(summary.get("run"), str) else None for job, summary in waited.items()
+        }
+        outcome, watcher, dead_letters = follow(
+            app, followed, baseline, local=local, timeout=timeout, label="days exported"
         )
-        outcome = _deliver(app, waited, timeout)
-        results = {job: _after_wait(app, job, summary, outcome) for job, summary in results.items()}
+        results = {
+            job: _after_wait(app, job, summary, outcome=outcome, watcher=watcher, letter=dead_letters.found.get(job))
+            for job, summary in results.items()
+        }
+        for job, letter in dead_letters.found.items():
+            app.output.note(f"{job} is in the dead-letter queue: {letter.why}")
     bucket = target.bucket
     by_source = {name: [(job, s) for job, s in results.items() if job.source == name] for name in chosen}
     documents = [_document(day, name, [s for _, s in found]) for name, found in by_source.items()]
@@ -133,7 +155,7 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
     unfinished = [s for s in results.values() if s.get("status") != "exported"]
     if not unfinished:
         return EXIT_OK
-    if local and any(s.get("status") == "not_ready" for s in unfinished):
+    if local and not wait and any(s.get("status") == "not_ready" for s in unfinished):
         app.output.note(
             "nothing delivers the retry queue locally: `seq-export run --local --wait` "
             f"(or `backfill --local --wait`) exports {day} once SendGrid is ready"
@@ -167,21 +189,30 @@ def _export(app: App, job: JobId, *, local: bool) -> dict[str, Any]:
         )
 
 
-def _deliver(app: App, jobs: list[JobId], timeout: float) -> Outcome:
-    bucket = app.target.need("bucket")
-    watcher = DayWatcher(
-        app.client("s3"), bucket, {job: app.target.key_for(job.date, job.kind, job.source) for job in jobs}, {}
-    )
-    with app.output.progress(len(jobs), "days exported") as progress:
-        return deliver_locally(app, watcher, progress, timeout=timeout)
+def _unfinished(waited: Mapping[JobId, Mapping[str, Any]]) -> str:
+    statuses = {summary.get("status") for summary in waited.values()}
+    if statuses == {"continued"}:
+        return "the day continues in a fresh invocation"
+    return "SendGrid answered 202"
 
 
-def _after_wait(app: App, job: JobId, summary: dict[str, Any], outcome: Outcome) -> dict[str, Any]:
-    """A day that was not ready, as S3 has it once the queued retries were delivered."""
-    if summary.get("status") != "not_ready":
+def _after_wait(
+    app: App,
+    job: JobId,
+    summary: dict[str, Any],
+    *,
+    outcome: Outcome,
+    watcher: DayWatcher,
+    letter: DeadLetter | None,
+) -> dict[str, Any]:
+    """A day that was not finished, as the wait left it: exported (its object landed during the
+    wait), in the dead-letter queue, or still not exported."""
+    if summary.get("status") not in UNFINISHED:
         return summary
+    if letter is not None:
+        return summary | {"wait": "dead_lettered", "dead_letter": letter.to_dict()}
     key = app.target.key_for(job.date, job.kind, job.source)
-    head = head_object(app.client("s3"), app.target.need("bucket"), key)
+    head = head_object(app.client("s3"), app.target.need("bucket"), key) if job in watcher.exported else None
     if head is None:
         return summary | {"wait": outcome}
     records = head.get("Metadata", {}).get(RECORDS_METADATA, "")
@@ -194,4 +225,5 @@ def _after_wait(app: App, job: JobId, summary: dict[str, Any], outcome: Outcome)
         "s3_key": key,
         "bytes": head["ContentLength"],
         "from_retry_queue": True,
+        "run": summary.get("run"),
     }

@@ -1,10 +1,12 @@
-"""EventBridge adapter: ``SEQ Score Changed`` events for subusers whose score moved.
+"""EventBridge adapter: ``SEQ Score Changed`` events for subusers whose score moved, and one
+``SEQ Daily Digest`` event per exported subusers' day.
 
 Events are sent ten to a PutEvents call (its limit). PutEvents can accept a call yet refuse
 some entries (``FailedEntryCount``): those entries alone are sent again with backoff, at most
-``max_attempts`` times; what still fails is counted and logged with the user ids, never raised,
-because the day's data is already correct and a re-run could not recreate the comparison (the
-table then holds the new score). Whole-call errors are retried by botocore's standard mode.
+``max_attempts`` times; what still fails is counted and logged (with the user ids, or the
+digest's source and date), never raised, because the day's data is already correct and a re-run
+could not recreate the comparison (the table then holds the new score). Whole-call errors are
+retried by botocore's standard mode.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,9 +26,19 @@ from seq_export.observability import logger
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
+    from seq_export.score_bands import DailyDigest
+
 SOURCE = "seq-export"
 DETAIL_TYPE = "SEQ Score Changed"
+DIGEST_DETAIL_TYPE = "SEQ Daily Digest"
 PUT_EVENTS_LIMIT = 10
+
+
+class _Event(Protocol):
+    def detail(self) -> str: ...
+
+
+_E = TypeVar("_E", bound=_Event)
 
 
 @dataclass
@@ -55,7 +67,7 @@ class ScoreChangePublisher:
         counts = PublishCounts()
         for start in range(0, len(changes), PUT_EVENTS_LIMIT):
             batch = list(changes[start : start + PUT_EVENTS_LIMIT])
-            failed = self._send(batch)
+            failed = self._send(batch, DETAIL_TYPE)
             counts.sent += len(batch) - len(failed)
             counts.failed += len(failed)
             if failed:
@@ -67,19 +79,28 @@ class ScoreChangePublisher:
                 )
         return counts
 
-    def _send(self, batch: list[ScoreChange]) -> list[ScoreChange]:
-        """Send one batch; returns the changes that still failed after the bounded retries."""
+    def publish_digest(self, digest: DailyDigest) -> bool:
+        """Send a day's digest; False (logged, not raised) when it still fails after the bounded tries."""
+        if self._send([digest], DIGEST_DETAIL_TYPE):
+            logger.error(
+                "Daily digest not delivered", event_bus=self._event_bus, source=digest.source, date=digest.date
+            )
+            return False
+        return True
+
+    def _send(self, batch: list[_E], detail_type: str) -> list[_E]:
+        """Send one batch; returns the events that still failed after the bounded retries."""
         pending = batch
         for attempt in range(1, self._max_attempts + 1):
             entries: list[Any] = [
                 {
                     "Source": SOURCE,
-                    "DetailType": DETAIL_TYPE,
-                    "Detail": change.detail(),
+                    "DetailType": detail_type,
+                    "Detail": event.detail(),
                     "EventBusName": self._event_bus,
                     "Resources": [],
                 }
-                for change in pending
+                for event in pending
             ]
             try:
                 answer = self._client.put_events(Entries=entries)
@@ -88,8 +109,8 @@ class ScoreChangePublisher:
                 failed = pending
             else:
                 failed = [
-                    change
-                    for change, entry in zip(pending, answer.get("Entries", []), strict=False)
+                    event
+                    for event, entry in zip(pending, answer.get("Entries", []), strict=False)
                     if entry.get("ErrorCode")
                 ]
                 if len(answer.get("Entries", [])) < len(pending):  # unanswered entries count as failed

@@ -6,7 +6,8 @@ a run that fails part-way publishes nothing. Each page's scored records go to Dy
 next page is fetched (``WriteBehind``): those writes are idempotent and guarded by date, so a
 failed run leaves only true scores behind and a re-run converges. A 202 goes to the not-ready
 policy; a day that nears the Lambda time limit is checkpointed and continued through the queue,
-with a reserve measured from this invocation's own page costs (``page_costs``).
+with a reserve measured from this invocation's own page costs (``page_costs``). With score-change
+events on, the invocation that completes the day also sends its daily digest.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
 from seq_export.results import ExportResult
 from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
-from seq_export.score_bands import ScoreMoves, tally
+from seq_export.score_bands import DailyDigest, ScoreMoves, tally
 from seq_export.seq_client import SeqClient
 
 TimeLeft = Callable[[], float]
@@ -90,6 +91,8 @@ class SubuserDayExport:
                 logger.warning("Day already completed by a duplicate of this continuation", problem=str(exc))
                 return ExportResult(status="superseded", job=job.id, attempt=job.attempt, counts=_carried(job))
             logger.remove_keys(["page"])
+            if result.status == "exported":
+                result = self._send_digest(result)
             logger.info("Day exported" if result.status == "exported" else "Day continues", **result.summary())
             return result
         finally:
@@ -169,6 +172,16 @@ class SubuserDayExport:
             score_change_events_failed=events.failed,
             score_moves_counted=self._score_changes is not None and self._store.tracks_changes,
         )
+
+    def _send_digest(self, result: ExportResult) -> ExportResult:
+        """Send the exported day's digest beside its score-change events (when they are on): once
+        per exported day, by the invocation that completes it."""
+        rule = self._score_changes
+        digest = None if rule is None else DailyDigest.of(result, rule.min_step)
+        if rule is None or digest is None:
+            return result
+        sent = rule.publisher.publish_digest(digest)
+        return replace(result, daily_digest="sent" if sent else "failed")
 
     def _completed_by_twin(self, job: Job) -> bool:
         """A continuation whose upload or tail is gone is harmless when the day's object was

@@ -17,7 +17,7 @@ from seq_export.daily import run_daily
 from seq_export.dates import today_utc
 from seq_export.errors import InvalidEventError
 from seq_export.events import Backfill, DailyRun, ExportDay, QueuedJobs, Request, parse_event
-from seq_export.jobs import run_job, time_left_of
+from seq_export.jobs import run_now, time_left_of
 from seq_export.observability import MetricName, emit, logger, metrics, tracer
 
 
@@ -41,8 +41,8 @@ def handle(request: Request, context: LambdaContext | None, *, today: date | Non
         case QueuedJobs(event):
             return deps.job_worker().handle(event, context)
         case DailyRun(day):
-            return run_daily(deps.exports, deps.queue, day, time_left_of(context)).summary()
+            return run_daily(deps.exports, deps.queue, deps.queued_days, day, time_left_of(context)).summary()
         case ExportDay(job):
-            return run_job(deps.exports, job, time_left_of(context)).summary()
+            return run_now(deps.exports, job, deps.queued_days, time_left_of(context)).summary()
         case Backfill():
-            return run_backfill(request, deps.exports, deps.queue, today or today_utc()).summary()
+            return run_backfill(request, deps.exports, deps.queue, deps.queued_days, today or today_utc()).summary()

@@ -13,7 +13,7 @@ from typing import Any
 
 from seq_export.dates import parse_day
 from seq_export.errors import InvalidEventError
-from seq_export.models import KINDS, SOURCE_NAME, SUBUSERS
+from seq_export.models import KINDS, SOURCE_NAME, SUBUSERS, Movers
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,8 @@ class Counters:
 
     Beside the counts a caller is told (``reported``), the day's fleet health rides along until
     its last invocation: scored subusers per band (``score_bands``), the exact sum of their
-    scores, and the moves of at least the min step the write path saw (drops and rises).
+    scores, and the moves of at least the min step the write path saw (drops and rises, and the
+    biggest of each for the daily digest).
     """
 
     pages: int = 0
@@ -39,6 +40,7 @@ class Counters:
     score_sum: Decimal = Decimal(0)
     score_drops: int = 0
     score_rises: int = 0
+    movers: Movers = field(default_factory=Movers)
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -56,9 +58,10 @@ class Counters:
         """The counts a caller's summary shows."""
         return {name: getattr(self, name) for name in REPORTED_COUNTERS}
 
-    def to_dict(self) -> dict[str, int | str]:
-        """Flat and JSON-ready, for a checkpoint: the score sum as its exact decimal text."""
-        return {**asdict(self), "score_sum": str(self.score_sum)}
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-ready, for a checkpoint: the score sum (and the movers' scores) as exact
+        decimal text."""
+        return {**asdict(self), "score_sum": str(self.score_sum), "movers": self.movers.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Counters:
@@ -69,6 +72,8 @@ class Counters:
                 values["score_sum"] = Decimal(str(values["score_sum"]))
             except ArithmeticError:  # decimal.InvalidOperation
                 raise ValueError(f"score_sum is not a decimal number: {values['score_sum']!r}") from None
+        if "movers" in values:
+            values["movers"] = Movers.from_dict(values["movers"])
         return cls(**values)
 
 
@@ -159,6 +164,9 @@ class Job:
     #: Names one request (a backfill, a daily run) through its re-schedules: part of the
     #: idempotency key, so a duplicate delivery is recognised but a later forced backfill is not.
     run: str | None = None
+    #: On a give-up (a new job of its own, under a fresh ``run``): the run it ends, so whoever
+    #: follows that request (``seq-export ... --wait``) recognises its dead letter.
+    gave_up_run: str | None = None
 
     @property
     def date(self) -> str:
@@ -176,6 +184,8 @@ class Job:
         data: dict[str, Any] = {**self.id.to_dict(), "attempt": self.attempt, "reason": self.reason}
         if self.run is not None:
             data["run"] = self.run
+        if self.gave_up_run is not None:
+            data["gave_up_run"] = self.gave_up_run
         if self.checkpoint is not None:
             data["checkpoint"] = self.checkpoint.to_dict()
         return data
@@ -220,4 +230,5 @@ class Job:
             if checkpoint is None or "source" not in data
             else Checkpoint.from_dict(checkpoint, what=what),
             run=None if data.get("run") is None else str(data["run"]),
+            gave_up_run=None if data.get("gave_up_run") is None else str(data["gave_up_run"]),
         )

@@ -6,12 +6,16 @@ events with Powertools Batch (partial batch failures) and runs each job once wit
 Idempotency: SQS delivers at least once, and a duplicate 202 message must not start a second
 chain of re-schedules. Both are imported when the first SQS event arrives, so the daily
 (scheduled) path does not pay for them at cold start.
+
+A job that ends (its day published, or given up to the dead-letter queue) releases its marker
+of ``queued_days`` so the day may be queued again; ``run_now`` marks an export asked for now (the
+daily run's first day, a direct export) as running while it runs and while its 202s keep it queued.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from seq_export.config import unknown_source
@@ -19,10 +23,12 @@ from seq_export.dates import check_exportable, parse_day, today_utc
 from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
 from seq_export.export_day import SubuserDayExport, TimeLeft
-from seq_export.job_message import Job
+from seq_export.job_message import Job, new_run
+from seq_export.job_queue import JobQueue
 from seq_export.models import ACCOUNT
 from seq_export.observability import MetricName, emit, emit_day_metrics, logger
-from seq_export.results import ExportResult
+from seq_export.queued_days import QueuedDays
+from seq_export.results import ExportResult, Status
 from seq_export.s3_sink import S3Sink
 
 if TYPE_CHECKING:
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
 IDEMPOTENCY_EXPIRY_SECONDS = 3600
 IDEMPOTENCY_KEY = "[source, kind, date, attempt, run, checkpoint.after_key]"
 IDEMPOTENCY_KEY_PREFIX = "seq-export#retry-message"
+#: The outcomes that end a job: nothing of it stays queued.
+ENDED: frozenset[Status] = frozenset({"exported", "gave_up", "superseded"})
 
 
 @dataclass(frozen=True)
@@ -75,10 +83,12 @@ class Exports:
         return self.source_kinds[source]
 
 
-def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
+def run_job(
+    exports: Exports, job: Job, time_left: TimeLeft | None = None, queued_days: QueuedDays | None = None
+) -> ExportResult:
     """Run one job's export and emit its metrics, the stack's total and its source's series (an
     exported day's fleet metrics as their own point at the score day); a failure counts
-    ``ExportFailed`` and propagates."""
+    ``ExportFailed`` and propagates. A job that ended releases its ``queued_days`` marker."""
     try:
         chosen = exports.of(job.source)
         if job.kind == ACCOUNT:
@@ -99,15 +109,64 @@ def run_job(exports: Exports, job: Job, time_left: TimeLeft | None = None) -> Ex
             reason=str(exc),
         )
         raise
+    if queued_days is not None and result.status in ENDED:
+        queued_days.release(job.id, job.run)
     emit(result.metrics(), source=result.source)
     emit_day_metrics(result.source, result.date, result.fleet_metrics())
-    return result
+    return replace(result, run=job.run)
+
+
+def enqueue_marked(queue: JobQueue, queued_days: QueuedDays, jobs: Sequence[Job]) -> None:
+    """Queue ``jobs`` whose markers were just claimed; if queueing fails (or is interrupted), the
+    markers are released, so the days need not wait for them to expire to be queued again."""
+    try:
+        queue.enqueue(jobs)
+    except BaseException:
+        for job in jobs:
+            queued_days.release(job.id, job.run)
+        raise
+
+
+def run_now(exports: Exports, job: Job, queued_days: QueuedDays, time_left: TimeLeft | None = None) -> ExportResult:
+    """An export asked for now (not from the queue): marked as running under its run (a direct
+    export without one gets a fresh run, so its 202 re-schedules are its own and its caller can
+    follow them), so a backfill meanwhile does not queue it again; released unless its 202s or a
+    continuation leave it queued, or if it does not run to an answer. It runs whether or not
+    another run holds the day: it was asked for."""
+    run = job.run or new_run()
+    job = replace(job, run=run)
+    claimed = False
+    try:
+        holder = queued_days.claim(job.id, run)
+    except SeqExportError as exc:  # a missing marker costs at worst a doubled backfill day
+        logger.warning("Could not mark the day as running", job=str(job.id), problem=str(exc))
+    else:
+        claimed = holder is None
+        if holder is not None:
+            logger.info("Day already queued by another run; exporting it now anyway", job=str(job.id), holder=holder)
+    try:
+        return run_job(exports, job, time_left, queued_days)
+    except BaseException:
+        if claimed:
+            queued_days.release(job.id, job.run)
+        raise
+
+
+class Interrupted(Exception):
+    """A job cut short by ``KeyboardInterrupt`` (Ctrl-C of a local delivery; Lambda sends none).
+
+    Powertools Idempotency deletes a job's in-progress record on an ``Exception`` only, and a
+    record left behind would fail the message's redelivery as already in progress until the
+    invocation's time is up; so the worker turns the interrupt into this inside the idempotent
+    call and back into ``KeyboardInterrupt`` outside it."""
 
 
 class JobWorker:
     """Consumes an SQS event of jobs; built once per container, on the first SQS event."""
 
-    def __init__(self, exports: Exports, dynamodb: DynamoDBClient, idempotency_table: str) -> None:
+    def __init__(
+        self, exports: Exports, dynamodb: DynamoDBClient, idempotency_table: str, queued_days: QueuedDays
+    ) -> None:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType  # noqa: PLC0415
         from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
             DynamoDBPersistenceLayer,
@@ -116,6 +175,7 @@ class JobWorker:
         )
 
         self._exports = exports
+        self._queued_days = queued_days
         self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._config = IdempotencyConfig(
             event_key_jmespath=IDEMPOTENCY_KEY,
@@ -150,7 +210,10 @@ class JobWorker:
                 logger.error("Invalid queued job", message_id=record.message_id, reason=str(exc))
                 raise
             # only ``message`` is part of the idempotency key; the time left rides along
-            return self._run_once(message=job.to_dict(), time_left=time_left)
+            try:
+                return self._run_once(message=job.to_dict(), time_left=time_left)
+            except Interrupted:
+                raise KeyboardInterrupt from None  # Batch catches Exception only: the interrupt stops the batch
 
         response = process_partial_response(
             event=event, record_handler=record_handler, processor=self._processor, context=context
@@ -158,9 +221,11 @@ class JobWorker:
         return dict(response)
 
     def _run(self, message: dict[str, Any], time_left: TimeLeft | None) -> dict[str, Any]:
-        return run_job(
-            self._exports, Job.from_dict(message, default_source=self._exports.sources[0]), time_left
-        ).summary()
+        job = Job.from_dict(message, default_source=self._exports.sources[0])
+        try:
+            return run_job(self._exports, job, time_left, self._queued_days).summary()
+        except KeyboardInterrupt:
+            raise Interrupted(str(job.id)) from None
 
 
 def time_left_of(context: LambdaContext | None) -> TimeLeft | None:

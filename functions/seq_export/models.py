@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -171,22 +172,124 @@ class ScoreChange:
                 "username": self.username,
                 "date": self.date,
                 "previous_date": self.previous_date,
-                "old_score": _number(self.old_score),
-                "new_score": _number(self.new_score),
-                "change": _number(self.change),
+                "old_score": event_number(self.old_score),
+                "new_score": event_number(self.new_score),
+                "change": event_number(self.change),
                 "old_metrics": _numbers(self.old_metrics),
                 "new_metrics": _numbers(self.new_metrics),
             }
         )
 
 
-def _number(value: Number) -> int | float:
+def event_number(value: Number) -> int | float:
     """JSON number for EventBridge's numeric matching (SEQ values are 1..5, a few decimals)."""
     return int(value) if Decimal(value) == Decimal(value).to_integral_value() else float(value)
 
 
 def _numbers(metrics: dict[str, Number] | None) -> dict[str, int | float] | None:
-    return None if metrics is None else {name: _number(value) for name, value in metrics.items()}
+    return None if metrics is None else {name: event_number(value) for name, value in metrics.items()}
+
+
+#: How many of a day's biggest drops, and of its biggest rises, its daily digest names.
+DIGEST_MOVERS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Mover:
+    """A subuser whose score moved by at least the min step, as a daily digest names it."""
+
+    user_id: str
+    username: str | None
+    previous_date: str
+    before: Number
+    after: Number
+
+    @classmethod
+    def of(cls, change: ScoreChange) -> Mover:
+        return cls(change.user_id, change.username, change.previous_date, change.old_score, change.new_score)
+
+    @property
+    def change(self) -> Decimal:
+        return Decimal(self.after) - Decimal(self.before)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """JSON-ready for a checkpoint: the scores as their exact decimal text."""
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "previous_date": self.previous_date,
+            "before": str(self.before),
+            "after": str(self.after),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Mover:
+        """A mover as ``to_dict`` wrote it; ``TypeError`` or ``ValueError`` naming what is wrong otherwise."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a mover must be an object, got {data!r}")
+        try:
+            username = data.get("username")
+            return cls(
+                user_id=str(data["user_id"]),
+                username=None if username is None else str(username),
+                previous_date=str(data["previous_date"]),
+                before=Decimal(str(data["before"])),
+                after=Decimal(str(data["after"])),
+            )
+        except (KeyError, ArithmeticError):  # decimal.InvalidOperation is an ArithmeticError
+            raise ValueError(f"a mover needs user_id, previous_date, before and after (numbers): {data!r}") from None
+
+    def detail(self) -> dict[str, Any]:
+        """As the digest event carries it (JSON numbers, for EventBridge's numeric matching)."""
+        return {
+            "user_id": self.user_id,
+            "username": self.username,
+            "previous_date": self.previous_date,
+            "before": event_number(self.before),
+            "after": event_number(self.after),
+            "change": event_number(self.change),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Movers:
+    """The biggest drops and rises of a day so far, at most ``DIGEST_MOVERS`` of each, biggest
+    first and ties by ``user_id``: adding pages or invocations in any order gives the same list,
+    so a checkpoint can carry it and the day's last invocation name the day's biggest movers."""
+
+    drops: tuple[Mover, ...] = ()
+    rises: tuple[Mover, ...] = ()
+
+    @classmethod
+    def of(cls, changes: Sequence[ScoreChange]) -> Movers:
+        movers = [Mover.of(change) for change in changes]
+        return cls(
+            tuple(mover for mover in movers if mover.change < 0), tuple(mover for mover in movers if mover.change > 0)
+        ).biggest()
+
+    def __add__(self, other: Movers) -> Movers:
+        return Movers(self.drops + other.drops, self.rises + other.rises).biggest()
+
+    def biggest(self) -> Movers:
+        """Only the biggest ``DIGEST_MOVERS`` of each, one per subuser."""
+        drops = {mover.user_id: mover for mover in self.drops}.values()
+        rises = {mover.user_id: mover for mover in self.rises}.values()
+        return Movers(
+            drops=tuple(sorted(drops, key=lambda mover: (mover.change, mover.user_id))[:DIGEST_MOVERS]),
+            rises=tuple(sorted(rises, key=lambda mover: (-mover.change, mover.user_id))[:DIGEST_MOVERS]),
+        )
+
+    def to_dict(self) -> dict[str, list[dict[str, str | None]]]:
+        return {"drops": [mover.to_dict() for mover in self.drops], "rises": [mover.to_dict() for mover in self.rises]}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Movers:
+        if not isinstance(data, dict):
+            raise TypeError(f"movers must be an object of drops and rises, got {data!r}")
+        return cls(
+            drops=tuple(Mover.from_dict(mover) for mover in data.get("drops", [])),
+            rises=tuple(Mover.from_dict(mover) for mover in data.get("rises", [])),
+        ).biggest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ were seen, give up visibly by sending the job to the dead-letter queue.
 The give-up message is a new job of its own: attempt 1 under a fresh run id. Idempotency keys
 on (source, kind, date, attempt, run), so when an operator moves it back to the retry queue (the
 README's runbook) it is new work with the full budget of ``max_attempts``, not a replay of the
-stored "gave up" result; a duplicate delivery of the moved message is still handled once.
+stored "gave up" result; a duplicate delivery of the moved message is still handled once. It
+names the run it ends (``gave_up_run``), so a caller following that run knows its dead letter.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ class NotReadyPolicy:
         self._queue = queue
         self._max_attempts = max_attempts
 
+    def longest_wait_seconds(self) -> int:
+        """How long a day can stay re-scheduled by 202s before it is given up: the sum of every
+        delay up to ``max_attempts`` (about 3.5 hours with the defaults)."""
+        return sum(self._queue.delay_for(attempt) for attempt in range(2, self._max_attempts + 1))
+
     def handle(self, job: Job) -> ExportResult:
         if job.attempt >= self._max_attempts:
-            redrive = Job(job.id, attempt=1, reason="gave_up_not_ready", run=new_run())
+            redrive = Job(job.id, attempt=1, reason="gave_up_not_ready", run=new_run(), gave_up_run=job.run)
             self._queue.give_up(redrive)
             logger.error(
                 "Gave up: SendGrid still computing scores",

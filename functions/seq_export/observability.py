@@ -65,6 +65,8 @@ class MetricName:
     """EMF metric names: the template's alarms and dashboards refer to these."""
 
     RECORDS_EXPORTED = "RecordsExported"
+    #: 1 per exported subusers' day: each source's freshness alarm watches its own series.
+    DAY_EXPORTED = "DayExported"
     PAGES_FETCHED = "PagesFetched"
     INELIGIBLE_SUBUSERS = "IneligibleSubusers"
     LATEST_SCORES_WRITTEN = "LatestScoresWritten"
@@ -74,6 +76,7 @@ class MetricName:
     ACCOUNT_SCORES_EXPORTED = "AccountScoresExported"
     SCORE_CHANGE_EVENTS = "ScoreChangeEvents"
     SCORE_CHANGE_EVENTS_FAILED = "ScoreChangeEventsFailed"
+    DAILY_DIGESTS_FAILED = "DailyDigestsFailed"
     GAVE_UP = "GaveUp"
     EXPORT_FAILED = "ExportFailed"
     INVALID_EVENTS = "InvalidEvents"

@@ -17,6 +17,8 @@ from seq_export.observability import MetricName
 
 #: ``superseded``: a duplicate of a continuation found its day already completed by its twin.
 Status = Literal["exported", "continued", "not_ready", "gave_up", "superseded"]
+#: What became of an exported subusers' day's digest event (score-change events on).
+DigestOutcome = Literal["sent", "failed"]
 BAND_METRICS = (
     MetricName.SUBUSERS_WITH_SCORE_1,
     MetricName.SUBUSERS_WITH_SCORE_2,
@@ -40,6 +42,11 @@ class ExportResult:
     score_change_events_failed: int = 0
     #: Whether the write path saw the replaced scores (score-change events on): drops and rises counted.
     score_moves_counted: bool = False
+    #: The day's ``SEQ Daily Digest`` event, where one was due (None: none was).
+    daily_digest: DigestOutcome | None = None
+    #: The request the job belongs to (``Job.run``), set by ``jobs.run_job``: a caller follows
+    #: the day's re-schedules and dead letter by it.
+    run: str | None = None
 
     @property
     def date(self) -> str:
@@ -68,6 +75,8 @@ class ExportResult:
             "kind": self.kind,
             "score_change_events": self.score_change_events,
             "score_change_events_failed": self.score_change_events_failed,
+            "daily_digest": self.daily_digest,
+            "run": self.run,
         }
 
     def metrics(self) -> dict[str, int]:
@@ -77,9 +86,12 @@ class ExportResult:
             emitted[MetricName.SCORE_CHANGE_EVENTS] = self.score_change_events
         if self.score_change_events_failed:
             emitted[MetricName.SCORE_CHANGE_EVENTS_FAILED] = self.score_change_events_failed
+        if self.daily_digest == "failed":
+            emitted[MetricName.DAILY_DIGESTS_FAILED] = 1
         if self.status == "exported" and self.kind == ACCOUNT:
             emitted[MetricName.ACCOUNT_SCORES_EXPORTED] = self.counts.records
         elif self.status == "exported":
+            emitted[MetricName.DAY_EXPORTED] = 1
             emitted[MetricName.RECORDS_EXPORTED] = self.counts.records
             emitted[MetricName.PAGES_FETCHED] = self.counts.pages
             emitted[MetricName.INELIGIBLE_SUBUSERS] = self.counts.ineligible
@@ -94,6 +106,15 @@ class ExportResult:
             emitted[MetricName.GAVE_UP] = 1
         return emitted
 
+    @property
+    def fleet_counted(self) -> bool:
+        """An exported subusers' day whose counters add up (its bands and ineligible subusers to
+        its records): its fleet health is known, for the metrics and the daily digest."""
+        counts = self.counts
+        return (
+            self.status == "exported" and self.kind != ACCOUNT and counts.scored + counts.ineligible == counts.records
+        )
+
     def fleet_metrics(self) -> dict[str, float]:
         """An exported subusers' day's fleet health, once for the whole day (its counters carried
         through any checkpoints): subusers per score band, which with ``IneligibleSubusers`` add up
@@ -101,7 +122,7 @@ class ExportResult:
         rises where they were counted. None for other outcomes, the account's day, or counters
         that do not add up (a day continued from a checkpoint that did not carry the bands)."""
         counts = self.counts
-        if self.status != "exported" or self.kind == ACCOUNT or counts.scored + counts.ineligible != counts.records:
+        if not self.fleet_counted:
             return {}
         emitted: dict[str, float] = dict(zip(BAND_METRICS, counts.bands, strict=True))
         if counts.scored:
@@ -114,11 +135,16 @@ class ExportResult:
 
 @dataclass(frozen=True, slots=True)
 class BackfillResult:
+    """What a backfill did with each job of its range: queued it (under ``run``), or skipped it
+    as already exported or as already queued or running (by the run that holds it)."""
+
     first: str
     last: str
     days: int
     enqueued: list[Job] = field(default_factory=list)
     skipped: list[JobId] = field(default_factory=list)  # already exported
+    already_queued: dict[JobId, str] = field(default_factory=dict)  # by the run holding each
+    run: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -126,8 +152,10 @@ class BackfillResult:
             "from": self.first,
             "to": self.last,
             "days": self.days,
+            "run": self.run,
             "enqueued": [job.id.to_dict() for job in self.enqueued],
             "skipped_already_exported": [job.to_dict() for job in self.skipped],
+            "skipped_already_queued": [job.to_dict() | {"run": run} for job, run in self.already_queued.items()],
         }
 
     def metrics(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from seq_export.jobs import Exports, JobWorker, SourceExports
 from seq_export.latest_store import LatestStore
 from seq_export.models import ACCOUNT, SUBUSERS
 from seq_export.not_ready import NotReadyPolicy
+from seq_export.queued_days import QueuedDays, marker_lifetime
 from seq_export.s3_sink import S3Sink
 from seq_export.seq_client import SeqClient
 
@@ -37,13 +38,14 @@ class Dependencies:
     settings: Settings
     exports: Exports  # every source's, each built on its first job
     queue: JobQueue
-    dynamodb: DynamoDBClient  # one client for the latest-score store and idempotency
+    dynamodb: DynamoDBClient  # one client for the latest-score store, idempotency and the markers
+    queued_days: QueuedDays  # which jobs are queued or running, in the idempotency table
     _worker: JobWorker | None = field(default=None, repr=False)
 
     def job_worker(self) -> JobWorker:
         """Built on the first SQS event: the daily path does not import Batch or Idempotency."""
         if self._worker is None:
-            self._worker = JobWorker(self.exports, self.dynamodb, self.settings.idempotency_table)
+            self._worker = JobWorker(self.exports, self.dynamodb, self.settings.idempotency_table, self.queued_days)
         return self._worker
 
 
@@ -103,7 +105,10 @@ def build_dependencies(
 
     kinds = {source.name: (SUBUSERS, ACCOUNT) if source.account_scores else (SUBUSERS,) for source in settings.sources}
     exports = Exports(sources=settings.source_names, build=build_source, source_kinds=kinds)
-    return Dependencies(settings=settings, exports=exports, queue=queue, dynamodb=dynamodb)
+    queued_days = QueuedDays(
+        dynamodb, settings.idempotency_table, lifetime_seconds=marker_lifetime(not_ready.longest_wait_seconds())
+    )
+    return Dependencies(settings=settings, exports=exports, queue=queue, dynamodb=dynamodb, queued_days=queued_days)
 
 
 _dependencies: Dependencies | None = None

@@ -56,6 +56,7 @@ def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
 
     assert account_lines(stack, day)[0]["date"] == day
     exported = {
+        "DayExported": 1,
         "RecordsExported": 50,
         "PagesFetched": 1,
         "IneligibleSubusers": 50 // 7,

@@ -69,6 +69,7 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
 
     assert_complete(stack, day)
     exported = {
+        "DayExported": 1,
         "ExportFailed": 1,
         "RecordsExported": 2_500,
         "PagesFetched": 3,

@@ -127,7 +127,13 @@ def test_backfill_local_wait_delivers_the_queue_until_every_day_is_exported_with
 
     assert code == 0
     assert document["status"] == "enqueued"
-    assert document["wait"] == {"outcome": "exported", "queued": 6, "exported": 6, "missing": []}  # 3 days x 2 kinds
+    assert document["wait"] == {  # 3 days x 2 kinds
+        "outcome": "exported",
+        "queued": 6,
+        "exported": 6,
+        "missing": [],
+        "dead_lettered": [],
+    }
     assert [key for key in stack.data_keys() if "subuser_scores" in key] == [object_key(stack, day) for day in days]
     assert all(len(day_lines(stack, day)) == 20 for day in days)
     assert [line for line in err.splitlines() if "queued days exported" in line] == [

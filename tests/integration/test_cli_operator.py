@@ -70,14 +70,16 @@ def test_backfill_says_per_day_and_kind_what_it_queued_and_skipped_with_counts_t
         f"enqueued          subusers  {days_ago(1)}",
         f"4 days x 1 kinds (subusers), {first} .. {last}: 2 enqueued, 2 already exported (--force exports them again)",
     ]
-    assert document["counts"] == {"enqueued": 2, "skipped_already_exported": 2}
-    assert len(document["enqueued"]) == document["counts"]["enqueued"]
+    # the same backfill again, its days still queued: nothing is queued twice
+    assert document["counts"] == {"enqueued": 0, "skipped_already_exported": 2, "skipped_already_queued": 2}
+    assert len(document["skipped_already_queued"]) == document["counts"]["skipped_already_queued"]
     assert [(row["date"], row["outcome"]) for row in document["by_day"]] == [
-        (days_ago(4), "enqueued"),
+        (days_ago(4), "already queued"),
         (days_ago(3), "already exported"),
         (days_ago(2), "already exported"),
-        (days_ago(1), "enqueued"),
+        (days_ago(1), "already queued"),
     ]
+    assert stack.queue_counts()["visible"] == 2
 
 
 def test_backfill_wait_stops_at_its_timeout_naming_the_days_still_pending(

@@ -120,7 +120,7 @@ def test_backfill_local_wait_exports_every_sources_days(two_sources: Stack, caps
     )
 
     assert code == 0
-    assert document["wait"] == {"outcome": "exported", "queued": 4, "exported": 4, "missing": []}
+    assert document["wait"] == {"outcome": "exported", "queued": 4, "exported": 4, "missing": [], "dead_lettered": []}
     for name in SOURCES:
         for day in (first, last):
             assert {line["source"] for line in day_lines(two_sources, day, source=name)} == {name}

@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from local.lambda_runtime import FakeLambdaContext
 from local.seq_simulator import Scenario, SeqSimulator, expected_records
 from seq_export import wiring
+from seq_export_cli.local_lambda import FakeLambdaContext
 from tests.support import Stack, days_ago, run_to_completion
 
 pytestmark = pytest.mark.integration

@@ -48,6 +48,7 @@ def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> No
     assert stack.data_keys() == [stack.key(day)]
     assert len(stack.lines(day)) == 2_500
     exported = {
+        "DayExported": 1,
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 2_500 // 7,

@@ -47,6 +47,7 @@ def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_
     }
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}  # the account's day, not run yet
     exported = {
+        "DayExported": 1,
         "RecordsExported": 50,
         "PagesFetched": 1,
         "IneligibleSubusers": 10,
@@ -109,6 +110,7 @@ def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
     assert stack.invoke(event) == {"batchItemFailures": []}
     assert len(stack.lines(days_ago(6))) == 30
     exported = {
+        "DayExported": 1,
         "RecordsExported": 30,
         "PagesFetched": 1,
         "IneligibleSubusers": 30 // 7,

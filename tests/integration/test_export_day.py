@@ -51,6 +51,7 @@ def test_an_exported_day_emits_its_records_pages_ineligible_and_latest_writes_as
     assert summary == summary | {"status": "exported", "records": 1_200, "pages": 2, "ineligible": 300}
     assert summary["latest_written"] == 1_200 - 300
     exported = {
+        "DayExported": 1,
         "RecordsExported": summary["records"],
         "PagesFetched": summary["pages"],
         "IneligibleSubusers": summary["ineligible"],
@@ -163,6 +164,7 @@ def test_an_empty_day_publishes_an_empty_object(stack: Stack) -> None:
     assert summary == summary | {"status": "exported", "records": 0, "pages": 1}
     assert stack.lines(day) == []
     exported = {
+        "DayExported": 1,
         "RecordsExported": 0,
         "PagesFetched": 1,
         "IneligibleSubusers": 0,

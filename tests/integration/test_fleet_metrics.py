@@ -15,7 +15,7 @@ import pytest
 
 from local.seq_simulator import Scenario, expected_records
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.observability import SOURCE_DIMENSION
+from seq_export.observability import SERVICE, SOURCE_DIMENSION
 from tests.support import Stack, days_ago, emf_documents, run_to_completion
 
 pytestmark = pytest.mark.integration
@@ -138,6 +138,30 @@ def test_with_score_change_events_on_drops_and_rises_of_the_min_step_are_counted
     assert (by_day[noon_ms(old_day)]["ScoreDrops"], by_day[noon_ms(old_day)]["ScoreRises"]) == (0, 0)
     assert (by_day[noon_ms(new_day)]["ScoreDrops"], by_day[noon_ms(new_day)]["ScoreRises"]) == (drops, rises)
     assert summary["score_change_events"] == drops + rises  # one rule for the events and the metrics
+
+
+def test_every_exported_subusers_day_counts_one_day_exported_in_its_sources_own_series(stack: Stack) -> None:
+    """What each source's freshness alarm watches: DayExported, {service, source}, one per day exported."""
+    stack.simulator.reset(Scenario(subusers=50, not_ready=1))  # each day's first request gets 202
+    stack.add_source("brand-b", Scenario(subusers=20, first_user_id=500_001))
+    outcomes = [
+        stack.invoke({"date": days_ago(3)})["status"],
+        stack.invoke({"date": days_ago(3)})["status"],
+        stack.invoke({"date": days_ago(2)})["status"],
+        stack.invoke({"date": days_ago(2)})["status"],
+        stack.invoke({"date": days_ago(2), "source": "brand-b"})["status"],
+        stack.invoke({"date": days_ago(2), "kind": "account"})["status"],  # the account's day is no subusers' day
+    ]
+
+    assert outcomes == ["not_ready", "exported", "not_ready", "exported", "exported", "exported"]
+    assert stack.source_metrics(DEFAULT_SOURCE)["DayExported"] == 2
+    assert stack.source_metrics("brand-b")["DayExported"] == 1
+    assert stack.metrics["DayExported"] == 3  # the stack-wide series counts them all
+    for source in (DEFAULT_SOURCE, "brand-b"):
+        for document in [d for d in of_source(stack.documents, source) if "DayExported" in d]:
+            assert dimensions(document) == [{"service", SOURCE_DIMENSION}]
+            assert (document["service"], document[SOURCE_DIMENSION]) == (SERVICE, source)
+            assert values_of(document)["DayExported"] == 1
 
 
 @pytest.mark.parametrize(("days_back", "emitted"), [(13, True), (14, False), (40, False)])

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 
 import local.run as runner
 import local.stack
@@ -192,7 +191,7 @@ def test_a_day_outside_the_exportable_window_is_refused_up_front_with_the_allowe
 def test_help_describes_every_option_and_names_its_environment_variable(
     clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    options = [param for param in typer.main.get_command(runner.app).params if param.name != "help"]
+    options = [param for param in runner.run.params if param.name != "help"]
 
     code, out, _ = usage(capsys, "--help")
 

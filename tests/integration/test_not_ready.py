@@ -35,6 +35,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert [r["status"] for r in stack.simulator.requests] == [202, 200, 200]
     exported = {
+        "DayExported": 1,
         "NotReadyRescheduled": 1,
         "RecordsExported": 1_500,
         "PagesFetched": 2,
@@ -50,11 +51,21 @@ def test_the_retry_message_carries_source_kind_date_and_next_attempt(stack: Stac
     stack.configure(NOT_READY_DELAY_SECONDS="0")
     stack.simulator.reset(Scenario(subusers=10, not_ready=5))
 
-    stack.invoke({"date": day})
+    summary = stack.invoke({"date": day})
 
     messages = stack.sqs.receive_message(QueueUrl=stack.resources.queue_url, WaitTimeSeconds=1)["Messages"]
+    assert len(summary["run"]) == 16  # a direct export's own run, which its re-schedules carry
     assert [m["Body"] for m in messages] == [
-        json.dumps({"source": DEFAULT_SOURCE, "kind": "subusers", "date": day, "attempt": 2, "reason": "not_ready"})
+        json.dumps(
+            {
+                "source": DEFAULT_SOURCE,
+                "kind": "subusers",
+                "date": day,
+                "attempt": 2,
+                "reason": "not_ready",
+                "run": summary["run"],
+            }
+        )
     ]
 
 
@@ -70,13 +81,15 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
     stack.configure(NOT_READY_DELAY_SECONDS="0", MAX_NOT_READY_ATTEMPTS="3")
     stack.simulator.reset(Scenario(subusers=10, not_ready=100))
 
-    assert stack.invoke({"date": day})["status"] == "not_ready"
+    first = stack.invoke({"date": day})
+    assert first["status"] == "not_ready"
     assert stack.deliver(wait_seconds=5) == {"batchItemFailures": []}  # attempt 2: 202 again
     assert stack.deliver(wait_seconds=5) == {"batchItemFailures": []}  # attempt 3: gives up
 
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     (given_up,) = stack.dlq_bodies()
-    # a new job of its own (attempt 1, a fresh run), so that moved back it runs the day again
+    # a new job of its own (attempt 1, a fresh run), so that moved back it runs the day again;
+    # it names the run it ends, so whoever follows that run knows its dead letter
     assert given_up == {
         "source": DEFAULT_SOURCE,
         "kind": "subusers",
@@ -84,8 +97,10 @@ def test_gives_up_after_the_limit_into_the_dead_letter_queue(stack: Stack, log_o
         "attempt": 1,
         "reason": "gave_up_not_ready",
         "run": given_up["run"],
+        "gave_up_run": first["run"],
     }
     assert len(given_up["run"]) == 16
+    assert given_up["run"] != first["run"]
     assert stack.object_keys() == []
     assert [r["status"] for r in stack.simulator.requests] == [202, 202, 202]
     assert stack.metrics["GaveUp"] == 1
@@ -129,6 +144,7 @@ def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: S
     assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
     assert stack.dlq_bodies() == []
     exported = {
+        "DayExported": 1,
         "NotReadyRescheduled": 3,
         "RecordsExported": 2_500,
         "PagesFetched": 3,

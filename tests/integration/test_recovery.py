@@ -2,7 +2,7 @@
 
 * The README's dead-letter runbook: fix the cause, move the messages back, the day exports.
   `aws sqs start-message-move-task` moves bodies unchanged; moto has no move task, so the tests
-  move them the same way (``local.lambda_runtime.move_messages``).
+  move them the same way (``seq_export_cli.local_lambda.move_messages``).
 * API-key rotation: a warm function whose cached key was revoked reads the secret again.
 * A continuation delivered twice (a crash between its work and its idempotency record) finds its
   day completed by its twin and finishes quietly.
@@ -15,10 +15,10 @@ import json
 
 import pytest
 
-from local.lambda_runtime import SqsEventSource, move_messages
 from local.seq_simulator import Fault, Scenario
 from local.stack import new_api_key
 from seq_export.errors import SeqAuthError
+from seq_export_cli.local_lambda import SqsEventSource, move_messages
 from tests.support import Stack, days_ago, invoke_short
 
 pytestmark = pytest.mark.integration

@@ -45,6 +45,7 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
     assert done[-1]["records"] == 2_500
     assert done[-1]["pages"] == 3
     exported = {  # one per continuation; the day's counts once, from its last invocation
+        "DayExported": 1,
         "ContinuedAfterTimeLimit": len(continuations),
         "RecordsExported": 2_500,
         "PagesFetched": 3,

@@ -1,5 +1,6 @@
 """The ``seq-export`` command line run in process, as integration tests call it, and the lake
-as the commands see it: keys and lines of a source's day (``layout``'s keys), several sources."""
+as the commands see it: keys and lines of a source's day (``layout``'s keys), several sources;
+``deploy``: the local stack as the CLI sees a deployed one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import pytest
 
 from seq_export.layout import DEFAULT_SOURCE, day_key
 from seq_export.models import ACCOUNT, SUBUSERS
+from seq_export_cli import app as app_module
+from seq_export_cli.app import OUTPUT_NAMES, App
 from seq_export_cli.main import main
+from seq_export_cli.options import Options
 
 if TYPE_CHECKING:
     from tests.support.stack import Stack
@@ -55,3 +59,40 @@ def configure_sources(stack: Stack, *names: str) -> None:
         {"name": name, "base_url": stack.simulator.url, "secret_id": stack.resources.secret_id} for name in names
     ]
     stack.configure(SEQ_SOURCES=json.dumps(sources))
+
+
+def deploy(stack: Stack, name: str = "seq-export-deployed") -> str:
+    """The local stack as ``--stack NAME`` sees a deployed one: a CloudFormation stack ``name``
+    with its outputs; Lambda Invoke runs the handler in this process (the deployed function),
+    and while a command sleeps between two polls of ``--wait`` the retry queue is delivered (the
+    function's SQS event source; failed records come back at once, each receive counting
+    towards ``maxReceiveCount``). Returns ``name``."""
+    resources = stack.resources
+    outputs = {
+        "bucket": resources.bucket,
+        "prefix": stack.settings.scores_prefix,
+        "account_prefix": stack.settings.account_scores_prefix,
+        "table": resources.table,
+        "queue_url": resources.queue_url,
+        "dlq_url": resources.dlq_url,
+        "function_name": f"{name}-function",
+        "sources": ",".join(stack.settings.source_names),
+    }
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-marker"}}},
+        "Outputs": {OUTPUT_NAMES[field]: {"Value": value} for field, value in outputs.items()},
+    }
+    stack.session.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+    def event_source(seconds: float) -> None:
+        stack.deliver(wait_seconds=max(1, min(int(seconds), 5)), retry_failed_at_once=True)
+
+    class DeployedApp(App):
+        def __init__(self, options: Options) -> None:
+            super().__init__(options, sleep=event_source)
+
+        def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+            return stack.invoke(event)
+
+    stack.monkeypatch.setattr(app_module, "App", DeployedApp)  # what ``with_app`` builds for each command
+    return name

@@ -194,7 +194,7 @@ class FakeEvents:
             raise client_error("InternalException", "PutEvents")
         answers = []
         for entry in Entries:
-            user = json.loads(entry["Detail"])["user_id"]
+            user = json.loads(entry["Detail"]).get("user_id", "")  # a daily digest names no subuser
             if self.refuse.get(user, 0) > 0:
                 self.refuse[user] -= 1
                 answers.append({"ErrorCode": "InternalFailure", "ErrorMessage": "try again"})

@@ -15,13 +15,13 @@ from typing import Any
 import boto3
 import pytest
 
-from local.lambda_runtime import FakeLambdaContext, SqsEventSource
-from local.seq_simulator import SeqSimulator
-from local.stack import Resources
+from local.seq_simulator import Scenario, SeqSimulator
+from local.stack import Resources, new_api_key, sources_json
 from seq_export import handler, wiring
-from seq_export.config import Settings
+from seq_export.config import Env, Settings, Source
 from seq_export.layout import day_key, is_data_key
 from seq_export.observability import SOURCE_DIMENSION
+from seq_export_cli.local_lambda import FakeLambdaContext, SqsEventSource
 
 
 def days_ago(n: int) -> str:
@@ -190,3 +190,14 @@ class Stack:
             self.monkeypatch.setenv(key, value)  # undone after the test
         self.settings = Settings.from_env()
         wiring.use_dependencies(wiring.build_dependencies(self.settings, sleep=self.sleeps.append))
+
+    def add_source(self, name: str, scenario: Scenario, **env: str) -> None:
+        """Configure one more source, ``name`` (no account scores): another parent account on the
+        same simulated host, reached with a key of its own in a secret of its own."""
+        key = new_api_key()
+        self.simulator.add_account(key, scenario, label=name)
+        secret = self.session.client("secretsmanager").create_secret(Name=f"seq-export/{name}", SecretString=key)
+        sources = [*self.settings.sources, Source(name, self.simulator.url, secret["ARN"], account_scores=False)]
+        self.monkeypatch.delenv(Env.SEQ_API_BASE_URL, raising=False)
+        self.monkeypatch.delenv(Env.SEQ_API_KEY_SECRET_ID, raising=False)
+        self.configure(**{Env.SEQ_SOURCES: sources_json(sources)}, **env)

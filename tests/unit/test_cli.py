@@ -26,6 +26,7 @@ import seq_export_cli.run as run_module
 from seq_export.dates import RETENTION_DAYS, today_utc, yesterday_utc
 from seq_export.job_message import JobId
 from seq_export_cli.app import AWS_CONFIG, ENV_NAMES, App, Target, region_of
+from seq_export_cli.dead_letters import dead_letter, peek_dead_letters
 from seq_export_cli.errors import EXIT_CODES, ServiceError, TargetConfigError, UsageError
 from seq_export_cli.invoke import invoke_function
 from seq_export_cli.main import cli as group
@@ -55,6 +56,7 @@ TARGET_ENV = {
     "SCORES_BUCKET": "env-bucket",
     "LATEST_SCORES_TABLE": "env-table",
     "RETRY_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/env-retry",
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/env-dlq",
     "SEQ_EXPORT_FUNCTION": "env-function",
 }
 MODIFIED = datetime(2026, 11, 23, 6, 0, 3, tzinfo=UTC)
@@ -66,6 +68,12 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def cli_document(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
+    """``seq-export --json argv``: (exit code, the parsed document, stderr)."""
+    code, out, err = cli(capsys, "--json", *argv)
+    return code, json.loads(out), err
 
 
 @pytest.fixture(autouse=True)
@@ -196,6 +204,36 @@ class FakeQueue:
         return cast("SQSClient", self)
 
 
+class FakeDeadLetters:
+    """SQS as the dead-letter peek reads it: messages that stay where they are, each visible from
+    a time of ``clock`` on and counting every receive; the retry queue's ``RedrivePolicy``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.receives: list[dict[str, Any]] = []
+
+    def add(self, body: dict[str, Any], *, at: float | None = None, received: int = 0) -> None:
+        message = {
+            "MessageId": f"dl-{len(self.messages)}",
+            "ReceiptHandle": f"dl-r-{len(self.messages)}",
+            "Body": json.dumps(body),
+            "Attributes": {"ApproximateReceiveCount": str(received), "SentTimestamp": "1795000000000"},
+        }
+        self.messages.append((self.clock.now if at is None else at, message))
+
+    def receive_message(self, **call: Any) -> dict[str, Any]:
+        self.receives.append(call)
+        visible = [message for at, message in self.messages if at <= self.clock.now]
+        for message in visible:
+            count = int(message["Attributes"]["ApproximateReceiveCount"]) + 1
+            message["Attributes"]["ApproximateReceiveCount"] = str(count)
+        return {"Messages": [dict(m) for m in visible[: call["MaxNumberOfMessages"]]]} if visible else {}
+
+    def get_queue_attributes(self, *, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:
+        return {"Attributes": {"RedrivePolicy": json.dumps({"deadLetterTargetArn": "arn:dlq", "maxReceiveCount": "3"})}}
+
+
 class Updates:
     """A ``Progressing`` that records every update."""
 
@@ -223,6 +261,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> FakeAws:
     aws = FakeAws()
     aws.clients["cloudformation"] = FakeCloudFormation(FULL_OUTPUTS)
     aws.clients["s3"] = FakeS3(aws.clock)
+    aws.clients["sqs"] = FakeDeadLetters(aws.clock)
 
     class FakeApp(App):
         def __init__(self, options: Options) -> None:
@@ -276,6 +315,7 @@ COMMAND_OPTIONS = {
     "lookup": ["USER_ID", "--username"],
     "low-scores": ["--max", "--limit"],
     "migrate-lake": ["--source", "--dry-run"],
+    "dead-letters": ["--redrive", "--wait", "--timeout", "--local", "--verbose"],
 }
 
 
@@ -399,7 +439,6 @@ def usage_cases() -> list[Any]:
         pytest.param(["lookup", "--username", "  "], ["--username", "must not be empty"], id="blank-username"),
         pytest.param(["lookup", "100001", "--username", "someone"], ["USER_ID or --username"], id="both"),
         pytest.param(["lookup"], ["USER_ID or --username"], id="neither"),
-        pytest.param(["run", "--wait"], ["--wait", "needs --local"], id="wait-without-local"),
         pytest.param(["run", "--timeout", "3"], ["--timeout applies to --wait"], id="timeout-without-wait"),
         pytest.param(["run", "--local", "--stack", "x"], ["--local", "cannot be combined with --stack"]),
         pytest.param(["--stack", "x", "run", "--local"], ["--local", "cannot be combined with --stack"]),
@@ -1000,13 +1039,215 @@ def test_a_backfill_wait_with_json_prints_one_document_with_the_waits_outcome(
     assert code == 1
     assert fake_aws.clock.now - START == DEFAULT_WAIT_TIMEOUT
     document = json.loads(out)
-    assert document["counts"] == {"enqueued": 1, "skipped_already_exported": 1}
+    assert document["counts"] == {"enqueued": 1, "skipped_already_exported": 1, "skipped_already_queued": 0}
     assert document["wait"] == {
         "outcome": "timeout",
         "queued": 1,
         "exported": 0,
         "missing": [{"source": "default", "kind": "subusers", "date": last}],
+        "dead_lettered": [],
     }
+
+
+RUN = "0123456789abcdef"
+
+
+def queued_answer(day: str, *, queued_by: str | None = None) -> bytes:
+    """The function's answer to a backfill of one subusers' day: queued under ``RUN``, or
+    already queued by the run ``queued_by``."""
+    job = {"source": "default", "kind": "subusers", "date": day}
+    answer = {
+        "from": day,
+        "to": day,
+        "days": 1,
+        "run": RUN,
+        "enqueued": [] if queued_by else [job],
+        "skipped_already_exported": [],
+        "skipped_already_queued": [job | {"run": queued_by}] if queued_by else [],
+    }
+    return json.dumps(answer).encode()
+
+
+def day_object(day: str) -> str:
+    return f"seq/subuser_scores/source=default/dt={day}/scores.jsonl"
+
+
+def test_a_backfill_wait_counts_a_day_whose_object_was_there_before_only_once_it_is_replaced(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(queued_answer(day))
+    s3 = fake_aws.clients["s3"]
+    s3.put(day_object(day), etag='"before"')  # exported earlier; the backfill queues it again
+    s3.put(day_object(day), etag='"after"', at=START + 12)
+
+    code, out, _ = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait")
+
+    assert code == 0
+    assert fake_aws.clock.sleeps == [5, 5, 5]  # the old object did not count
+    assert out.splitlines()[-1] == f"exported          1/1 queued days ({day} .. {day})"
+
+
+def test_a_backfill_wait_ends_at_a_followed_days_dead_letter_naming_the_day_and_its_reason(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(queued_answer(day))
+    dead_letters = fake_aws.clients["sqs"]
+    gave_up = {"source": "default", "kind": "subusers", "date": day, "attempt": 1, "reason": "gave_up_not_ready"}
+    dead_letters.add(gave_up | {"run": "another-run-1", "gave_up_run": "an-older-backfill"})  # not this one's
+    dead_letters.add(gave_up | {"run": "fresh-redrive-run", "gave_up_run": RUN}, at=START + 7)
+
+    code, _, err = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait")
+
+    assert code == 1
+    assert fake_aws.clock.sleeps == [5, 5]  # stopped at the dead letter, not at the timeout
+    assert f"seq-export: default subusers {day} is in the dead-letter queue: gave_up_not_ready" in err.splitlines()
+    assert err.splitlines()[-1] == (
+        f"seq-export: 1 of 1 queued days not exported (the wait stopped at the dead letter): subusers {day}"
+    )
+    assert {call["VisibilityTimeout"] for call in dead_letters.receives} == {0}  # peeked, never consumed
+    assert {call["WaitTimeSeconds"] for call in dead_letters.receives} == {0}
+
+
+def test_a_dead_letter_sqs_moved_after_failed_deliveries_says_how_many_it_failed(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(queued_answer(day))
+    moved = {"source": "default", "kind": "subusers", "date": day, "attempt": 1, "reason": "backfill", "run": RUN}
+    fake_aws.clients["sqs"].add(moved, received=3)
+
+    code, document, _ = cli_document(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait")
+
+    assert code == 1
+    assert document["wait"]["outcome"] == "dead_lettered"
+    [letter] = document["wait"]["dead_lettered"]
+    assert (letter["date"], letter["run"], letter["why"], letter["given_up"]) == (
+        day,
+        RUN,
+        "failed 3 deliveries",
+        False,
+    )
+
+
+def test_a_backfill_lists_days_already_queued_with_counts_that_add_up_and_its_wait_follows_them(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    fake_aws.clients["lambda"] = FakeLambda(queued_answer(day, queued_by="an-earlier-backfill"))
+    fake_aws.clients["s3"].put(day_object(day), at=START + 5)
+
+    code, out, _ = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait")
+
+    assert code == 0
+    assert out.splitlines() == [
+        f"already queued    subusers  {day}",
+        f"1 days x 1 kinds (subusers), {day} .. {day}: 0 enqueued, 0 already exported, 1 already queued "
+        "(--force exports them again)",
+        f"exported          1/1 queued days ({day} .. {day})",
+    ]
+
+
+def test_a_wait_without_a_dead_letter_queue_to_watch_is_a_configuration_error_before_anything_is_queued(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    del fake_aws.environ["DEAD_LETTER_QUEUE_URL"]
+    fake_aws.clients["lambda"] = function = FakeLambda(queued_answer(day))  # its configuration cannot be read
+
+    code, _, err = cli(capsys, "backfill", "--from", day, "--to", day, "--wait")
+
+    assert code == 3
+    assert "DEAD_LETTER_QUEUE_URL is not set" in err
+    assert function.calls == []
+
+
+def test_the_dead_letter_queue_url_is_read_from_the_functions_configuration_when_the_target_lacks_it(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    del fake_aws.environ["DEAD_LETTER_QUEUE_URL"]
+    configured = {"DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/function-dlq"}
+    fake_aws.clients["lambda"] = FakeLambda(queued_answer(day), environment=configured)
+    fake_aws.clients["s3"].put(day_object(day), at=START + 5)
+
+    code, _, _ = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait")
+
+    assert code == 0
+    assert {call["QueueUrl"] for call in fake_aws.clients["sqs"].receives} == {configured["DEAD_LETTER_QUEUE_URL"]}
+
+
+def not_ready(day: str) -> bytes:
+    """The function's answer to a day SendGrid is still computing (re-scheduled under ``RUN``)."""
+    summary = {"status": "not_ready", "source": "default", "date": day, "kind": "subusers", "run": RUN}
+    return json.dumps(summary | {"attempt": 1, "next_attempt": 2, "next_attempt_delay_seconds": 300}).encode()
+
+
+def test_run_wait_against_a_deployed_stack_polls_until_the_day_is_exported(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(1)
+    fake_aws.clients["lambda"] = FakeLambda(not_ready(day))
+    fake_aws.clients["s3"].put(day_object(day), records=7, at=START + 8)
+
+    code, out, err = cli(capsys, "run", "--date", day, "--wait")
+
+    assert code == 0
+    assert fake_aws.clock.sleeps == [5, 5]
+    assert f"{day} (subusers): SendGrid answered 202; following it until it is exported" in err
+    assert out.splitlines()[0] == (
+        f"exported      subusers {day}: 7 records, by a retry delivered from the queue once SendGrid was ready"
+    )
+
+
+def test_run_wait_stops_when_the_day_reaches_the_dead_letter_queue(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(1)
+    fake_aws.clients["lambda"] = FakeLambda(not_ready(day))
+    gave_up = {"source": "default", "kind": "subusers", "date": day, "attempt": 1, "reason": "gave_up_not_ready"}
+    fake_aws.clients["sqs"].add(gave_up | {"run": "redrive", "gave_up_run": RUN}, at=START + 3)
+
+    code, out, err = cli(capsys, "run", "--date", day, "--wait")
+
+    assert code == 1
+    assert out.splitlines() == [
+        f"dead letter   subusers {day}: in the dead-letter queue (gave_up_not_ready); --wait stopped there"
+    ]
+    assert err.splitlines()[-1] == f"seq-export: default subusers {day} is in the dead-letter queue: gave_up_not_ready"
+
+
+def test_peeking_the_dead_letter_queue_repeats_until_a_round_brings_nothing_new() -> None:
+    clock = Clock()
+    sqs = FakeDeadLetters(clock)
+    for n in range(3):
+        sqs.add({"source": "eu", "kind": "account", "date": f"2026-11-2{n}", "attempt": 1, "reason": "scheduled"})
+
+    letters = peek_dead_letters(sqs, "dlq", default_source="default", max_receive_count=3)
+
+    assert [(str(letter.job), letter.why) for letter in letters] == [
+        (f"eu account 2026-11-2{n}", "failed 3 deliveries") for n in range(3)
+    ]
+    assert len(sqs.receives) == 2  # the second round brought nothing new
+    assert sqs.receives[0] | {"QueueUrl": "dlq"} == {
+        "QueueUrl": "dlq",
+        "MaxNumberOfMessages": 10,
+        "VisibilityTimeout": 0,
+        "WaitTimeSeconds": 0,
+        "AttributeNames": ["All"],
+    }
+
+
+def test_a_dead_letter_that_is_not_a_job_keeps_its_body_and_names_no_job() -> None:
+    letter = dead_letter(
+        {"MessageId": "m", "Body": "not json", "Attributes": {"ApproximateReceiveCount": "4"}},
+        default_source="default",
+        max_receive_count=None,
+    )
+
+    assert (letter.job, letter.body, letter.given_up) == (None, "not json", False)
+    assert letter.why == "failed its deliveries (received 4 times, peeks included)"
 
 
 def test_an_s3_refusal_exits_4_naming_the_call(fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
@@ -1266,7 +1507,7 @@ def test_a_backfill_wait_of_several_sources_names_the_missing_days_by_source(
     queued = [{"source": name, "kind": "subusers", "date": day} for name in ("global", "eu")]
     answer = {"from": day, "to": day, "days": 1, "enqueued": queued, "skipped_already_exported": []}
     two_sources.clients["lambda"] = FakeLambda(json.dumps(answer).encode())
-    two_sources.clients["s3"].put(f"seq/subuser_scores/source=global/dt={day}/scores.jsonl")
+    two_sources.clients["s3"].put(f"seq/subuser_scores/source=global/dt={day}/scores.jsonl", at=START + 1)
 
     code, _, err = cli(capsys, "backfill", "--from", day, "--to", day, "--kind", "subusers", "--wait", "--timeout", "5")
 

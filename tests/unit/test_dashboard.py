@@ -4,6 +4,8 @@ The dashboard body is JSON inside a ``!Sub``. It is rendered with a visible plac
 ``${...}`` (``<MetricsNamespace>``, ``<RetryQueue.QueueName>``, ...) and parsed, so a metric the
 code does not emit (a typo, a renamed metric), or does not emit with the dimensions drawn, fails
 here instead of drawing an empty graph, and each widget can be traced back to what it watches.
+The ``!Sub``'s own variables (the extra sources' freshness alarms, which exist in some
+deployments only) are evaluated for a deployment (the defaults unless a test names one).
 
 Our metrics are drawn per source with SEARCH expressions over the schema
 ``{namespace,service,source}``; what the code emits, and with which dimensions, is read from the
@@ -30,7 +32,7 @@ from seq_export.jobs import Exports, SourceExports, run_job
 from seq_export.models import KINDS, SUBUSERS
 from seq_export.observability import SOURCE_DIMENSION, MetricName, emit, emit_day_metrics, metrics
 from seq_export.results import BAND_METRICS, BackfillResult, ExportResult, Status
-from tests.unit.test_template import load_template, render_sub
+from tests.unit.test_template import TWO_EXTRAS, Deployment, deployed_env, load_template, render_sub
 
 DASHBOARD = "ExportDashboard"
 FUNCTION = "ExportFunction"
@@ -65,9 +67,25 @@ class Plotted:
     search: bool = False
 
 
+def sub_parts(sub: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A ``!Sub``'s text and its own variables (none in the short form)."""
+    value = sub["Fn::Sub"]
+    return (value, {}) if isinstance(value, str) else (value[0], value[1])
+
+
 def placeholders(sub: Mapping[str, Any]) -> dict[str, str]:
-    """A visible stand-in for each name a ``!Sub`` refers to: ``${X.Y}`` becomes ``<X.Y>``."""
-    return {name: f"<{name}>" for name in re.findall(r"\$\{([^!}][^}]*)\}", sub["Fn::Sub"])}
+    """A visible stand-in for each name a ``!Sub`` refers to outside its own variables: ``${X.Y}``
+    becomes ``<X.Y>``."""
+    text, variables = sub_parts(sub)
+    return {name: f"<{name}>" for name in re.findall(r"\$\{([^!}][^}]*)\}", text) if name not in variables}
+
+
+def rendered_body(template: Mapping[str, Any], sub: Mapping[str, Any], **parameters: str) -> dict[str, Any]:
+    """The dashboard body with placeholders, its own variables as this deployment evaluates them."""
+    text, variables = sub_parts(sub)
+    values = {name: Deployment(template, **parameters).evaluate(value) for name, value in variables.items()}
+    parsed: dict[str, Any] = json.loads(render_sub({"Fn::Sub": text}, placeholders(sub) | values))
+    return parsed
 
 
 def searched(widget: str, options: Mapping[str, Any]) -> Plotted:
@@ -200,6 +218,7 @@ def emitted() -> dict[str, set[frozenset[str]]]:
             score_change_events=1,
             score_change_events_failed=1,
             score_moves_counted=True,
+            daily_digest="failed",
         )
         for status in get_args(Status)
         for kind in KINDS
@@ -242,10 +261,8 @@ def dashboard(resources: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def body(dashboard: dict[str, Any]) -> dict[str, Any]:
-    sub = dashboard["DashboardBody"]
-    parsed: dict[str, Any] = json.loads(render_sub(sub, placeholders(sub)))
-    return parsed
+def body(template: dict[str, Any], dashboard: dict[str, Any]) -> dict[str, Any]:
+    return rendered_body(template, dashboard["DashboardBody"])
 
 
 @pytest.fixture(scope="module")
@@ -405,11 +422,68 @@ def test_export_health_shows_the_counts_per_source_the_function_and_its_queues(l
         assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", (("QueueName", f"<{queue}.QueueName>"),)) in shown
 
 
-def test_the_alarm_widget_shows_every_alarm_of_the_stack(resources: dict[str, Any], body: dict[str, Any]) -> None:
-    alarms = {name for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    (widget,) = [w["properties"] for w in body["widgets"] if w["type"] == "alarm"]
+@pytest.mark.parametrize(("parameters", "sources"), [({}, 1), (TWO_EXTRAS, 3)], ids=["one source", "three sources"])
+def test_the_alarm_widget_shows_every_alarm_the_deployment_creates(
+    template: dict[str, Any],
+    resources: dict[str, Any],
+    dashboard: dict[str, Any],
+    parameters: dict[str, str],
+    sources: int,
+) -> None:
+    deployment = Deployment(template, **parameters)
+    alarms = {
+        name
+        for name, r in resources.items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and ("Condition" not in r or deployment.condition(r["Condition"]))
+    }
 
+    body = rendered_body(template, dashboard["DashboardBody"], **parameters)
+
+    (widget,) = [w["properties"] for w in body["widgets"] if w["type"] == "alarm"]
     assert sorted(widget["alarms"]) == sorted(f"<{name}.Arn>" for name in alarms)
+    assert len(alarms) == 4 + sources  # the stack-wide ones and a freshness alarm per source
+
+
+def test_each_sources_freshness_alarm_watches_the_day_exported_series_the_code_emits_for_it(
+    template: dict[str, Any], resources: dict[str, Any], emitted: dict[str, set[frozenset[str]]], service: str
+) -> None:
+    """The alarm's namespace, metric and dimensions are the code's, and its source each source's name."""
+    deployment = Deployment(template, **TWO_EXTRAS)
+    env = resources[FUNCTION]["Properties"]["Environment"]["Variables"]
+    sources = deployed_env(template, env, **TWO_EXTRAS)["LAKE_SOURCE_NAMES"].split(",")
+    fresh = [
+        line
+        for line in alarm_metrics(resources)
+        if line.name == MetricName.DAY_EXPORTED
+        and ("Condition" not in resources[line.widget] or deployment.condition(resources[line.widget]["Condition"]))
+    ]
+
+    assert [deployment.evaluate(line.dimensions[SOURCE_DIMENSION]) for line in fresh] == sources
+    for line in fresh:
+        assert line.namespace == OUR_NAMESPACE == f"<{env['POWERTOOLS_METRICS_NAMESPACE']['Ref']}>", line
+        assert line.dimensions["service"] == service, line
+        assert (
+            frozenset(line.dimensions)
+            in emitted[MetricName.DAY_EXPORTED]
+            == {
+                frozenset({"service"}),
+                frozenset(PER_SOURCE),
+            }
+        ), line
+        assert line.stat == "Sum", line
+
+
+def test_the_dashboard_draws_the_days_each_source_exported_beside_its_other_export_counts(
+    lines: list[Plotted],
+) -> None:
+    (days,) = [line for line in lines if line.name == MetricName.DAY_EXPORTED]
+
+    assert (days.stat, days.period, days.search) == ("Sum", 3600, True)
+    assert {line.name for line in lines if line.widget == days.widget} >= {
+        MetricName.NOT_READY_RESCHEDULED,
+        MetricName.GAVE_UP,
+        MetricName.EXPORT_FAILED,
+    }
 
 
 def test_the_dashboard_is_named_per_stack_and_region_and_its_url_is_an_output(

@@ -7,7 +7,7 @@ import pytest
 from seq_export.job_message import Counters, JobId
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import ACCOUNT
-from seq_export.results import BackfillResult, ExportResult, Status
+from seq_export.results import BackfillResult, DigestOutcome, ExportResult, Status
 from tests.support import jobs
 
 DAY = "2026-11-22"
@@ -31,6 +31,8 @@ SUMMARY_KEYS = {
     "kind",
     "score_change_events",
     "score_change_events_failed",
+    "daily_digest",
+    "run",
 }
 STATUSES: tuple[Status, ...] = ("exported", "continued", "not_ready", "gave_up")
 
@@ -38,12 +40,13 @@ STATUSES: tuple[Status, ...] = ("exported", "continued", "not_ready", "gave_up")
 # -- ExportResult.metrics --------------------------------------------------------------------
 
 
-def test_an_exported_subusers_day_emits_its_records_pages_ineligible_and_latest_writes() -> None:
+def test_an_exported_subusers_day_emits_one_day_exported_and_its_records_pages_ineligible_and_latest_writes() -> None:
     result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS, s3_key="k", bytes=10)
 
     emitted = result.metrics()
 
     assert emitted == {
+        "DayExported": 1,
         "RecordsExported": 2_500,
         "PagesFetched": 3,
         "IneligibleSubusers": 357,
@@ -56,7 +59,13 @@ def test_an_exported_day_emits_its_counts_even_when_they_are_zero() -> None:
 
     emitted = result.metrics()
 
-    assert emitted == {"RecordsExported": 0, "PagesFetched": 0, "IneligibleSubusers": 0, "LatestScoresWritten": 0}
+    assert emitted == {
+        "DayExported": 1,  # an empty day is a day exported: the source is not stale
+        "RecordsExported": 0,
+        "PagesFetched": 0,
+        "IneligibleSubusers": 0,
+        "LatestScoresWritten": 0,
+    }
 
 
 def test_an_exported_account_day_emits_only_its_account_scores() -> None:
@@ -101,6 +110,16 @@ def test_score_change_counts_are_left_out_when_there_were_none() -> None:
     assert "ScoreChangeEventsFailed" not in emitted
 
 
+@pytest.mark.parametrize(("digest", "failed"), [("failed", 1), ("sent", None), (None, None)])
+def test_a_daily_digest_that_could_not_be_sent_is_counted(digest: DigestOutcome | None, failed: int | None) -> None:
+    result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS, daily_digest=digest)
+
+    emitted = result.metrics()
+
+    assert emitted.get("DailyDigestsFailed") == failed
+    assert emitted["DayExported"] == 1  # the day itself is exported either way
+
+
 def test_no_failed_score_change_count_is_emitted_when_every_event_was_sent() -> None:
     result = ExportResult("exported", DAY_JOB, attempt=1, counts=COUNTS, score_change_events=5)
 
@@ -133,6 +152,7 @@ def test_the_summary_carries_the_counts_flat_beside_the_outcome() -> None:
         next_attempt_delay_seconds=120,
         score_change_events=4,
         score_change_events_failed=1,
+        run="0123456789abcdef",
     )
 
     summary = result.summary()
@@ -154,6 +174,8 @@ def test_the_summary_carries_the_counts_flat_beside_the_outcome() -> None:
         "kind": ACCOUNT,
         "score_change_events": 4,
         "score_change_events_failed": 1,
+        "daily_digest": None,
+        "run": "0123456789abcdef",
     }
 
 
@@ -180,10 +202,12 @@ def test_a_backfill_of_days_all_exported_already_emits_zero_enqueued() -> None:
 def test_a_backfill_summary_names_each_job_enqueued_and_skipped_by_kind_and_day() -> None:
     result = BackfillResult(
         first="2024-03-01",
-        last="2024-03-02",
-        days=2,
+        last="2024-03-03",
+        days=3,
         enqueued=jobs(2)[1:],
         skipped=[JobId(DEFAULT_SOURCE, "subusers", "2024-03-01")],
+        already_queued={JobId(DEFAULT_SOURCE, "subusers", "2024-03-03"): "daily-2024-03-03"},
+        run="0123456789abcdef",
     )
 
     summary = result.summary()
@@ -191,8 +215,12 @@ def test_a_backfill_summary_names_each_job_enqueued_and_skipped_by_kind_and_day(
     assert summary == {
         "status": "enqueued",
         "from": "2024-03-01",
-        "to": "2024-03-02",
-        "days": 2,
+        "to": "2024-03-03",
+        "days": 3,
+        "run": "0123456789abcdef",
         "enqueued": [{"source": "default", "kind": "subusers", "date": "2024-03-02"}],
         "skipped_already_exported": [{"source": "default", "kind": "subusers", "date": "2024-03-01"}],
+        "skipped_already_queued": [
+            {"source": "default", "kind": "subusers", "date": "2024-03-03", "run": "daily-2024-03-03"}
+        ],
     }

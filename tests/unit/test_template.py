@@ -20,7 +20,7 @@ import yaml
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from local.stack import MAX_RECEIVE_COUNT
-from seq_export import config, handler, job_queue, latest_store, layout, observability, s3_sink, wiring
+from seq_export import config, handler, job_queue, latest_store, layout, observability, queued_days, s3_sink, wiring
 from seq_export.config import Env, Settings, Source
 from seq_export.dates import RETENTION_DAYS, parse_day
 from seq_export.errors import ConfigError
@@ -30,6 +30,7 @@ from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord
 from seq_export.observability import MetricName
 from seq_export.s3_sink import S3Sink
 from seq_export_cli.app import OUTPUT_NAMES
+from seq_export_cli.local_lambda import FUNCTION_TIMEOUT_SECONDS, QUEUE_VISIBILITY_TIMEOUT_SECONDS, FakeLambdaContext
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = "ExportFunction"
@@ -656,6 +657,18 @@ def test_retry_queue_visibility_timeout_is_at_least_six_function_timeouts(
     assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
 
 
+def test_the_local_function_timeout_and_retry_queue_visibility_are_the_deployed_ones(
+    resources: dict[str, Any], function: dict[str, Any], env: dict[str, Any]
+) -> None:
+    queue = resources[ref(env["RETRY_QUEUE_URL"])]["Properties"]
+
+    # an invocation cut short leaves an in-progress record for at most its remaining time, and
+    # its message returns only after the queue's visibility timeout: as deployed, so locally
+    assert FakeLambdaContext().timeout_seconds == FUNCTION_TIMEOUT_SECONDS == function["Timeout"]
+    assert queue["VisibilityTimeout"] == QUEUE_VISIBILITY_TIMEOUT_SECONDS
+    assert QUEUE_VISIBILITY_TIMEOUT_SECONDS >= FUNCTION_TIMEOUT_SECONDS
+
+
 def test_retry_queue_redrives_to_the_dead_letter_queue_after_the_local_stacks_count(
     resources: dict[str, Any], env: dict[str, Any]
 ) -> None:
@@ -831,6 +844,17 @@ def alarms(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 
 
+def freshness_alarms(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The alarms on a source's ``DayExported`` series: one per source, fired by missing data."""
+    return {n: a for n, a in alarms(resources).items() if a.get("MetricName") == MetricName.DAY_EXPORTED}
+
+
+def event_alarms(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The other alarms: each fires on something that happened, whatever the source."""
+    fresh = freshness_alarms(resources)
+    return {n: a for n, a in alarms(resources).items() if n not in fresh}
+
+
 def test_the_gave_up_alarm_has_one_contributor_per_source_of_the_metric_the_code_emits(
     resources: dict[str, Any], env: dict[str, Any]
 ) -> None:
@@ -855,7 +879,7 @@ def test_both_dead_letter_queues_and_function_errors_are_alarmed(
     resources: dict[str, Any], function: dict[str, Any], env: dict[str, Any]
 ) -> None:
     watched = set()
-    for alarm in alarms(resources).values():
+    for alarm in event_alarms(resources).values():
         if "Dimensions" not in alarm:
             continue  # a Metrics Insights alarm (per source), checked on its own
         (dimension,) = alarm["Dimensions"]
@@ -872,25 +896,29 @@ def test_both_dead_letter_queues_and_function_errors_are_alarmed(
     assert watched == {ref(env["DEAD_LETTER_QUEUE_URL"]), schedule_dlq, FUNCTION}
 
 
-def test_every_alarm_fires_above_zero_and_notifies_the_optional_targets(resources: dict[str, Any]) -> None:
+def test_every_event_alarm_fires_above_zero_and_every_alarm_notifies_the_optional_targets(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
     targets = [
         {"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]},
         {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]},
     ]
-    assert len(alarms(resources)) == 4
-    for name, alarm in alarms(resources).items():
+    assert len(event_alarms(resources)) == 4
+    for name, alarm in event_alarms(resources).items():
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0), name
         assert alarm["TreatMissingData"] == "notBreaching", name
+    for name, alarm in alarms(resources).items():
         assert alarm["AlarmActions"] == targets, name
         assert alarm["AlarmDescription"], name
-        assert len(alarm["AlarmDescription"]) <= 1024, name
+        description = Deployment(template, **TWO_EXTRAS).evaluate(alarm["AlarmDescription"])
+        assert len(description) <= 1024, name  # as rendered, with a source's name in it
     assert resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
 
 
 def test_alarms_are_stack_wide_but_the_gave_up_alarm_and_every_description_name_the_source(
     resources: dict[str, Any],
 ) -> None:
-    for name, alarm in alarms(resources).items():
+    for name, alarm in event_alarms(resources).items():
         dimensions = {d["Name"] for d in alarm.get("Dimensions", [])}
         description = alarm["AlarmDescription"]
 
@@ -900,6 +928,99 @@ def test_alarms_are_stack_wide_but_the_gave_up_alarm_and_every_description_name_
     assert "One contributor per source" in gave_up
     assert "log lines" in gave_up
     assert "dead-letter message" in gave_up
+
+
+def created(deployment: Deployment, resources: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, Any]:
+    """Of ``names``, the resources this deployment creates (their Condition holds), evaluated."""
+    return {
+        name: deployment.evaluate(resources[name]["Properties"])
+        for name in names
+        if "Condition" not in resources[name] or deployment.condition(resources[name]["Condition"])
+    }
+
+
+def extra_sources(count: int) -> dict[str, str]:
+    """Parameters of a deployment with ``count`` extra sources named x1, x2, ..."""
+    names = [f"x{n}" for n in range(1, count + 1)]
+    secrets = [f"arn:aws:secretsmanager:us-east-1:123456789012:secret:seq-export/{name}-AbCdEf" for name in names]
+    return {
+        "ExtraSources": json.dumps(
+            [
+                {"name": name, "base_url": "https://api.sendgrid.com", "secret_id": secret}
+                for name, secret in zip(names, secrets, strict=True)
+            ]
+        ),
+        "ExtraSourceNames": ",".join(names),
+        "ExtraSourceSecretArns": ",".join(secrets),
+    }
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_every_source_the_function_exports_has_a_freshness_alarm_on_its_own_day_exported_series(
+    template: dict[str, Any], resources: dict[str, Any], env: dict[str, Any], deployment: str
+) -> None:
+    parameters, _ = DEPLOYMENTS[deployment]
+    settings = Settings.from_env(deployed_env(template, env, **parameters))
+
+    fresh = created(Deployment(template, **parameters), resources, freshness_alarms(resources))
+
+    watched = [{d["Name"]: d["Value"] for d in alarm["Dimensions"]} for alarm in fresh.values()]
+    assert [dimensions[SOURCE_KEY] for dimensions in watched] == list(settings.source_names)
+    assert all(dimensions["service"] == env["POWERTOOLS_SERVICE_NAME"] for dimensions in watched)
+    assert next(iter(fresh)) == "FreshnessAlarm"  # the first source's, whatever the parameters
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5, 6])
+def test_the_extra_sources_freshness_alarms_follow_extra_source_names_up_to_the_fifth(
+    template: dict[str, Any], resources: dict[str, Any], count: int
+) -> None:
+    parameters = extra_sources(count)
+
+    fresh = created(Deployment(template, **parameters), resources, freshness_alarms(resources))
+
+    sources = [{d["Name"]: d["Value"] for d in alarm["Dimensions"]}[SOURCE_KEY] for alarm in fresh.values()]
+    assert sources == [DEFAULT_SOURCE, *parameters["ExtraSourceNames"].split(",")][: min(count, 5) + 1]
+    assert Deployment(template, **parameters).rules_broken() == []
+
+
+def test_a_source_is_stale_after_28_hours_without_a_day_exported_and_missing_data_fires_it(
+    template: dict[str, Any], resources: dict[str, Any], env: dict[str, Any]
+) -> None:
+    fresh = freshness_alarms(resources)
+
+    assert len(fresh) == 6  # the first source's and five slots for the extra sources
+    for name, alarm in fresh.items():
+        assert (alarm["Namespace"], alarm["MetricName"]) == ({"Ref": "MetricsNamespace"}, MetricName.DAY_EXPORTED)
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}  # where the code emits it
+        assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 3600), name
+        assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 28, name  # every hour of 28 empty
+        assert alarm["Period"] * alarm["EvaluationPeriods"] <= 7 * 86400, name  # CloudWatch's bound for hourly periods
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1), name
+        assert alarm["TreatMissingData"] == "breaching", name  # a pipeline that stopped sends no data at all
+        assert alarm["OKActions"] == alarm["AlarmActions"], name
+    first = fresh.pop("FreshnessAlarm")
+    for slot, (name, alarm) in enumerate(fresh.items(), start=1):
+        assert (name, resources[name]["Condition"]) == (f"ExtraSourceFreshnessAlarm{slot}", f"HasExtraSource{slot}")
+        # the slots differ in the name they pick only
+        assert json.dumps(alarm).replace(f"[{slot - 1}, ", "[0, ") == json.dumps(fresh["ExtraSourceFreshnessAlarm1"])
+        assert {k: v for k, v in alarm.items() if k not in ("AlarmDescription", "Dimensions")} == {
+            k: v for k, v in first.items() if k not in ("AlarmDescription", "Dimensions")
+        }
+
+
+def test_a_freshness_alarm_names_its_source_and_what_to_check(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    deployment = Deployment(template, **TWO_EXTRAS)
+
+    fresh = created(deployment, resources, freshness_alarms(resources))
+
+    for alarm, source in zip(fresh.values(), ["global", "eu", "brand-b"], strict=True):
+        description = alarm["AlarmDescription"]
+        assert f'source "{source}"' in description
+        for step in ("schedule is enabled", "role", "function's errors", "ScheduleDeadLetterQueue"):
+            assert step in description, (source, step)
+        assert f"seq-export backfill --source {source}" in description
 
 
 # -- permissions -----------------------------------------------------------------------------
@@ -927,6 +1048,7 @@ def test_no_allow_statement_has_a_wildcard_action_or_an_unscoped_resource(resour
     ("module", "service", "variables"),
     [
         (latest_store, "dynamodb", ["LATEST_SCORES_TABLE"]),
+        (queued_days, "dynamodb", ["IDEMPOTENCY_TABLE"]),
         (job_queue, "sqs", ["RETRY_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"]),
     ],
 )

@@ -6,6 +6,18 @@ does what the mapping does: receive (a long poll, so a delayed message is taken 
 visible), invoke the handler with an SQS event, and delete what succeeded. Records the handler
 reports in ``batchItemFailures`` stay on the queue and come back after its visibility timeout,
 and after ``maxReceiveCount`` receives SQS moves them to the dead-letter queue, as in AWS.
+
+The timings are the deployed ones, from one constant: the fake context counts down from the
+template's function ``Timeout`` (``FUNCTION_TIMEOUT_SECONDS``) and the local retry queue hides a
+received message for six of them (``QUEUE_VISIBILITY_TIMEOUT_SECONDS``, the template's
+``VisibilityTimeout``). Powertools' in-progress record of an invocation lasts at most its
+remaining time, so a message whose handler died holding it returns only after the record has
+expired, and its next delivery runs the job instead of failing as already in progress.
+
+A Ctrl-C (``KeyboardInterrupt``) while the handler runs is not a failure: the job worker drops
+its in-progress record (``jobs.Interrupted``), and the event source puts a copy of each received
+message back on the queue at once and deletes the original (so an interrupt does not count
+towards ``maxReceiveCount``), then lets the interrupt go on: a later delivery exports the day.
 """
 
 from __future__ import annotations
@@ -22,6 +34,11 @@ if TYPE_CHECKING:
 Invoke = Callable[[dict[str, Any]], Mapping[str, Any]]
 #: SQS's longest long poll.
 LONG_POLL_SECONDS = 20
+#: The deployed function's ``Timeout`` (template.yaml): what the fake context counts down from.
+FUNCTION_TIMEOUT_SECONDS = 300
+#: The local retry queue's visibility timeout: six function timeouts, as the template's
+#: ``VisibilityTimeout`` (so an in-progress record has always expired when its message returns).
+QUEUE_VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -33,7 +50,7 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 1024
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:seq-export-local"
     aws_request_id: str = field(default_factory=lambda: f"local-{uuid.uuid4()}")
-    timeout_seconds: float = 900.0
+    timeout_seconds: float = FUNCTION_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_seconds
@@ -101,7 +118,11 @@ class SqsEventSource:
         messages = self.receive(wait_seconds=wait_seconds)
         if not messages:
             return None
-        response = dict(invoke(self.event_for(messages)))
+        try:
+            response = dict(invoke(self.event_for(messages)))
+        except KeyboardInterrupt:
+            self.put_back(messages)
+            raise
         failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
         for message in messages:
             handle = message["ReceiptHandle"]
@@ -110,6 +131,13 @@ class SqsEventSource:
             elif retry_failed_at_once:
                 self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
         return response
+
+    def put_back(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Return received messages to the queue at once, each as a copy (sent first, so none is
+        ever lost) with a fresh receive count, the received one deleted."""
+        for message in messages:
+            self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"])
+            self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def waiting(self) -> dict[str, int]:
         """Messages on the queue: ``visible``, ``delayed`` and ``in_flight`` (received, not deleted)."""

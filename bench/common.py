@@ -1,7 +1,7 @@
 """What the driver and its child processes share: the job spec, the measurement, the page loop.
 
 Every contender runs in a fresh child process, given the function's environment and its job as
-JSON in ``BENCH_SPEC``. It does its setup (imports, clients), then :func:`run_job` measures the
+JSON in ``BENCH_SPEC``. It does its setup (imports, clients), then :func:`measure_job` measures the
 job alone and writes one JSON object to the ``--out`` file; the driver adds the process's rusage.
 """
 
@@ -78,7 +78,7 @@ def _cpu() -> tuple[float, float]:
     return own.ru_utime + children.ru_utime, own.ru_stime + children.ru_stime
 
 
-def run_job(out: str, job: Callable[[], dict[str, Any]]) -> int:
+def measure_job(out: str, job: Callable[[], dict[str, Any]]) -> int:
     """Run ``job`` alone on the clock; write its wall time, CPU seconds, peak RSS and what it did."""
     before, started = _cpu(), time.perf_counter()
     details = job()

@@ -13,7 +13,7 @@ import tempfile
 from importlib.metadata import version
 from typing import Any
 
-from bench.common import Spec, child_command, run_job
+from bench.common import Spec, child_command, measure_job
 from seq_export.config import MAX_PAGE_SIZE
 from seq_export.seq_client import SUBUSER_SCORES_PATH
 
@@ -65,7 +65,7 @@ def main(out: str) -> int:
             rows = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
             return {"dlt_version": dlt_version, "loads": len(info.loads_ids), "rows": dict(rows)}
 
-        return run_job(out, job)
+        return measure_job(out, job)
 
 
 if __name__ == "__main__":

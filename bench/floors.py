@@ -18,8 +18,9 @@ import boto3
 import click
 from botocore.config import Config
 
-from bench.common import Spec, child_command, pages, run_job
+from bench.common import Spec, child_command, measure_job, pages
 from local.seq_simulator import Scenario, subuser_record
+from seq_export import record_codec
 from seq_export.latest_store import chunks, to_item
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import ScoreRecord, validate_record
@@ -66,19 +67,19 @@ def main(out: str, part: str) -> int:
             records = [len(page["result"]) for page in pages(spec, json.loads)]
             return {"pages": len(records), "records": sum(records)}
 
-        return run_job(out, fetch)
+        return measure_job(out, fetch)
     if part == "write":
         client = boto3.client("dynamodb", config=config)
         items = day_items(spec.day, spec.subusers)
-        return run_job(out, lambda: write_all(client, spec.settings.latest_scores_table, items, spec.workers))
+        return measure_job(out, lambda: write_all(client, spec.settings.latest_scores_table, items, spec.workers))
     s3 = boto3.client("s3", config=config)
-    body = "".join(record.to_json_line(UPDATED_AT) for record in day_records(spec.day, spec.subusers)).encode()
+    body = record_codec.encode(day_records(spec.day, spec.subusers), UPDATED_AT)
 
     def put() -> dict[str, int]:
         s3.put_object(Bucket=spec.settings.scores_bucket, Key=spec.key, Body=body)
         return {"bytes": len(body)}
 
-    return run_job(out, put)
+    return measure_job(out, put)
 
 
 if __name__ == "__main__":

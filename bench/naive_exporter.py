@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 
-from bench.common import Spec, child_command, pages, run_job
+from bench.common import Spec, child_command, measure_job, pages
 
 
 def export_day(spec: Spec, table: Any, s3: Any) -> dict[str, int]:
@@ -51,7 +51,7 @@ def export_day(spec: Spec, table: Any, s3: Any) -> dict[str, int]:
 def main(out: str) -> int:
     spec = Spec.from_env()
     table, s3 = boto3.resource("dynamodb").Table(spec.settings.latest_scores_table), boto3.client("s3")
-    return run_job(out, lambda: export_day(spec, table, s3))
+    return measure_job(out, lambda: export_day(spec, table, s3))
 
 
 if __name__ == "__main__":

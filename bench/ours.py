@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import click
 
-from bench.common import child_command, run_job
+from bench.common import child_command, measure_job
 from seq_export import wiring
 from seq_export.config import Settings
 from seq_export.dates import iso_timestamp
@@ -52,7 +52,7 @@ def main(out: str, event: str | None, s3_only: bool) -> int:
     wiring.use_dependencies(wiring.build_dependencies(settings, session=session, store=store))
     now = iso_timestamp(datetime.now(UTC))
     invocation: dict[str, Any] = json.loads(event) if event else {"scheduled_time": now}
-    return run_job(out, lambda: {"answer": lambda_handler(invocation, FakeLambdaContext())})
+    return measure_job(out, lambda: {"answer": lambda_handler(invocation, FakeLambdaContext())})
 
 
 if __name__ == "__main__":

@@ -15,16 +15,15 @@ import json
 import logging
 import math
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import click
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
 
 from bench.aws_counter import AwsCounter
+from local.loopback import Serving
 from local.seq_simulator import Fault, Scenario, SeqSimulator
 from seq_export.config import MAX_PAGE_SIZE
 
@@ -66,12 +65,11 @@ def moto_service() -> None:
     # as moto's ThreadedMotoServer, with the counter around its application
     counter = AwsCounter()
     app = counter.wrap(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Serving(app, request_handler=MotoRequestHandler)
     try:
-        serve(f"http://127.0.0.1:{server.server_port}", counter.command)
+        serve(server.url, counter.command)
     finally:
-        server.shutdown()
+        server.stop()
 
 
 @main.command("seq", help="The SEQ simulator with a per-page latency.")

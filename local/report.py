@@ -1,7 +1,7 @@
-"""What ``python -m local.run`` says about the export: what became of a job (from its summary or
-the function's record that ended it), and the report of each source's day, read back from the
-local stack (S3, DynamoDB, the dead-letter queue) and from the request log of the source's
-simulated SendGrid host.
+"""What ``python -m local.run`` says about the export: what became of a job (from its summary, or
+for a queued job what the function told of it: ``seq_export.progress.JobEnded.summary``), and the
+report of each source's day, read back from the local stack (S3, DynamoDB, the dead-letter queue)
+and from the request log of the source's simulated SendGrid host.
 
 A stack of one source reports as a single-source stack always has; with several sources, each
 gets a section of its own, headed by its name, that also says which accounts its host's requests
@@ -19,18 +19,13 @@ from typing import Any
 import boto3
 
 from local.stack import LocalSource, LocalStack, Resources
+from seq_export import record_codec
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, SOURCE_KEY, day_key
-from seq_export.models import ACCOUNT
+from seq_export.models import ACCOUNT, SUBUSERS
+from seq_export_cli.dead_letters import DeadLetter, peek_dead_letters
+from seq_export_cli.output import counted
 
-#: The function's log messages that end a job without a summary's ``status`` of their own.
-_STATUS_OF_MESSAGE = {
-    "Scores not ready, re-scheduled": "not_ready",
-    "Gave up: SendGrid still computing scores": "gave_up",
-    "Day already completed by a duplicate of this continuation": "superseded",
-    "Export failed": "failed",
-    "Invalid queued job": "invalid",
-}
-#: What became of a job, by that status (fields from the summary or the log record).
+#: What became of a job, by the ``status`` of its summary (and the summary's fields).
 _OUTCOMES = {
     "exported": "exported {records} records",
     "not_ready": "not ready (202), re-scheduled in {delay} s",
@@ -42,17 +37,20 @@ _OUTCOMES = {
 }
 
 
-def status_of(entry: Mapping[str, Any]) -> str | None:
-    """A summary's ``status``, or the status a record of the function stands for (None: neither)."""
-    status = entry.get("status") or _STATUS_OF_MESSAGE.get(str(entry.get("message")))
-    return None if status is None else str(status)
+def job_line(job: Mapping[str, Any], outcome: Mapping[str, Any] | None, *, named: bool = False) -> str:
+    """``subusers 2026-11-22 attempt 2: exported 20 records``: which job (its source first when
+    ``named``: a stack of several sources), and what became of it (``outcome``: its summary)."""
+    kind = job.get("kind", SUBUSERS)
+    source = f"{job.get('source')} " if named else ""
+    return f"{source}{kind} {job.get('date')} attempt {job.get('attempt')}: {outcome_text(kind, outcome)}"
 
 
 def outcome_text(kind: str, outcome: Mapping[str, Any] | None) -> str:
-    """What became of a job of ``kind``, from its summary or the record that ended it."""
+    """What became of a job of ``kind``, from its summary (None: the function ran nothing, as for
+    a duplicate delivery)."""
     if outcome is None:
         return "done before: a duplicate delivery, answered from the idempotency record"
-    status = status_of(outcome)
+    status = outcome.get("status")
     if status == "exported" and kind == ACCOUNT:
         return "exported; the parent account is not eligible (no score)" if outcome.get("ineligible") else "exported"
     fields = defaultdict(lambda: "?", outcome)
@@ -64,16 +62,20 @@ def report(stack: LocalStack, day: str, account_notes: Mapping[str, str]) -> int
     """Print each source's day; returns the exit code (1 when a source's subusers' day is missing).
     ``account_notes``: by source, why its account's day is absent, should it be."""
     named = len(stack.sources) > 1
-    dead_letters: list[str] | None = None
+    dead_letters: list[DeadLetter] | None = None
     code = 0
     for position, source in enumerate(stack.sources, start=1):
         if named:
             print(f"\nsource        {source.name} ({position} of {len(stack.sources)} in SEQ_SOURCES)")
         if not _subusers_day(stack.resources, source, day, named=named):
-            if dead_letters is None:  # received once: a receive hides them from the next one
-                dead_letters = _dead_letters(stack.resources)
-            held = [body for body in dead_letters if not named or _source_of(body) == source.name]
-            print(f"NOT EXPORTED  {_named(source, named)}{day}; dead-letter queue holds: {held}", file=sys.stderr)
+            if dead_letters is None:  # peeked once, left where they are (seq-export dead-letters lists them)
+                dead_letters = peek_dead_letters(
+                    boto3.client("sqs"), stack.resources.dlq_url, default_source=stack.sources[0].name
+                )
+            held = [letter for letter in dead_letters if letter.job is None or letter.job.source == source.name]
+            print(f"NOT EXPORTED  {_named(source, named)}{day}; {_held(held)}", file=sys.stderr)
+            for letter in held:
+                print(f"dead letter   {_letter(letter)}", file=sys.stderr)
             code = 1
             if not named:  # as a single-source stack has always reported it: nothing more
                 continue
@@ -91,11 +93,12 @@ def _subusers_day(resources: Resources, source: LocalSource, day: str, *, named:
     s3 = boto3.client("s3")
     key = day_key(DEFAULT_PREFIX, source.name, day)
     try:
-        body = s3.get_object(Bucket=resources.bucket, Key=key)["Body"].read().decode()
+        raw = s3.get_object(Bucket=resources.bucket, Key=key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return False
+    body = raw.decode()
     requests = source.simulator.requests
-    records = [json.loads(line) for line in body.splitlines()]
+    records = record_codec.decode(raw)
     scored = [r for r in records if r["score"] is not None]
     served = sum(1 for r in requests if r["status"] == 200 and r["params"].get("date") == day)
     lead = "" if named else "\n"  # a section's first line: a source's heading has the blank line before it
@@ -142,23 +145,24 @@ def _account_day(resources: Resources, source: str, day: str, not_exported: str)
     s3 = boto3.client("s3")
     account_key = day_key(DEFAULT_ACCOUNT_PREFIX, source, day)
     try:
-        account = s3.get_object(Bucket=resources.bucket, Key=account_key)["Body"].read().decode().strip()
+        raw = s3.get_object(Bucket=resources.bucket, Key=account_key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         print(f"account       {day}: {not_exported}")
         return
-    eligible = json.loads(account)["score"] is not None
+    account = raw.decode().strip()
+    eligible = record_codec.decode(raw)[0]["score"] is not None
     print(f"account       {day}: exported{'' if eligible else ' (the parent account is not eligible: no score)'}")
     print(f"              s3://{resources.bucket}/{account_key}: {account}")
 
 
-def _source_of(body: str) -> object:
-    try:
-        job = json.loads(body)
-    except ValueError:
-        return None
-    return job.get(SOURCE_KEY) if isinstance(job, dict) else None
+def _held(letters: list[DeadLetter]) -> str:
+    if not letters:
+        return "the dead-letter queue holds nothing for it"
+    return f"the dead-letter queue holds {counted(len(letters), 'message')} (`seq-export dead-letters` lists them):"
 
 
-def _dead_letters(resources: Resources) -> list[str]:
-    messages = boto3.client("sqs").receive_message(QueueUrl=resources.dlq_url, MaxNumberOfMessages=10)
-    return [message["Body"] for message in messages.get("Messages", [])]
+def _letter(letter: DeadLetter) -> str:
+    if letter.job is None:
+        return f"not a job message: {letter.body[:80]!r}"
+    job = letter.job
+    return f"{job.source} {job.kind} {job.date}: {letter.why}"

@@ -7,13 +7,16 @@ line read on its standard input, until that closes (so it never outlives its par
 ``{"op": "reset", "scenario": {...}}``, ``{"op": "add_account", "api_key": K, "label": L,
 "scenario": {...}}``, ``{"op": "set_key", "api_key": K}`` (a rotated or revoked key) and
 ``{"op": "requests"}`` (the request log). ``SimulatorProcess`` is the parent's handle, with the
-same surface as the in-process simulator.
+same surface as the in-process simulator. Every wait on the child is bounded
+(``ANSWER_SECONDS``): an answer that does not come, or a child that does not end, is an error
+naming the command, and a child that will not end is killed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import select
 import subprocess
 import sys
 from dataclasses import asdict
@@ -23,6 +26,9 @@ from typing import IO, Any
 import click
 
 from local.seq_simulator import Fault, Scenario, SeqSimulator
+
+#: How long the parent waits for the child's announcement, an answer, or its end.
+ANSWER_SECONDS = 30.0
 
 
 def scenario_to_json(scenario: Scenario) -> dict[str, Any]:
@@ -53,16 +59,22 @@ class SimulatorProcess:
         self._child = subprocess.Popen(  # noqa: S603 - this interpreter and module, no shell
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        self.url = str(json.loads(self._read())["url"])
+        self.url = str(json.loads(self._read("its address"))["url"])
         self.reset(self._scenario)
         return self.url
 
     def stop(self) -> None:
         if self._child is not None:
-            assert self._child.stdin is not None
-            self._child.stdin.close()  # the child ends when its input does
-            self._child.wait(timeout=10)
-            self._child = None
+            child, self._child = self._child, None
+            assert child.stdin is not None
+            child.stdin.close()  # the child ends when its input does
+            try:
+                child.wait(timeout=ANSWER_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=ANSWER_SECONDS)
+                ended = f"did not end within {ANSWER_SECONDS:g} s of its input closing"
+                raise RuntimeError(f"simulator process {child.pid} {ended}; killed") from None
 
     def __enter__(self) -> SimulatorProcess:
         self.start()
@@ -101,14 +113,18 @@ class SimulatorProcess:
         assert self._child.stdin is not None
         self._child.stdin.write(json.dumps(command) + "\n")
         self._child.stdin.flush()
-        answer: dict[str, Any] = json.loads(self._read())
+        answer: dict[str, Any] = json.loads(self._read(f"an answer to {command['op']}"))
         if "error" in answer:
             raise RuntimeError(f"simulator process refused {command['op']}: {answer['error']}")
         return answer
 
-    def _read(self) -> str:
+    def _read(self, what: str) -> str:
+        """One line of the child's, within ``ANSWER_SECONDS`` (``what``: what it should say)."""
         assert self._child is not None
         assert self._child.stdout is not None
+        ready, _, _ = select.select([self._child.stdout], [], [], ANSWER_SECONDS)
+        if not ready:
+            raise RuntimeError(f"simulator process gave no {what} within {ANSWER_SECONDS:g} s")
         line = self._child.stdout.readline()
         if not line:
             raise RuntimeError(f"simulator process ended (exit {self._child.poll()})")

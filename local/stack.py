@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, replace
 
 import boto3
 import requests
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+from local.loopback import Serving
 from local.seq_simulator import Scenario, SeqSimulator
 from seq_export.config import SOURCE_FIELDS, Env, Source
 from seq_export.layout import DEFAULT_PREFIX, DEFAULT_SOURCE, TABLE_KEY, USERNAME_INDEX
@@ -92,12 +93,12 @@ def sources_json(sources: Sequence[Source]) -> str:
     return json.dumps([{name: getattr(source, name) for name in SOURCE_FIELDS} for source in sources])
 
 
-def start_moto() -> tuple[ThreadedMotoServer, str]:
+def start_moto() -> tuple[Serving, str]:
+    """moto in server mode on a free port, as moto's ``ThreadedMotoServer`` serves it, with bounded
+    start and stop (``local.loopback.Serving``): the server and its endpoint."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"http://{host}:{port}"
+    server = Serving(DomainDispatcherApplication(create_backend_app), request_handler=MotoRequestHandler)
+    return server, server.url
 
 
 def reset_moto(endpoint: str) -> None:

@@ -19,20 +19,28 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec
+from typing import Any, Literal
 
 import boto3
 import click
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export.config import Env, Source, aws_client_config, parse_sources, sources_from_env, unknown_source
+from seq_export.config import (
+    Env,
+    Source,
+    aws_client_config,
+    key_prefix,
+    parse_sources,
+    sources_from_env,
+    unknown_source,
+)
 from seq_export.errors import ConfigError
-from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, DEFAULT_SOURCE, day_key, normal_prefix
+from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, DEFAULT_SOURCE, day_key
 from seq_export.models import ACCOUNT, KINDS, SOURCE_NAME, SUBUSERS
-from seq_export_cli.errors import CliError, TargetConfigError, UsageError, aws, aws_failure
+from seq_export_cli.errors import CliError, TargetConfigError, UsageError, aws_failure, aws_failures_named
 from seq_export_cli.invoke import invoke_function
-from seq_export_cli.options import Options
+from seq_export_cli.options import ALL_KINDS, Options
 from seq_export_cli.output import Output
 
 AWS_CONFIG = aws_client_config(read_timeout=60, max_attempts=5)
@@ -42,15 +50,18 @@ AWS_CONFIG = aws_client_config(read_timeout=60, max_attempts=5)
 LAMBDA_CONFIG = aws_client_config(read_timeout=905, max_attempts=2).merge(Config(connect_timeout=10))
 
 Field = Literal["bucket", "table", "queue_url", "dlq_url", "function_name"]
-#: Where each target value comes from: environment variable, CloudFormation output.
+#: The CLI's one variable of its own: the deployed function's name (the function needs none).
+FUNCTION_NAME_VARIABLE = "SEQ_EXPORT_FUNCTION"
+#: Where each target value comes from: environment variable (the function's own, ``config.Env``),
+#: CloudFormation output.
 ENV_NAMES: dict[str, str] = {
-    "bucket": "SCORES_BUCKET",
-    "prefix": "SCORES_PREFIX",
-    "account_prefix": "ACCOUNT_SCORES_PREFIX",
-    "table": "LATEST_SCORES_TABLE",
-    "queue_url": "RETRY_QUEUE_URL",
+    "bucket": Env.SCORES_BUCKET,
+    "prefix": Env.SCORES_PREFIX,
+    "account_prefix": Env.ACCOUNT_SCORES_PREFIX,
+    "table": Env.LATEST_SCORES_TABLE,
+    "queue_url": Env.RETRY_QUEUE_URL,
     "dlq_url": Env.DEAD_LETTER_QUEUE_URL,
-    "function_name": "SEQ_EXPORT_FUNCTION",
+    "function_name": FUNCTION_NAME_VARIABLE,
     "sources": Env.SEQ_SOURCES,
 }
 OUTPUT_NAMES: dict[str, str] = {
@@ -195,10 +206,11 @@ def _source_names(listed: str, where: str) -> tuple[str, ...]:
 
 
 def _prefix(raw: str | None, where: str, default: str = DEFAULT_PREFIX) -> str:
-    value = normal_prefix(raw or default)
-    if not value or "//" in value:
-        raise TargetConfigError(f"{where} must be a non-empty S3 key prefix, got {raw!r}")
-    return value
+    """A dataset's prefix, checked as the function checks its own (``config.key_prefix``)."""
+    try:
+        return key_prefix(raw, where, default)
+    except ConfigError as exc:
+        raise TargetConfigError(str(exc)) from None
 
 
 def region_of(option: str | None, environ: Mapping[str, str]) -> str | None:
@@ -237,14 +249,14 @@ class App:
     @property
     def session(self) -> boto3.session.Session:
         if self._session is None:
-            with aws("AWS session"):
+            with aws_failures_named("AWS session"):
                 self._session = boto3.session.Session(
                     profile_name=self.options.profile, region_name=region_of(self.options.region, self.environ)
                 )
         return self._session
 
     def client(self, service: str, config: Config = AWS_CONFIG) -> Any:
-        with aws(f"{service} client"):
+        with aws_failures_named(f"{service} client"):
             return self.session.client(service, config=config)  # type: ignore[call-overload]
 
     @property
@@ -276,7 +288,7 @@ class App:
         """``--kind``: that kind; ``all``: every kind ``source`` exports (its account's only where
         its ``account_scores`` is on, as the function's configuration says; both when that cannot
         be read)."""
-        if kind != "all":
+        if kind != ALL_KINDS:
             return (kind,)
         exporting = self._account_sources()
         if exporting is None or source in exporting:
@@ -353,20 +365,12 @@ class App:
         return invoke_function(self.client("lambda", LAMBDA_CONFIG), function_name, event)
 
 
-_P = ParamSpec("_P")
-
-
 def with_app(command: Callable[..., int]) -> Callable[..., int]:
     """Give a command its ``App``, built from the shared options wherever they were given."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> int:
-        ctx = click.get_current_context()
-        factory: Callable[[Options], App] = ctx.meta.get(APP_FACTORY) or App
-        return command(factory(ctx.ensure_object(Options)), *args, **kwargs)
+        options = click.get_current_context().ensure_object(Options)
+        return command(App(options), *args, **kwargs)
 
     return wrapper
-
-
-#: ``ctx.meta`` key of the ``App`` factory (``main`` sets it; tests may give their own).
-APP_FACTORY = "seq_export_cli.app_factory"

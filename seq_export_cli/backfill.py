@@ -17,11 +17,20 @@ import click
 
 from seq_export.dates import days_between, parse_day
 from seq_export.job_message import JobId
+from seq_export.models import KINDS
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, ServiceError, UsageError
 from seq_export_cli.invoke import invoke_local
-from seq_export_cli.options import KINDS, Day, local_options, shared_options, source_option, wait_options
-from seq_export_cli.output import table
+from seq_export_cli.options import (
+    ALL_KINDS,
+    KIND_CHOICES,
+    Day,
+    local_options,
+    shared_options,
+    source_option,
+    wait_options,
+)
+from seq_export_cli.output import counted, table
 from seq_export_cli.s3_objects import Version
 from seq_export_cli.waiting import follow, versions_before
 
@@ -31,8 +40,8 @@ from seq_export_cli.waiting import follow, versions_before
 @click.option("--to", "last", type=Day(exportable=True), required=True, help="Last day (inclusive).")
 @click.option(
     "--kind",
-    type=click.Choice(KINDS),
-    default="all",
+    type=click.Choice(KIND_CHOICES),
+    default=ALL_KINDS,
     show_default=True,
     help="Whose days: the subusers', the parent account's own, or every kind the stack exports.",
 )
@@ -68,7 +77,7 @@ def backfill(
     event: dict[str, Any] = {"from": first, "to": last}
     if force:
         event["force"] = True
-    if kind != "all":
+    if kind != ALL_KINDS:
         event["kind"] = kind
     app.check_local(local)
     chosen = app.target.chosen_sources(source)
@@ -180,9 +189,10 @@ def _document(answer: Mapping[str, Any], queued: list[Row]) -> dict[str, Any]:
 def _totals(answer: Mapping[str, Any], queued: list[Row], *, titled: bool) -> str:
     kinds = sorted({job.kind for job, _ in queued})
     sources = list(dict.fromkeys(job.source for job, _ in queued))
-    across = f" x {len(sources)} sources ({', '.join(sources)})" if titled else ""
+    across = f" x {counted(len(sources), 'source')} ({', '.join(sources)})" if titled else ""
     return (
-        f"{answer.get('days')} days x {len(kinds)} kinds ({', '.join(kinds) or '-'}){across}, {answer.get('from')} .. "
+        f"{counted(answer.get('days'), 'day')} x {counted(len(kinds), 'kind')} ({', '.join(kinds) or '-'}){across}, "
+        f"{answer.get('from')} .. "
         f"{answer.get('to')}: {_counts(queued)}"
     )
 

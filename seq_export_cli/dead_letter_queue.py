@@ -15,7 +15,8 @@ itself (``local_lambda.move_messages``, as the tests do) and delivers the retry 
 process (``waiting.follow``, as ``--local --wait`` does) until the moved days are exported, one is
 dead-lettered again, or ``--timeout`` passes, then reports each day.
 
-Retries: botocore's standard mode for every call; the move task's progress is polled, not retried.
+Retries: botocore's standard mode for every call; the move task's progress is polled, not retried
+(``waiting.POLL``: every 5 s until ``--timeout``).
 """
 
 from __future__ import annotations
@@ -39,11 +40,19 @@ from seq_export_cli.dead_letters import (
     queue_arn,
     start_move_task,
 )
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, ServiceError, TargetConfigError, UsageError, aws, one_line
+from seq_export_cli.errors import (
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    ServiceError,
+    TargetConfigError,
+    UsageError,
+    aws_failures_named,
+    one_line,
+)
 from seq_export_cli.local_lambda import move_messages
 from seq_export_cli.options import DEFAULT_WAIT_TIMEOUT, local_options, shared_options
-from seq_export_cli.output import table
-from seq_export_cli.waiting import POLL_INTERVAL_SECONDS, Outcome, follow, versions_before
+from seq_export_cli.output import counted, table
+from seq_export_cli.waiting import POLL, Outcome, follow, versions_before
 
 EMPTY = "the dead-letter queue is empty"
 #: How much of a body that is no job message a line shows (``--json`` has it whole).
@@ -170,6 +179,7 @@ def _follow_move(
     ``earlier``, the newest before it, until it is listed) until it is finished or ``timeout``
     passes, with the messages moved as progress."""
     deadline = app.clock() + timeout
+    polls = 0
     with app.output.progress(count, "dead letters moved") as progress:
         while True:
             task = newest_move_task(sqs, source_arn)
@@ -187,7 +197,8 @@ def _follow_move(
             remaining = deadline - app.clock()
             if remaining <= 0:
                 return task
-            app.sleep(min(POLL_INTERVAL_SECONDS, remaining))
+            polls += 1
+            app.sleep(POLL.pause(polls, within=remaining))
 
 
 def _redrive_locally(
@@ -199,7 +210,7 @@ def _redrive_locally(
     # each job under the run its message carries: a day dead-lettered again names that run
     followed: dict[JobId, str | None] = {letter.job: letter.message_run for letter in letters if letter.job is not None}
     baseline = versions_before(app, list(followed))
-    with aws(f"SQS move of the messages of {url} to {retry_queue}"):
+    with aws_failures_named(f"SQS move of the messages of {url} to {retry_queue}"):
         moved = move_messages(sqs, url, retry_queue)
     header = f"moved         {messages(len(moved))} from the dead-letter queue to the retry queue"
     if not app.output.json:
@@ -261,7 +272,7 @@ def _age_seconds(letter: DeadLetter, now: datetime) -> int | None:
 
 
 def messages(count: int) -> str:
-    return f"{count} message" if count == 1 else f"{count} messages"
+    return counted(count, "message")
 
 
 def age_text(seconds: int | None) -> str:

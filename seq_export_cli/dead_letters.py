@@ -32,7 +32,7 @@ from typing import Any
 
 from seq_export.errors import InvalidEventError
 from seq_export.job_message import Job, JobId
-from seq_export_cli.errors import aws
+from seq_export_cli.errors import aws_failures_named
 
 #: SQS's most messages per ReceiveMessage.
 RECEIVE_LIMIT = 10
@@ -135,7 +135,7 @@ def peek_dead_letters(
     """Every message of the dead-letter queue at ``queue_url``, left where it is (module docstring)."""
     seen: dict[str, DeadLetter] = {}
     for _ in range(MAX_ROUNDS):
-        with aws(f"SQS ReceiveMessage from {queue_url}"):
+        with aws_failures_named(f"SQS ReceiveMessage from {queue_url}"):
             answer = sqs.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=RECEIVE_LIMIT,
@@ -155,7 +155,7 @@ def peek_dead_letters(
 def max_receive_count(sqs: Any, retry_queue_url: str) -> int | None:
     """The retry queue's ``maxReceiveCount`` (its ``RedrivePolicy``): the deliveries a message
     fails before SQS moves it to the dead-letter queue; None when the queue has no policy."""
-    with aws(f"SQS GetQueueAttributes of {retry_queue_url}"):
+    with aws_failures_named(f"SQS GetQueueAttributes of {retry_queue_url}"):
         attributes = sqs.get_queue_attributes(QueueUrl=retry_queue_url, AttributeNames=["RedrivePolicy"])
     raw = attributes.get("Attributes", {}).get("RedrivePolicy")
     try:
@@ -167,7 +167,7 @@ def max_receive_count(sqs: Any, retry_queue_url: str) -> int | None:
 
 def queue_arn(sqs: Any, queue_url: str) -> str:
     """The ARN of the queue at ``queue_url`` (what a message move task names queues by)."""
-    with aws(f"SQS GetQueueAttributes of {queue_url}"):
+    with aws_failures_named(f"SQS GetQueueAttributes of {queue_url}"):
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     return str(attributes["Attributes"]["QueueArn"])
 
@@ -207,7 +207,7 @@ class MoveTask:
 def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str:
     """Start SQS's message move task from the dead-letter queue ``source_arn`` to the queue
     ``destination_arn``; its task handle."""
-    with aws(f"SQS StartMessageMoveTask from {source_arn} to {destination_arn}"):
+    with aws_failures_named(f"SQS StartMessageMoveTask from {source_arn} to {destination_arn}"):
         answer = sqs.start_message_move_task(SourceArn=source_arn, DestinationArn=destination_arn)
     return str(answer["TaskHandle"])
 
@@ -215,7 +215,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str:
 def newest_move_task(sqs: Any, source_arn: str) -> MoveTask | None:
     """The newest message move task of the queue ``source_arn`` (one runs per queue at a time);
     None when it has none."""
-    with aws(f"SQS ListMessageMoveTasks of {source_arn}"):
+    with aws_failures_named(f"SQS ListMessageMoveTasks of {source_arn}"):
         answer = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1)
     results = answer.get("Results", [])
     if not results:

@@ -1,6 +1,6 @@
 """Exit codes and the CLI's expected failures: each is one line on stderr, never a traceback.
 
-The table (``EXIT_CODES``) is the contract scripts rely on; the README and ``--help`` print it.
+The table (``EXIT_CODES``) is the contract scripts rely on; docs/cli.md and ``--help`` print it.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import click
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -48,10 +49,14 @@ class CliError(Exception):
     exit_code = EXIT_SERVICE
 
 
-class UsageError(CliError):
-    """A value the command cannot use, found after parsing (e.g. --from after --to)."""
+class UsageError(click.UsageError):
+    """A value the command cannot use, found after parsing (e.g. --from after --to): shown as
+    Click shows its own usage errors (the command's usage line, then ``Error: ...``), exit 2."""
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ctx=click.get_current_context(silent=True))
 
 
 class TargetConfigError(CliError):
@@ -78,7 +83,7 @@ def aws_failure(what: str, exc: ClientError | BotoCoreError) -> CliError:
 
 
 @contextlib.contextmanager
-def aws(what: str) -> Iterator[None]:
+def aws_failures_named(what: str) -> Iterator[None]:
     """Turn botocore's errors inside the block into a ``CliError`` naming ``what`` failed."""
     try:
         yield

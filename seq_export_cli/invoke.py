@@ -10,16 +10,19 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
-from seq_export_cli.errors import ServiceError, aws, one_line
+from seq_export_cli.errors import ServiceError, aws_failures_named, one_line
 from seq_export_cli.local_lambda import FakeLambdaContext
+
+if TYPE_CHECKING:
+    from seq_export.progress import OnJob, OnPage
 
 
 def invoke_function(client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
     """Synchronous Invoke; a function error (``FunctionError``) becomes a ``ServiceError``."""
-    with aws(f"Lambda Invoke of function {function_name}"):
+    with aws_failures_named(f"Lambda Invoke of function {function_name}"):
         answer = client.invoke(
             FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
         )
@@ -39,51 +42,15 @@ def invoke_function(client: Any, function_name: str, event: dict[str, Any]) -> d
     return payload
 
 
-#: Called with (pages, records) after each page the function fetched in this process.
-OnPage = Callable[[int, int], None]
+def invoke_local(
+    event: dict[str, Any], *, verbose: bool = False, on_page: OnPage | None = None, on_job: OnJob | None = None
+) -> dict[str, Any]:
+    """The handler in this process, as Lambda would call it (the function's env must be set).
+    ``on_page`` and ``on_job`` follow its pages and its queued jobs while it runs (``seq_export.progress``)."""
+    from seq_export import handler, wiring  # noqa: PLC0415 - Powertools reads its settings at import
 
-
-def invoke_local(event: dict[str, Any], *, verbose: bool = False, on_page: OnPage | None = None) -> dict[str, Any]:
-    """The handler in this process, as Lambda would call it (the function's env must be set)."""
-    from seq_export import handler  # noqa: PLC0415 - Powertools reads its settings at import
-
-    with _function_output(verbose), _pages_to(on_page):
+    with _function_output(verbose), wiring.dependencies().progress.followed(on_page=on_page, on_job=on_job):
         return dict(handler.lambda_handler(event, FakeLambdaContext()))
-
-
-@contextlib.contextmanager
-def _pages_to(on_page: OnPage | None) -> Iterator[None]:
-    """Follow the function's "Page fetched" log records (its public account of a page) while
-    the block runs, whatever the function's log level."""
-    if on_page is None:
-        yield
-        return
-    from seq_export.observability import logger  # noqa: PLC0415 - Powertools, only for --local
-
-    watcher = _PageWatcher(on_page)
-    std_logger = logging.getLogger(logger.name)
-    std_logger.addHandler(watcher)
-    old_level = logger.log_level
-    if old_level > logging.INFO:
-        logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        std_logger.removeHandler(watcher)
-        if logger.log_level != old_level:
-            logger.setLevel(old_level)
-
-
-class _PageWatcher(logging.Handler):
-    def __init__(self, on_page: OnPage) -> None:
-        super().__init__(logging.INFO)
-        self._on_page = on_page
-        self._pages = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "Page fetched":
-            self._pages += 1
-            self._on_page(self._pages, int(getattr(record, "total", 0)))
 
 
 @contextlib.contextmanager

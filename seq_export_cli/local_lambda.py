@@ -1,5 +1,6 @@
 """What Lambda does around the function, played locally: the context object and the SQS event
-source. One of each, used by ``make run``, the CLI's ``--local``, the tests and the benchmark.
+source. One of each, used by ``make run``, the CLI's ``--local``, the tests and the benchmark;
+``deliver_until`` is the one delivery loop, each caller giving its own stop condition.
 
 moto stores queues but does not run event source mappings usefully (PLATFORM_NOTES), so this
 does what the mapping does: receive (a long poll, so a delayed message is taken as soon as it is
@@ -22,11 +23,12 @@ towards ``maxReceiveCount``), then lets the interrupt go on: a later delivery ex
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -39,6 +41,9 @@ FUNCTION_TIMEOUT_SECONDS = 300
 #: The local retry queue's visibility timeout: six function timeouts, as the template's
 #: ``VisibilityTimeout`` (so an in-progress record has always expired when its message returns).
 QUEUE_VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
+#: How ``deliver_until`` ended: the caller's condition held (``stopped``), a receive found nothing
+#: and the caller called that the end (``idle``), or its time ran out (``timeout``).
+Ended = Literal["stopped", "idle", "timeout"]
 
 
 @dataclass
@@ -79,6 +84,19 @@ def sqs_event(messages: Sequence[Mapping[str, Any]], queue_arn: str, region: str
     }
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One batch delivered: the messages received and the handler's answer."""
+
+    messages: list[dict[str, Any]]
+    response: dict[str, Any]
+
+    @property
+    def failed(self) -> int:
+        """Records the handler reported in ``batchItemFailures`` (they stay on the queue)."""
+        return len(self.response.get("batchItemFailures", []))
+
+
 class SqsEventSource:
     """The event source mapping of one queue, one batch at a time."""
 
@@ -115,6 +133,13 @@ class SqsEventSource:
         message became visible within ``wait_seconds``. Failed records come back after the
         queue's visibility timeout, or at once with ``retry_failed_at_once`` (each receive still
         counts towards ``maxReceiveCount``, so a test reaches the dead-letter queue without waiting)."""
+        delivery = self.deliver(invoke, wait_seconds=wait_seconds, retry_failed_at_once=retry_failed_at_once)
+        return None if delivery is None else delivery.response
+
+    def deliver(
+        self, invoke: Invoke, *, wait_seconds: int = LONG_POLL_SECONDS, retry_failed_at_once: bool = False
+    ) -> Delivery | None:
+        """As ``deliver_once``, returning the messages delivered with the handler's answer."""
         messages = self.receive(wait_seconds=wait_seconds)
         if not messages:
             return None
@@ -130,7 +155,7 @@ class SqsEventSource:
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
             elif retry_failed_at_once:
                 self._sqs.change_message_visibility(QueueUrl=self._queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
-        return response
+        return Delivery(messages, response)
 
     def put_back(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Return received messages to the queue at once, each as a copy (sent first, so none is
@@ -157,6 +182,44 @@ class SqsEventSource:
 
     def is_empty(self) -> bool:
         return not any(self.waiting().values())
+
+
+def deliver_until(
+    source: SqsEventSource,
+    invoke: Invoke,
+    *,
+    stop: Callable[[], bool] = lambda: False,
+    on_delivery: Callable[[Delivery], bool | None] = lambda _delivery: None,
+    idle: Callable[[], bool] = lambda: True,
+    wait_seconds: int | Callable[[], int] = LONG_POLL_SECONDS,
+    timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    retry_failed_at_once: bool = False,
+) -> Ended:
+    """Deliver ``source``'s queue to ``invoke`` as Lambda's SQS event source mapping would, batch
+    after batch (receive, invoke, delete what succeeded), until a condition of the caller's
+    holds: ``stop()`` before each receive; ``on_delivery(delivery)`` after each batch (True
+    stops: it is also where a caller follows the deliveries); ``idle()`` after a receive that
+    found nothing within its wait (by default nothing visible is the end; False receives again).
+    Each receive long-polls ``wait_seconds`` (or what it returns, asked before each receive),
+    within the ``timeout`` on ``clock`` when there is one; failed records return as
+    ``SqsEventSource.deliver`` says."""
+    deadline = None if timeout is None else clock() + timeout
+    while True:
+        if stop():
+            return "stopped"
+        wait = wait_seconds() if callable(wait_seconds) else wait_seconds
+        if deadline is not None:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                return "timeout"
+            wait = min(wait, math.ceil(remaining))
+        delivery = source.deliver(invoke, wait_seconds=wait, retry_failed_at_once=retry_failed_at_once)
+        if delivery is None:
+            if idle():
+                return "idle"
+        elif on_delivery(delivery):
+            return "stopped"
 
 
 def move_messages(sqs: SQSClient, source_url: str, destination_url: str) -> list[str]:

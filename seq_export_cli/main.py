@@ -48,6 +48,7 @@ EPILOG = (
 @click.group(
     name=PROG,
     epilog=EPILOG,
+    invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 # The version's one home is seq_export.__version__ (what pyproject.toml reads), not the installed
@@ -60,6 +61,9 @@ def cli(ctx: click.Context) -> None:
     what is exported, look up subusers' latest scores, list and redrive the dead-letter queue,
     move a lake from before sources."""
     ctx.ensure_object(Options)
+    if ctx.invoked_subcommand is None:  # no command: the help is the answer (stdout, exit 0)
+        click.echo(ctx.get_help())
+        ctx.exit(0)
 
 
 for command in (run, backfill, status, report, sources, lookup, low_scores, migrate_lake, dead_letters):

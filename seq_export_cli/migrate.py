@@ -4,7 +4,7 @@ Before sources, a day of either dataset was ``{prefix}/dt=D/scores.jsonl`` and i
 ``source``; a latest-score item had no ``source`` either. A single-source stack upgrades without
 re-exporting: each legacy object is rewritten under its source (``layout.day_key``) with
 ``"source": NAME`` in every line, re-encoded by the function's own codec
-(``ScoreRecord.to_json_line``) keeping each line's ``exported_at`` and its numbers exactly as
+(``record_codec``) keeping each line's ``exported_at`` and its numbers exactly as
 written; the new object is written first (only if the day has none: ``IfNoneMatch``), then the
 legacy one deleted. A day that already has an object in the new layout (the function exported
 it since the upgrade) keeps it, and its legacy object is just deleted. Then every latest-score
@@ -29,7 +29,6 @@ import click
 from seq_export.dates import parse_instant
 from seq_export.errors import InvalidRecordError
 from seq_export.layout import (
-    CONTENT_TYPE,
     CONTROL_KEY,
     EXPORTED_AT_METADATA,
     RECORDS_METADATA,
@@ -37,10 +36,12 @@ from seq_export.layout import (
     TABLE_KEY,
     day_key,
 )
-from seq_export.models import KINDS, METRIC_NAMES, RECORD_KEYS, loads_exact, validate_record
+from seq_export.models import KINDS, METRIC_NAMES, RECORD_KEYS, validate_record
+from seq_export.record_codec import CONTENT_TYPE, NotAnObjectError, decode_line, encode_line, split_lines
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws, conditional
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws_failures_named, conditional
 from seq_export_cli.options import SourceName, shared_options
+from seq_export_cli.output import counted
 from seq_export_cli.s3_objects import head_object, legacy_objects, require_bucket
 
 if TYPE_CHECKING:
@@ -64,11 +65,11 @@ def migrate_line(raw: bytes, *, source: str, day: str, line: int) -> str:
     """One legacy line, with ``source`` added, as the function writes lines today; a
     ``MalformedLineError`` when it is not a line of the data contract for ``day``."""
     try:
-        data = loads_exact(raw.decode("utf-8"))
+        data = decode_line(raw)
+    except NotAnObjectError as exc:
+        raise MalformedLineError(line, str(exc)) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedLineError(line, f"not a JSON line ({exc})") from None
-    if not isinstance(data, dict):
-        raise MalformedLineError(line, f"not a JSON object but {type(data).__name__}")
     if data.get(SOURCE_KEY, source) != source:
         raise MalformedLineError(line, f"already names source {data[SOURCE_KEY]!r}, not {source!r}")
     keys = set(data) - {SOURCE_KEY}
@@ -96,18 +97,18 @@ def migrate_line(raw: bytes, *, source: str, day: str, line: int) -> str:
         record = validate_record(data, source=source, day=day, where=f"line {line}")
     except InvalidRecordError as exc:
         raise MalformedLineError(line, str(exc)) from None
-    encoded = record.to_json_line(exported_at)
-    if loads_exact(encoded) != {**data, SOURCE_KEY: source}:  # the codec kept every value exactly
+    encoded = encode_line(record, exported_at)
+    if decode_line(encoded) != {**data, SOURCE_KEY: source}:  # the codec kept every value exactly
         raise MalformedLineError(line, "does not re-encode to the same values")
     return encoded
 
 
 def migrate_body(body: bytes, *, source: str, day: str) -> tuple[bytes, int]:
     """A legacy object's lines under ``source``: the new body and its line count."""
-    lines = body.split(b"\n")
-    if lines and lines[-1] == b"":  # the last line's newline
-        lines.pop()
-    encoded = [migrate_line(raw, source=source, day=day, line=number) for number, raw in enumerate(lines, start=1)]
+    encoded = [
+        migrate_line(raw, source=source, day=day, line=number)
+        for number, raw in enumerate(split_lines([body]), start=1)
+    ]
     return "".join(encoded).encode(), len(encoded)
 
 
@@ -209,7 +210,7 @@ def migrate_object(s3: Any, migration: Migration, dataset: Dataset, day: str, ke
     new_key = day_key(dataset.prefix, source, day)
     done: dict[str, Any] = {"kind": dataset.kind, "date": day, "from": key, "to": new_key}
     if head_object(s3, bucket, new_key) is None:
-        with aws(f"S3 GetObject of s3://{bucket}/{key}"):
+        with aws_failures_named(f"S3 GetObject of s3://{bucket}/{key}"):
             legacy = s3.get_object(Bucket=bucket, Key=key)
             body = legacy["Body"].read()
         try:
@@ -246,13 +247,13 @@ def _put_new(s3: Any, bucket: str, key: str, body: bytes, metadata: dict[str, st
 
 
 def _delete(s3: Any, bucket: str, key: str) -> None:
-    with aws(f"S3 DeleteObject of s3://{bucket}/{key}"):
+    with aws_failures_named(f"S3 DeleteObject of s3://{bucket}/{key}"):
         s3.delete_object(Bucket=bucket, Key=key)
 
 
 def _items_without_source(dynamodb: DynamoDBClient, table_name: str) -> Iterator[str]:
     """The user ids of latest-score items without ``source`` (never the exporter's control item)."""
-    with aws(f"DynamoDB Scan of table {table_name}"):
+    with aws_failures_named(f"DynamoDB Scan of table {table_name}"):
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=table_name,
             FilterExpression="attribute_not_exists(#s)",
@@ -299,7 +300,7 @@ def _lines(migration: Migration) -> list[str]:
     for done in migration.objects:
         if done["action"] == "move":
             verb = "would move" if migration.dry_run else "moved"
-            lines.append(f"{verb:<13} {where}{done['from']} -> {done['to']} ({done['lines']} lines)")
+            lines.append(f"{verb:<13} {where}{done['from']} -> {done['to']} ({counted(done['lines'], 'line')})")
         elif done["action"] == "delete":
             verb = "would delete" if migration.dry_run else "deleted"
             lines.append(f"{verb:<13} {where}{done['from']} ({done['to']} is already there)")
@@ -311,7 +312,7 @@ def _lines(migration: Migration) -> list[str]:
             continue
         moved, deleted = ("would move", "would delete") if migration.dry_run else ("moved", "deleted")
         parts = [
-            f"{moved} {dataset.moved} under source {migration.source} ({dataset.lines} lines)",
+            f"{moved} {dataset.moved} under source {migration.source} ({counted(dataset.lines, 'line')})",
             f"{deleted} {dataset.kept_existing} already there",
         ]
         if dataset.failed:
@@ -334,7 +335,7 @@ def _lines(migration: Migration) -> list[str]:
 
 
 def _days(count: int) -> str:
-    return f"{count} day" if count == 1 else f"{count} days"
+    return counted(count, "day")
 
 
 def _first_source(app: App) -> str:

@@ -11,21 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from seq_export.dates import check_exportable, parse_day, today_utc, yesterday_utc
 from seq_export.errors import InvalidEventError
-from seq_export.models import ACCOUNT, SOURCE_NAME, SUBUSERS
+from seq_export.models import KINDS, SCORE_MAX, SCORE_MIN, SOURCE_NAME, SUBUSERS
 
 #: How long ``--wait`` waits unless ``--timeout`` says otherwise.
 DEFAULT_WAIT_TIMEOUT = 900.0
 
-Kind = Literal["subusers", "account", "all"]
-KINDS: tuple[str, ...] = (SUBUSERS, ACCOUNT, "all")
-#: SendGrid's scores are 1 to 5.
-LOWEST_SCORE, HIGHEST_SCORE = Decimal(1), Decimal(5)
+#: ``--kind all``: every kind a source exports (``App.kinds_of``); the other choices are the
+#: function's kinds.
+ALL_KINDS = "all"
+KIND_CHOICES: tuple[str, ...] = (*KINDS, ALL_KINDS)
+#: SendGrid's scale, as the function checks every score (``models.SCORE_MIN``, ``SCORE_MAX``).
+SCALE = f"{SCORE_MIN} to {SCORE_MAX}"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -43,12 +45,14 @@ class Options:
 
 class Day(click.ParamType[str]):
     """A UTC day ``YYYY-MM-DD``; with ``exportable``, only a finished day within SendGrid's window
-    (the function's own rule, ``dates.check_exportable``), so nothing unfinished is exported."""
+    (the function's own rule, ``dates.check_exportable``), so nothing unfinished is exported; with
+    ``finished``, any day up to yesterday (a later day has nothing to read yet)."""
 
     name = "YYYY-MM-DD"
 
-    def __init__(self, *, exportable: bool = False) -> None:
+    def __init__(self, *, exportable: bool = False, finished: bool = False) -> None:
         self.exportable = exportable
+        self.finished = finished
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         what = f"{param.opts[0]}" if param is not None else "date"
@@ -58,11 +62,15 @@ class Day(click.ParamType[str]):
                 check_exportable(day, today_utc(), what=what)
         except InvalidEventError as exc:
             self.fail(str(exc), param, ctx)
+        if self.finished and day > yesterday_utc():
+            self.fail(
+                f"{what} {day.isoformat()} has not ended yet (UTC): the newest day is {yesterday_utc()}", param, ctx
+            )
         return day.isoformat()
 
 
 class Score(click.ParamType[Decimal]):
-    """A score within SendGrid's scale, 1 to 5 (decimals allowed: 2.5)."""
+    """A score within SendGrid's scale, ``SCALE`` (decimals allowed: 2.5)."""
 
     name = "SCORE"
 
@@ -70,9 +78,9 @@ class Score(click.ParamType[Decimal]):
         try:
             score = Decimal(str(value))
         except InvalidOperation:
-            self.fail(f"expected a score from 1 to 5, got {value!r}", param, ctx)
-        if not score.is_finite() or not LOWEST_SCORE <= score <= HIGHEST_SCORE:
-            self.fail(f"scores are 1 to 5, got {value!r}", param, ctx)
+            self.fail(f"expected a score from {SCALE}, got {value!r}", param, ctx)
+        if not score.is_finite() or not SCORE_MIN <= score <= SCORE_MAX:
+            self.fail(f"scores are {SCALE}, got {value!r}", param, ctx)
         return score
 
 
@@ -190,7 +198,7 @@ def wait_options(wait_help: str) -> Callable[[_F], _F]:
 def kind_option(help_text: str) -> Callable[[_F], _F]:
     return click.option(
         "--kind",
-        type=click.Choice(KINDS),
+        type=click.Choice(KIND_CHOICES),
         default=SUBUSERS,
         show_default=True,
         help=help_text,

@@ -100,6 +100,12 @@ class _LineProgress:
         self._output.note(f"{self._label}: {count}{' ' + detail if detail else ''}")
 
 
+def counted(count: object, noun: str, plural: str | None = None) -> str:
+    """``1 day``, ``3 days``: a count and its noun, in the singular for exactly one (every line
+    of the CLI says counts so)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     """A Rich table; numbers right-aligned by the caller's column names ending in ``>``."""
     shown = Table(title=Text(title) if title is not None else None, title_justify="left", header_style="bold")

@@ -95,7 +95,9 @@ def _entry(line: dict[str, Any], score: Decimal, before: Decimal | None = None) 
 
 
 @click.command("report", short_help="A day's fleet health per source: bands, mean, movers, lowest.")
-@click.option("--date", "day", type=Day(), default=default_day, help="The day to report.  [default: yesterday, UTC]")
+@click.option(
+    "--date", "day", type=Day(finished=True), default=default_day, help="The day to report.  [default: yesterday, UTC]"
+)
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Rows per list.")
 @source_option("Report this source only.  [default: every configured source, one report each]")
 @shared_options

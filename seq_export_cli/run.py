@@ -31,7 +31,7 @@ from seq_export_cli.options import (
     source_option,
     wait_options,
 )
-from seq_export_cli.output import per_source, sections
+from seq_export_cli.output import counted, per_source, sections
 from seq_export_cli.s3_objects import Version, head_object
 from seq_export_cli.waiting import DayWatcher, Outcome, follow, versions_before
 
@@ -64,9 +64,9 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
         return [f"exported      {what}: the parent account's own line ({scored})", f"S3 object     {where}"]
     if status == "exported":
         return [
-            f"exported      {what}: {summary.get('records')} records ({summary.get('ineligible')} ineligible) "
-            f"from {summary.get('pages')} pages",
-            f"S3 object     {where} ({summary.get('bytes')} bytes)",
+            f"exported      {what}: {counted(summary.get('records'), 'record')} "
+            f"({summary.get('ineligible')} ineligible) from {counted(summary.get('pages'), 'page')}",
+            f"S3 object     {where} ({counted(summary.get('bytes'), 'byte')})",
             f"DynamoDB      {summary.get('latest_written')} latest scores written, "
             f"{summary.get('latest_kept_newer')} kept a newer day",
         ]
@@ -76,7 +76,7 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
             f"{summary.get('next_attempt')} is queued in {summary.get('next_attempt_delay_seconds')} s"
         ]
     if status == "continued":
-        return [f"continued     {what}: handed to a fresh invocation after {summary.get('pages')} pages"]
+        return [f"continued     {what}: handed to a fresh invocation after {counted(summary.get('pages'), 'page')}"]
     if status == "failed":
         return [f"failed        {what}: {summary.get('error')}"]
     if status == "gave_up":
@@ -185,7 +185,7 @@ def _export(app: App, job: JobId, *, local: bool) -> dict[str, Any]:
         return invoke_local(
             event,
             verbose=app.options.verbose,
-            on_page=lambda pages, records: progress.update(pages, f"({records} records)"),
+            on_page=lambda fetched: progress.update(fetched.page, f"({fetched.records} records)"),
         )
 
 

@@ -1,12 +1,11 @@
 """A day's object in S3, as the commands see it: whether it exists (HeadObject), whether the
-bucket does (HeadBucket), its line count, its lines, which days of a source are exported, which
-sources have folders in the lake, and the objects of a lake written before sources existed.
-Every key and partition is ``layout``'s."""
+bucket does (HeadBucket), its lines, which days of a source are exported, which sources have
+folders in the lake, and the objects of a lake written before sources existed. Every key and
+partition is ``layout``'s; every line is read by ``record_codec``."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,7 +21,8 @@ from seq_export.layout import (
     sources_prefix,
 )
 from seq_export.models import SOURCE_NAME
-from seq_export_cli.errors import ServiceError, aws, aws_failure
+from seq_export.record_codec import Line, decode_stream
+from seq_export_cli.errors import ServiceError, aws_failure, aws_failures_named
 
 #: An object's (ETag, LastModified): another pair means the object was replaced.
 Version = tuple[str, str]
@@ -65,20 +65,9 @@ def head_version(s3: Any, bucket: str, key: str) -> Version | None:
     return str(answer.get("ETag", "")), str(answer.get("LastModified", ""))
 
 
-def count_lines(chunks: Iterable[bytes]) -> int:
-    """Lines of a JSON-lines body streamed in chunks; a last line without ``\\n`` counts too."""
-    lines = 0
-    last = b""
-    for chunk in chunks:
-        if chunk:
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (1 if last not in (b"", b"\n") else 0)
-
-
 def _folders(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
     """The "folders" (common prefixes, delimiter ``/``) under ``prefix``: one LIST per 1,000."""
-    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{prefix}"):
+    with aws_failures_named(f"S3 ListObjectsV2 of s3://{bucket}/{prefix}"):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
             for listed in page.get("CommonPrefixes", []):
                 yield str(listed["Prefix"])
@@ -102,7 +91,7 @@ def legacy_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
     """(day, key) of every object of a lake written before sources existed under ``prefix``, by day."""
     found: list[tuple[str, str]] = []
     listed = legacy_partitions_prefix(prefix)
-    with aws(f"S3 ListObjectsV2 of s3://{bucket}/{listed}"):
+    with aws_failures_named(f"S3 ListObjectsV2 of s3://{bucket}/{listed}"):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=listed):
             for item in page.get("Contents", []):
                 day = legacy_day_of_key(prefix, str(item["Key"]))
@@ -112,12 +101,11 @@ def legacy_objects(s3: Any, bucket: str, prefix: str) -> list[tuple[str, str]]:
 
 
 def day_lines(
-    s3: Any, bucket: str, prefix: str, source: str, day: str, *, containing: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """The day's JSON lines, streamed; with ``containing``, only lines with that text are parsed."""
+    s3: Any, bucket: str, prefix: str, source: str, day: str, *, only: tuple[str, str] | None = None
+) -> Iterator[Line]:
+    """The day's lines, streamed and decoded; with ``only`` (a field and a value), only the lines
+    where that field has that value (``record_codec.decode_stream``)."""
     key = day_key(prefix, source, day)
-    with aws(f"S3 GetObject of s3://{bucket}/{key}"):
+    with aws_failures_named(f"S3 GetObject of s3://{bucket}/{key}"):
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        for raw in body.iter_lines(chunk_size=1024 * 1024):
-            if raw and (containing is None or containing.encode() in raw):
-                yield json.loads(raw)
+        yield from decode_stream(body.iter_chunks(1024 * 1024), only=only)

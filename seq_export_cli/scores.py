@@ -19,7 +19,6 @@ of score values would be a handful of hot partitions.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from boto3.dynamodb.types import TypeDeserializer
 
+from seq_export.config import Env
 from seq_export.layout import CONTROL_KEY, ITEM_ATTRIBUTES, TABLE_KEY, USERNAME_INDEX
+from seq_export.models import json_number
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError, aws
-from seq_export_cli.options import NonBlank, Score, shared_options
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, UsageError, aws_failures_named
+from seq_export_cli.options import SCALE, NonBlank, Score, shared_options
 from seq_export_cli.output import table
 from seq_export_cli.s3_objects import day_lines, exported_days
 
@@ -48,24 +49,24 @@ ITEM_FIELDS: tuple[str, ...] = (
 )
 
 
-def plain(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """DynamoDB values (Decimal, sets) as JSON-ready Python values; integral numbers stay ints."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | set | tuple):
-        return [plain(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 
 _deserializer = TypeDeserializer()
 
 
-def subuser(item: Mapping[str, Any]) -> dict[str, Any]:
+def subuser_fields(item: Mapping[str, Any]) -> dict[str, Any]:
     """A latest-score item (low-level attribute values) as the fields the CLI prints, in order."""
     values = {k: _deserializer.deserialize(v) for k, v in item.items()}
-    return {name: plain(values.get(name)) for name in ITEM_FIELDS}
+    return {name: json_ready(values.get(name)) for name in ITEM_FIELDS}
 
 
 def _natural(user_id: str) -> tuple[int, int, str]:
@@ -117,7 +118,7 @@ def lookup(app: App, *, user_id: str | None, username: str | None) -> int:
     else:
         query = {"user_id": str(user_id)}
         items = _by_user_id(dynamodb, table_name, str(user_id))
-    found = sorted((subuser(i) for i in items if _is_subuser(i)), key=lambda s: _natural(str(s[TABLE_KEY])))
+    found = sorted((subuser_fields(i) for i in items if _is_subuser(i)), key=lambda s: _natural(str(s[TABLE_KEY])))
     if found:
         lines: list[str] = []
         for i, item in enumerate(found):
@@ -143,14 +144,14 @@ def lookup(app: App, *, user_id: str | None, username: str | None) -> int:
 def _by_user_id(dynamodb: DynamoDBClient, table_name: str, user_id: str) -> list[dict[str, Any]]:
     if user_id == CONTROL_KEY:
         return []
-    with aws(f"DynamoDB GetItem on table {table_name}"):
+    with aws_failures_named(f"DynamoDB GetItem on table {table_name}"):
         item = dynamodb.get_item(TableName=table_name, Key={TABLE_KEY: {"S": user_id}}).get("Item")
     return [item] if item else []
 
 
 def _by_username(dynamodb: DynamoDBClient, table_name: str, username: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    with aws(f"DynamoDB Query of index {USERNAME_INDEX} on table {table_name}"):
+    with aws_failures_named(f"DynamoDB Query of index {USERNAME_INDEX} on table {table_name}"):
         for page in dynamodb.get_paginator("query").paginate(
             TableName=table_name,
             IndexName=USERNAME_INDEX,
@@ -171,7 +172,7 @@ def _why_missing(app: App, field: str, value: str) -> dict[str, Any]:
     target = app.target
     bucket = target.bucket
     if not bucket:
-        return {"reason": "unknown", "text": f"not in table {target.table} (set SCORES_BUCKET to say why)"}
+        return {"reason": "unknown", "text": f"not in table {target.table} (set {Env.SCORES_BUCKET} to say why)"}
     s3 = app.client("s3")
     newest: dict[str, str] = {}
     for source in target.sources:
@@ -180,19 +181,17 @@ def _why_missing(app: App, field: str, value: str) -> dict[str, Any]:
             newest[source] = days[-1]
     if not newest:
         return {"reason": "no_exported_day", "text": f"not in table {target.table}, and no day is exported yet"}
-    needle = json.dumps(value)  # the value as it is written in a line
     whose = target.several_sources
     for source, day in newest.items():
-        for line in day_lines(s3, bucket, target.prefix, source, day, containing=needle):
-            if line.get(field) == value:
-                said = f"source {source} returned it on {day}, its" if whose else f"SendGrid returned it on {day}, the"
-                return {
-                    "reason": "not_eligible",
-                    "day": day,
-                    "source": source,
-                    "newest_days": newest,
-                    "text": f"{said} newest exported day, without a score (not eligible)",
-                }
+        if next(day_lines(s3, bucket, target.prefix, source, day, only=(field, value)), None) is not None:
+            said = f"source {source} returned it on {day}, its" if whose else f"SendGrid returned it on {day}, the"
+            return {
+                "reason": "not_eligible",
+                "day": day,
+                "source": source,
+                "newest_days": newest,
+                "text": f"{said} newest exported day, without a score (not eligible)",
+            }
     day = max(newest.values())
     if whose:
         each = ", ".join(f"{source} {newest_day}" for source, newest_day in newest.items())
@@ -218,7 +217,7 @@ def scan_low_scores(
 
     def segment(number: int) -> ScanResult:
         result = ScanResult(subusers=[])
-        with aws(f"DynamoDB Scan of table {table} (segment {number + 1}/{segments})"):
+        with aws_failures_named(f"DynamoDB Scan of table {table} (segment {number + 1}/{segments})"):
             for page in dynamodb.get_paginator("scan").paginate(
                 TableName=table,
                 Segment=number,
@@ -231,7 +230,7 @@ def scan_low_scores(
             ):
                 result.scanned += page.get("ScannedCount", 0)
                 result.read_units += float(page.get("ConsumedCapacity", {}).get("CapacityUnits", 0) or 0)
-                result.subusers.extend(subuser(item) for item in page.get("Items", []) if _is_subuser(item))
+                result.subusers.extend(subuser_fields(item) for item in page.get("Items", []) if _is_subuser(item))
         return result
 
     with ThreadPoolExecutor(max_workers=segments) as pool:
@@ -244,7 +243,7 @@ def scan_low_scores(
 
 
 @click.command("low-scores", short_help="Subusers whose latest score is at or below a value.")
-@click.option("--max", "max_score", type=Score(), required=True, help="Highest score to list (1 to 5).")
+@click.option("--max", "max_score", type=Score(), required=True, help=f"Highest score to list ({SCALE}).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Print only the N lowest.")
 @shared_options
 @with_app
@@ -257,7 +256,7 @@ def low_scores(app: App, *, max_score: Decimal, limit: int | None) -> int:
     table_name = app.target.need("table")
     result = scan_low_scores(app.client("dynamodb"), table_name, max_score)
     shown = result.subusers[:limit] if limit else result.subusers
-    highest = plain(max_score)
+    highest = json_ready(max_score)
     document = {
         "max_score": highest,
         "matched": len(result.subusers),

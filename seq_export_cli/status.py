@@ -13,18 +13,21 @@ import click
 
 from seq_export.job_message import JobId
 from seq_export.layout import EXPORTED_AT_METADATA, RECORDS_METADATA
+from seq_export.record_codec import count_lines
 from seq_export_cli.app import App, with_app
-from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws
+from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK, aws_failures_named
 from seq_export_cli.options import Day, default_day, kind_option, shared_options, source_option
-from seq_export_cli.output import per_source, sections, table
-from seq_export_cli.s3_objects import count_lines, head_object, require_bucket
+from seq_export_cli.output import counted, per_source, sections, table
+from seq_export_cli.s3_objects import head_object, require_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
 @click.command("status", short_help="Whether a day is exported, per source: size, time, line count.")
-@click.option("--date", "day", type=Day(), default=default_day, help="The day to check.  [default: yesterday, UTC]")
+@click.option(
+    "--date", "day", type=Day(finished=True), default=default_day, help="The day to check.  [default: yesterday, UTC]"
+)
 @kind_option("Whose day: the subusers', the parent account's own, or both.")
 @source_option("Check this source only.  [default: every configured source]")
 @shared_options
@@ -82,7 +85,7 @@ def _status(app: App, s3: S3Client, bucket: str, job: JobId) -> dict[str, Any]:
         records = int(metadata[RECORDS_METADATA])
     else:
         records_from = "counted"
-        with aws(f"S3 GetObject of s3://{bucket}/{key}"):
+        with aws_failures_named(f"S3 GetObject of s3://{bucket}/{key}"):
             body = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
             records = count_lines(body.iter_chunks(1024 * 1024))
     return {
@@ -105,9 +108,9 @@ def _lines(entry: dict[str, Any]) -> list[str]:
     what = f"{entry['kind']} {entry['date']}"
     if not entry["exported"]:
         return [f"not exported  {what}: no object {where}"]
-    counted = " (counted)" if entry["records_from"] == "counted" else ""
+    counted_note = " (counted)" if entry["records_from"] == "counted" else ""
     return [
         f"exported      {what}: {where}",
-        f"size          {entry['bytes']} bytes, {entry['records']} lines{counted}",
+        f"size          {counted(entry['bytes'], 'byte')}, {counted(entry['records'], 'line')}{counted_note}",
         f"modified      {entry['last_modified']}",
     ]

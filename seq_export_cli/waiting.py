@@ -6,7 +6,7 @@ object version (ETag, LastModified) is taken before the command asks for anythin
 
 Against a deployed stack the CLI polls (HeadObject every few seconds). With ``--local`` there is
 no Lambda to drain the retry queue, so the CLI also plays its SQS event source
-(``seq_export_cli.local_lambda.SqsEventSource``) one message at a time, so progress moves as each day
+(``seq_export_cli.local_lambda.deliver_until``) one message at a time, so progress moves as each day
 finishes and the timeout is checked between days. Either way it also peeks at the dead-letter
 queue (``dead_letters.DeadLetterWatch``, by job and run): a followed day found there ends the
 wait at once. So a wait ends when every day is exported, a day is dead-lettered, (locally) the
@@ -16,27 +16,29 @@ on the queue for a later run (``SqsEventSource.put_back``) and says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from seq_export.backoff import Backoff
 from seq_export.errors import InvalidEventError
 from seq_export.job_message import Job, JobId
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export_cli.app import App
 from seq_export_cli.dead_letters import DeadLetterWatch, max_receive_count
-from seq_export_cli.errors import aws, aws_failure
+from seq_export_cli.errors import aws_failure, aws_failures_named
 from seq_export_cli.invoke import invoke_local
-from seq_export_cli.local_lambda import LONG_POLL_SECONDS, Invoke, SqsEventSource
-from seq_export_cli.output import Progressing
+from seq_export_cli.local_lambda import LONG_POLL_SECONDS, Delivery, Invoke, SqsEventSource, deliver_until
+from seq_export_cli.output import Progressing, counted
 from seq_export_cli.s3_objects import Version, head_version, require_bucket
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 POLL_INTERVAL_SECONDS = 5.0
+#: A deployed stack's ``--wait`` polls: every 5 s, never past the deadline (``within``).
+POLL = Backoff.steady(POLL_INTERVAL_SECONDS)
 #: How a wait ended: every day exported, the time ran out, a followed day is in the dead-letter
 #: queue, or (--local) the retry queue has nothing left that could export the missing days.
 Outcome = Literal["exported", "timeout", "dead_lettered", "queue_empty"]
@@ -109,6 +111,8 @@ def poll_until_exported(
     """HeadObject (and peek at the dead-letter queue) every ``interval`` seconds until every day
     is exported, a day is dead-lettered, or ``timeout`` passes."""
     deadline = clock() + timeout
+    poll = Backoff.steady(interval)
+    polls = 0
     while True:
         progress.update(watcher.refresh())
         if not watcher.pending:
@@ -118,7 +122,8 @@ def poll_until_exported(
         remaining = deadline - clock()
         if remaining <= 0:
             return "timeout"
-        sleep(min(interval, remaining))
+        polls += 1
+        sleep(poll.pause(polls, within=remaining))
 
 
 def deliver_until_exported(
@@ -134,72 +139,81 @@ def deliver_until_exported(
     dead_letters: DeadLetterWatch | None = None,
     on_interrupt: Callable[[list[JobId]], None] = lambda _jobs: None,
 ) -> Outcome:
-    """Play the SQS event source: receive (long poll, so a delayed message is taken as soon as it
-    is visible), invoke, delete what succeeded (failed records return to the queue after its
-    visibility timeout, as with Lambda); until every day is exported (then deliver what is
-    visible at once and stop), a day is dead-lettered, the queue has nothing left that could
-    export a day, or ``timeout`` passes. A Ctrl-C during a delivery tells ``on_interrupt`` the
-    jobs it was delivering (back on the queue) and goes on."""
-    deadline = clock() + timeout
-    source = SqsEventSource(sqs, queue_url, batch_size=1)
-    with aws(f"SQS GetQueueAttributes of {queue_url}"):
+    """Play the SQS event source (``deliver_until``, one message at a time): until every day is
+    exported (then deliver what is visible at once and stop), a day is dead-lettered, the queue
+    has nothing left that could export a day, or ``timeout`` passes. A Ctrl-C during a delivery
+    tells ``on_interrupt`` the jobs it was delivering (back on the queue) and goes on."""
+    source = _NamedEventSource(sqs, queue_url, on_interrupt)
+    with aws_failures_named(f"SQS GetQueueAttributes of {queue_url}"):
         _ = source.queue_arn  # looked up once, before the first batch
-    while True:
+
+    def dead_lettered() -> bool:
         progress.update(watcher.refresh())
-        if watcher.pending and _dead_lettered(watcher, dead_letters):
-            return "dead_lettered"
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return "timeout" if watcher.pending else "exported"
-        wait = min(LONG_POLL_SECONDS, math.ceil(remaining)) if watcher.pending else 0
-        response = _deliver_once(source, queue_url, invoke, wait, on_interrupt)
-        if response is None:
-            if not watcher.pending:
-                return "exported"
-            with aws(f"SQS GetQueueAttributes of {queue_url}"):
-                empty = source.is_empty()
-            if empty:
-                progress.update(watcher.refresh())
-                if watcher.pending and _dead_lettered(watcher, dead_letters):
-                    return "dead_lettered"
-                return "queue_empty" if watcher.pending else "exported"
-            continue
-        failed = len(response.get("batchItemFailures", []))
-        if failed:
-            on_failures(failed)
+        return bool(watcher.pending) and _dead_lettered(watcher, dead_letters)
+
+    def delivered(delivery: Delivery) -> None:
+        if delivery.failed:
+            on_failures(delivery.failed)
+
+    def nothing_left() -> bool:
+        if not watcher.pending:
+            return True
+        with aws_failures_named(f"SQS GetQueueAttributes of {queue_url}"):
+            return source.is_empty()
+
+    ended = deliver_until(
+        source,
+        invoke,
+        stop=dead_lettered,
+        on_delivery=delivered,
+        idle=nothing_left,
+        wait_seconds=lambda: LONG_POLL_SECONDS if watcher.pending else 0,
+        timeout=timeout,
+        clock=clock,
+    )
+    if ended == "stopped":
+        return "dead_lettered"
+    if ended == "idle" and watcher.pending and dead_lettered():  # the queue is empty: a last look
+        return "dead_lettered"
+    if ended == "timeout":
+        return "timeout" if watcher.pending else "exported"
+    return "queue_empty" if watcher.pending else "exported"
 
 
-def _deliver_once(
-    source: SqsEventSource,
-    queue_url: str,
-    invoke: Invoke,
-    wait: int,
-    on_interrupt: Callable[[list[JobId]], None],
-) -> dict[str, Any] | None:
-    """``source.deliver_once``, with an SQS failure named by its call: ReceiveMessage before the
-    handler runs, DeleteMessage after. The handler's own errors pass through unchanged; a Ctrl-C
-    while it runs is told to ``on_interrupt`` with the jobs being delivered."""
-    step: str | None = "ReceiveMessage"
-    delivering: list[JobId] = []
+class _NamedEventSource(SqsEventSource):
+    """The retry queue's event source, one message at a time, with an SQS failure named by its
+    call: ReceiveMessage before the handler runs, DeleteMessage after. The handler's own errors
+    pass through unchanged; a Ctrl-C while it runs is told to ``on_interrupt`` with the jobs
+    being delivered."""
 
-    def handler(event: dict[str, Any]) -> Mapping[str, Any]:
-        nonlocal step
-        step = None
-        delivering[:] = _jobs_of(event)
-        answer = invoke(event)
-        step = "DeleteMessage"
-        return answer
+    def __init__(self, sqs: SQSClient, queue_url: str, on_interrupt: Callable[[list[JobId]], None]) -> None:
+        super().__init__(sqs, queue_url, batch_size=1)
+        self._on_interrupt = on_interrupt
 
-    try:
-        return source.deliver_once(handler, wait_seconds=wait)
-    except KeyboardInterrupt:
-        if step is None:
-            on_interrupt(delivering)
-        raise
-    except (ClientError, BotoCoreError) as exc:
-        if step is None:
+    def deliver(
+        self, invoke: Invoke, *, wait_seconds: int = LONG_POLL_SECONDS, retry_failed_at_once: bool = False
+    ) -> Delivery | None:
+        step: str | None = "ReceiveMessage"
+        delivering: list[JobId] = []
+
+        def handler(event: dict[str, Any]) -> Mapping[str, Any]:
+            nonlocal step
+            step = None
+            delivering[:] = _jobs_of(event)
+            answer = invoke(event)
+            step = "DeleteMessage"
+            return answer
+
+        try:
+            return super().deliver(handler, wait_seconds=wait_seconds, retry_failed_at_once=retry_failed_at_once)
+        except KeyboardInterrupt:
+            if step is None:
+                self._on_interrupt(delivering)
             raise
-        raise aws_failure(f"SQS {step} from {queue_url}", exc) from None
+        except (ClientError, BotoCoreError) as exc:
+            if step is None:
+                raise
+            raise aws_failure(f"SQS {step} from {self._queue_url}", exc) from None
 
 
 def _jobs_of(event: Mapping[str, Any]) -> list[JobId]:
@@ -237,7 +251,8 @@ def deliver_locally(
         timeout=timeout,
         clock=app.clock,
         on_failures=lambda n: app.output.note(
-            f"{n} queued export(s) failed and return to the queue after its visibility timeout "
+            f"{counted(n, 'queued export')} failed; {'it returns' if n == 1 else 'they return'} to the queue after "
+            "its visibility timeout "
             f"({minutes} minutes, as deployed)" + ("" if verbose else " (--verbose shows the function's logs)")
         ),
         dead_letters=dead_letters,

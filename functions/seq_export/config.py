@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from botocore.config import Config
 
+from seq_export import layout
 from seq_export.errors import ConfigError
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, DEFAULT_PREFIX, DEFAULT_SOURCE
 from seq_export.models import SCORE_MAX, SCORE_MIN, SOURCE_NAME
@@ -266,9 +267,16 @@ def _url(env: Mapping[str, str], name: str, default: str | None) -> str:
 
 
 def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
-    value = (_raw(env, name) or default).strip("/")
+    return key_prefix(_raw(env, name), name, default)
+
+
+def key_prefix(raw: str | None, where: str, default: str) -> str:
+    """A dataset's S3 key prefix, ``raw`` or else ``default``, without its outer slashes; a
+    ``ConfigError`` naming ``where`` (a variable, or a stack's output) when nothing is left or a
+    segment is empty (``a//b``). The function's settings and the CLI's target check it here."""
+    value = layout.normal_prefix(raw or default)
     if not value or "//" in value:
-        raise ConfigError(f"{name} must be a non-empty S3 key prefix without empty segments, got {value!r}")
+        raise ConfigError(f"{where} must be a non-empty S3 key prefix without empty segments, got {raw!r}")
     return value
 
 

@@ -22,7 +22,7 @@ RETENTION_DAYS = 90
 def parse_day(value: object, *, what: str = "date") -> date:
     """Parse a strict ``YYYY-MM-DD`` string (no other ISO forms), naming ``what`` on failure."""
     if not isinstance(value, str) or not DAY_PATTERN.match(value):
-        raise InvalidEventError(f"{what} must be a string YYYY-MM-DD, got {value!r}")
+        raise InvalidEventError(f"{what} must be a day YYYY-MM-DD, got {value!r}")
     try:
         return datetime.strptime(value, DAY_FORMAT).date()
     except ValueError:

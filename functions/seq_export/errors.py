@@ -11,9 +11,6 @@ from __future__ import annotations
 class SeqExportError(Exception):
     """Base of every error this package raises on purpose."""
 
-    #: Whether running the same export again later can succeed without anyone changing anything.
-    retryable: bool = False
-
 
 class ConfigError(SeqExportError):
     """A required setting is missing or malformed."""
@@ -46,8 +43,6 @@ class SeqNotFoundError(SeqApiError):
 class SeqUnavailableError(SeqApiError):
     """5xx, 429, timeouts or connection errors that outlasted the bounded retries."""
 
-    retryable = True
-
 
 class SeqProtocolError(SeqExportError):
     """SendGrid answered 200 with something the contract does not allow (bad body, stuck cursor).
@@ -67,8 +62,6 @@ class InvalidRecordError(SeqProtocolError):
 class StorageError(SeqExportError):
     """S3, DynamoDB or SQS refused a write; the day is not published and a re-run converges."""
 
-    retryable = True
-
 
 class StagedDataGoneError(StorageError):
     """A continued day's multipart upload or staged tail is gone: a duplicate of the same
@@ -81,8 +74,6 @@ class LatestStoreBusyError(StorageError):
 
 class ScoresNotReady(SeqExportError):
     """202: SendGrid is still computing the day; the export re-schedules it through SQS."""
-
-    retryable = True
 
 
 def describe_aws_error(exc: Exception) -> str:

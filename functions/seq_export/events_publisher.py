@@ -2,8 +2,8 @@
 ``SEQ Daily Digest`` event per exported subusers' day.
 
 Events are sent ten to a PutEvents call (its limit). PutEvents can accept a call yet refuse
-some entries (``FailedEntryCount``): those entries alone are sent again with backoff, at most
-``max_attempts`` times; what still fails is counted and logged (with the user ids, or the
+some entries (``FailedEntryCount``): those entries alone are sent again with backoff
+(``RETRY_BACKOFF``), at most ``max_attempts`` times; what still fails is counted and logged (with the user ids, or the
 digest's source and date), never raised, because the day's data is already correct and a re-run
 could not recreate the comparison (the table then holds the new score). Whole-call errors are
 retried by botocore's standard mode.
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from seq_export.backoff import Backoff
 from seq_export.errors import describe_aws_error
 from seq_export.models import ScoreChange
 from seq_export.observability import logger
@@ -32,6 +33,8 @@ SOURCE = "seq-export"
 DETAIL_TYPE = "SEQ Score Changed"
 DIGEST_DETAIL_TYPE = "SEQ Daily Digest"
 PUT_EVENTS_LIMIT = 10
+#: Between sends of refused entries: 0.4 s doubling to 5 s, full jitter.
+RETRY_BACKOFF = Backoff(first=0.4, cap=5.0)
 
 
 class _Event(Protocol):
@@ -119,5 +122,5 @@ class ScoreChangePublisher:
                 return []
             pending = failed
             if attempt < self._max_attempts:
-                self._sleep(min(5.0, 0.2 * 2**attempt) * self._jitter())
+                self._sleep(RETRY_BACKOFF.pause(attempt, self._jitter))
         return pending

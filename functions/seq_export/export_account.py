@@ -12,6 +12,7 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from seq_export import record_codec
 from seq_export.dates import iso_timestamp
 from seq_export.errors import ScoresNotReady, SeqProtocolError
 from seq_export.job_message import Counters, Job
@@ -49,8 +50,8 @@ class AccountDayExport:
                 self._sink.keep_aside(day, exc)
                 raise
             exported_at = iso_timestamp(self._clock())
-            body = "".join(record.to_json_line(exported_at) for record in records).encode()
-            published = self._sink.publish(
+            body = record_codec.encode(records, exported_at)
+            key = self._sink.publish(
                 day, io.BytesIO(body), size=len(body), records=len(records), exported_at=exported_at
             )
             result = ExportResult(
@@ -60,7 +61,7 @@ class AccountDayExport:
                 counts=Counters(
                     pages=1, records=len(records), ineligible=sum(1 for record in records if not record.eligible)
                 ),
-                s3_key=published.key,
+                s3_key=key,
                 bytes=len(body),
             )
             logger.info("Account scores exported", **result.summary())

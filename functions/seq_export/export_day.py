@@ -22,6 +22,7 @@ from decimal import Decimal
 from functools import partial
 from typing import IO, TypeVar
 
+from seq_export import record_codec
 from seq_export.dates import iso_timestamp, parse_instant
 from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneError
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
@@ -32,8 +33,10 @@ from seq_export.models import ScoreRecord, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
+from seq_export.progress import PageFetched, Progress
 from seq_export.results import ExportResult
-from seq_export.s3_sink import MIN_PART_BYTES, S3Sink
+from seq_export.s3_sink import S3Sink
+from seq_export.saved_lines import SavedLines
 from seq_export.score_bands import DailyDigest, ScoreMoves, tally
 from seq_export.seq_client import SeqClient
 
@@ -62,6 +65,7 @@ class SubuserDayExport:
         spool_dir: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         reserve_floor: float = CONTINUE_FLOOR_SECONDS,
+        progress: Progress | None = None,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -73,6 +77,7 @@ class SubuserDayExport:
         self._spool_dir = spool_dir
         self._monotonic = monotonic
         self._reserve_floor = reserve_floor
+        self._progress = progress or Progress()  # who follows the pages (nobody in Lambda)
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
@@ -86,7 +91,7 @@ class SubuserDayExport:
                 self._sink.keep_aside(job.date, exc)
                 raise
             except StagedDataGoneError as exc:
-                if not self._completed_by_twin(job):
+                if not self._published_since_export_began(job):
                     raise
                 logger.warning("Day already completed by a duplicate of this continuation", problem=str(exc))
                 return ExportResult(status="superseded", job=job.id, attempt=job.attempt, counts=_carried(job))
@@ -101,6 +106,7 @@ class SubuserDayExport:
     def _export(self, job: Job, time_left: TimeLeft | None) -> ExportResult:
         day = job.date
         state = job.checkpoint or Checkpoint(after_key="", next_page=1, exported_at=iso_timestamp(self._clock()))
+        saved = SavedLines.of(state)
         counts = state.counts
         seen: set[str] = set()
         events = PublishCounts()
@@ -111,8 +117,7 @@ class SubuserDayExport:
             self._store.open_day(day, state.exported_at) as writer,
             WriteBehind() as behind,
         ):
-            if state.tail_key:
-                self._sink.read_staged(state.tail_key, spool)
+            saved.read_tail(self._sink, spool)
             costs.fetch_started()
             for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
                 costs.fetch_ended()
@@ -126,12 +131,13 @@ class SubuserDayExport:
                             raw=page.raw,
                         )
                     seen.add(record.user_id)
-                spool.write("".join(record.to_json_line(state.exported_at) for record in batch).encode())
+                spool.write(record_codec.encode(batch, state.exported_at))
                 # written beside the next fetch, and timed for the reserve
                 behind.submit(costs.timed(partial(self._write_page, writer, events=events, moves=moves)), batch)
                 page_counts = tally(batch)
                 counts += page_counts
                 logger.info("Page fetched", records=len(batch), ineligible=page_counts.ineligible, total=counts.records)
+                self._progress.page_fetched(PageFetched(job.id, page.number, counts.records))
                 if page.next_after_key is not None and time_left is not None and _out_of_time(time_left, costs, behind):
                     behind.wait()
                     following = replace(
@@ -141,33 +147,21 @@ class SubuserDayExport:
                         counts=counts + _written(writer, moves),
                     )
                     return replace(
-                        self._continue_later(job, spool, state, following),
+                        self._continue_later(job, spool, saved, following),
                         score_change_events=events.sent,
                         score_change_events_failed=events.failed,
                     )
                 costs.fetch_started()
             behind.wait()
-            size = spool.tell()
-            spool.seek(0)
-            if state.upload_id is None:
-                published = self._sink.publish(
-                    day, spool, size=size, records=counts.records, exported_at=state.exported_at
-                )
-            else:
-                parts = state.parts
-                if size:
-                    etag = self._sink.upload_part(day, state.upload_id, len(parts) + 1, spool, size)
-                    parts = (*parts, (len(parts) + 1, etag))
-                published = self._sink.complete_upload(day, state.upload_id, parts)
-        if state.tail_key:
-            self._sink.delete_staged(state.tail_key)
+            key, size = saved.publish(self._sink, day, spool, records=counts.records, exported_at=state.exported_at)
+        saved.delete_tail(self._sink)
         return ExportResult(
             status="exported",
             job=job.id,
             attempt=job.attempt,
             counts=counts + _written(writer, moves),
-            s3_key=published.key,
-            bytes=state.uploaded_bytes + size,
+            s3_key=key,
+            bytes=size,
             score_change_events=events.sent,
             score_change_events_failed=events.failed,
             score_moves_counted=self._score_changes is not None and self._store.tracks_changes,
@@ -183,7 +177,7 @@ class SubuserDayExport:
         sent = rule.publisher.publish_digest(digest)
         return replace(result, daily_digest="sent" if sent else "failed")
 
-    def _completed_by_twin(self, job: Job) -> bool:
+    def _published_since_export_began(self, job: Job) -> bool:
         """A continuation whose upload or tail is gone is harmless when the day's object was
         published since the run began: a duplicate delivery of the same continuation (a crash
         between its send and its idempotency record) completed it. Otherwise the error stands."""
@@ -207,40 +201,25 @@ class SubuserDayExport:
             events.sent += counts.sent
             events.failed += counts.failed
 
-    def _continue_later(self, job: Job, spool: IO[bytes], state: Checkpoint, following: Checkpoint) -> ExportResult:
+    def _continue_later(self, job: Job, spool: IO[bytes], saved: SavedLines, following: Checkpoint) -> ExportResult:
         """Save the lines so far and hand the rest of the day to a fresh invocation.
 
         Order matters for redelivery: the new part or tail is written and the continuation sent
         before the previous tail is deleted, so a crash at any point leaves a message whose
         checkpoint still points at data that exists.
         """
-        day = job.date
-        size = spool.tell()
-        spool.seek(0)
-        if size >= MIN_PART_BYTES:
-            upload_id = state.upload_id or self._sink.start_upload(day)
-            number = len(state.parts) + 1
-            etag = self._sink.upload_part(day, upload_id, number, spool, size)
-            following = replace(
-                following,
-                upload_id=upload_id,
-                parts=(*state.parts, (number, etag)),
-                uploaded_bytes=state.uploaded_bytes + size,
-                tail_key=None,
-            )
-        else:
-            following = replace(following, tail_key=self._sink.stage(day, spool, size) if size else None)
+        saved_now = saved.save(self._sink, job.date, spool)
+        following = saved_now.into(following)
         self._queue.continue_later(
             Job(job.id, attempt=job.attempt, reason="continue", checkpoint=following, run=job.run)
         )
-        if state.tail_key:
-            self._sink.delete_staged(state.tail_key)
+        saved.delete_tail(self._sink)
         return ExportResult(
             status="continued",
             job=job.id,
             attempt=job.attempt,
             counts=following.counts,
-            bytes=following.uploaded_bytes,
+            bytes=saved_now.uploaded_bytes,
         )
 
 

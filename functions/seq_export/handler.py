@@ -6,7 +6,6 @@ the guarantees: docs/architecture.md.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise
 
 
-def handle(request: Request, context: LambdaContext | None, *, today: date | None = None) -> dict[str, Any]:
+def handle(request: Request, context: LambdaContext | None) -> dict[str, Any]:
     """The one use case a request asks for, with this container's dependencies."""
     deps = wiring.dependencies()
     match request:
@@ -45,4 +44,4 @@ def handle(request: Request, context: LambdaContext | None, *, today: date | Non
         case ExportDay(job):
             return run_now(deps.exports, job, deps.queued_days, time_left_of(context)).summary()
         case Backfill():
-            return run_backfill(request, deps.exports, deps.queue, deps.queued_days, today or today_utc()).summary()
+            return run_backfill(request, deps.exports, deps.queue, deps.queued_days, today_utc()).summary()

@@ -3,7 +3,8 @@ fan-out and the parent account's day, and the explicit give-up to the dead-lette
 
 A 202 can last hours, far longer than a Lambda should wait, so a not-ready day becomes a
 message with ``DelaySeconds`` that the same function consumes later. The delay doubles per
-attempt from ``first_delay`` and is capped at SQS's 900-second maximum. Giving up sends the
+attempt from ``first_delay`` and is capped at SQS's 900-second maximum (``backoff.Backoff``,
+without jitter: the 202 budget is a sum of exact delays, ``NotReadyPolicy.longest_wait_seconds``). Giving up sends the
 message to the dead-letter queue directly, so the operator sees it at once (with the reason)
 rather than after ``maxReceiveCount`` redeliveries that would only ask SendGrid again.
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from seq_export.backoff import Backoff
 from seq_export.config import SQS_MAX_DELAY_SECONDS
 from seq_export.errors import StorageError, describe_aws_error
 from seq_export.job_message import Job
@@ -33,13 +35,13 @@ class JobQueue:
         self._client = client
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url
-        self._first_delay = first_delay
+        self._delays = Backoff.exact(first_delay, SQS_MAX_DELAY_SECONDS)
 
     def delay_for(self, attempt: int) -> int:
         """Delay before try number ``attempt`` (2, 3, ...): first_delay, doubled each time, capped."""
         if attempt <= 1:
             return 0
-        return int(min(SQS_MAX_DELAY_SECONDS, self._first_delay * 2 ** min(attempt - 2, 20)))
+        return int(self._delays.pause(attempt - 1))
 
     def schedule(self, message: Job) -> int:
         delay = self.delay_for(message.attempt)

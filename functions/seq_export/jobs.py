@@ -27,6 +27,7 @@ from seq_export.job_message import Job, new_run
 from seq_export.job_queue import JobQueue
 from seq_export.models import ACCOUNT
 from seq_export.observability import MetricName, emit, emit_day_metrics, logger
+from seq_export.progress import JobEnded, Progress
 from seq_export.queued_days import QueuedDays
 from seq_export.results import ExportResult, Status
 from seq_export.s3_sink import S3Sink
@@ -162,10 +163,16 @@ class Interrupted(Exception):
 
 
 class JobWorker:
-    """Consumes an SQS event of jobs; built once per container, on the first SQS event."""
+    """Consumes an SQS event of jobs; built once per container, on the first SQS event. What
+    became of each message's job is told to ``progress`` (nobody follows in Lambda)."""
 
     def __init__(
-        self, exports: Exports, dynamodb: DynamoDBClient, idempotency_table: str, queued_days: QueuedDays
+        self,
+        exports: Exports,
+        dynamodb: DynamoDBClient,
+        idempotency_table: str,
+        queued_days: QueuedDays,
+        progress: Progress | None = None,
     ) -> None:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType  # noqa: PLC0415
         from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
@@ -176,6 +183,7 @@ class JobWorker:
 
         self._exports = exports
         self._queued_days = queued_days
+        self._progress = progress or Progress()
         self._processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._config = IdempotencyConfig(
             event_key_jmespath=IDEMPOTENCY_KEY,
@@ -208,10 +216,11 @@ class JobWorker:
             except InvalidEventError as exc:  # the record fails; SQS redelivers, then dead-letters it
                 emit({MetricName.INVALID_EVENTS: 1})
                 logger.error("Invalid queued job", message_id=record.message_id, reason=str(exc))
+                self._progress.job_ended(JobEnded(record.message_id, error=exc, refused=True))
                 raise
-            # only ``message`` is part of the idempotency key; the time left rides along
+            # only ``message`` is part of the idempotency key; the time left and message id ride along
             try:
-                return self._run_once(message=job.to_dict(), time_left=time_left)
+                return self._run_once(message=job.to_dict(), time_left=time_left, message_id=record.message_id)
             except Interrupted:
                 raise KeyboardInterrupt from None  # Batch catches Exception only: the interrupt stops the batch
 
@@ -220,12 +229,17 @@ class JobWorker:
         )
         return dict(response)
 
-    def _run(self, message: dict[str, Any], time_left: TimeLeft | None) -> dict[str, Any]:
+    def _run(self, message: dict[str, Any], time_left: TimeLeft | None, message_id: str) -> dict[str, Any]:
         job = Job.from_dict(message, default_source=self._exports.sources[0])
         try:
-            return run_job(self._exports, job, time_left, self._queued_days).summary()
+            result = run_job(self._exports, job, time_left, self._queued_days)
         except KeyboardInterrupt:
             raise Interrupted(str(job.id)) from None
+        except Exception as exc:
+            self._progress.job_ended(JobEnded(message_id, error=exc))
+            raise
+        self._progress.job_ended(JobEnded(message_id, result=result))
+        return result.summary()
 
 
 def time_left_of(context: LambdaContext | None) -> TimeLeft | None:

@@ -28,8 +28,9 @@ lines, one in each source's object. Ineligible records (no score) are never writ
 a day without a score must not erase a known one.
 
 Retries: botocore's standard mode retries throttled calls; ``UnprocessedItems`` (which botocore
-does not retry) are retried here with exponential backoff and jitter, at most
-``max_batch_attempts`` times per batch.
+does not retry) are retried here with exponential backoff and full jitter (``UNPROCESSED_BACKOFF``),
+at most ``max_batch_attempts`` times per batch. A newer day waiting for an older day's lease
+polls with growing pauses (``LEASE_BACKOFF``) for at most ``lease_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from seq_export.backoff import Backoff
 from seq_export.errors import LatestStoreBusyError, StorageError, describe_aws_error
 from seq_export.layout import CONTROL_KEY, ITEM_ATTRIBUTES
 from seq_export.models import METRIC_NAMES, ScoreChange, ScoreRecord
@@ -55,6 +57,10 @@ if TYPE_CHECKING:
 
 BATCH_LIMIT = 25  # BatchWriteItem's hard limit on AWS (moto accepts more)
 LEASE_SECONDS = 960  # > the 900 s Lambda maximum, so an expired lease has no live holder
+#: Between tries of a batch's unprocessed items: 0.1 s doubling to 5 s, full jitter.
+UNPROCESSED_BACKOFF = Backoff(first=0.1, cap=5.0)
+#: Between claims of a lease an older day holds: 0.5 s doubling to 10 s, each 0.5 to 1.5 times that.
+LEASE_BACKOFF = Backoff(first=0.5, cap=10.0, low=0.5, high=1.5)
 
 
 @dataclass
@@ -127,7 +133,7 @@ class LatestStore:
         whole, or join a live lease of the same day; the holders of one day never wait on each
         other. Only an older day's live lease is waited for (bounded)."""
         deadline = self._clock() + self._lease_wait_seconds
-        pause = 0.5
+        waits = 0
         while True:
             now = int(self._clock())
             values = {":d": {"S": day}, ":o": {"SS": [owner]}, ":u": {"N": str(now + LEASE_SECONDS)}}
@@ -155,8 +161,8 @@ class LatestStore:
                     f"DynamoDB {self._table}: an export of {newest} still holds the write lease; {day} will be retried"
                 )
             logger.info("Waiting for an older day's write lease", date=day, lease_date=newest)
-            self._sleep(pause * (0.5 + self._jitter()))
-            pause = min(pause * 2, 10.0)
+            waits += 1
+            self._sleep(LEASE_BACKOFF.pause(waits, self._jitter))
 
     def _update_control(self, expression: str, condition: str, values: dict[str, Any]) -> dict[str, Any] | None:
         """One conditional update of the control item: None when it was made, else the item as it was."""
@@ -223,7 +229,7 @@ class LatestStore:
                 raise StorageError(
                     f"DynamoDB {self._table}: {len(pending)} items still unprocessed after {attempt} tries"
                 )
-            self._sleep(min(5.0, 0.05 * 2**attempt) * self._jitter())
+            self._sleep(UNPROCESSED_BACKOFF.pause(attempt, self._jitter))
 
     def _conditional_put(self, record: ScoreRecord, updated_at: str) -> tuple[bool, dict[str, Any] | None]:
         """Write if not older than the stored day; returns (written, the item it replaced)."""
@@ -277,13 +283,8 @@ class DayWriter:
         self._day = day
         self._updated_at = updated_at
         self._owner = f"{day}/{secrets.token_hex(16)}"
-        self._mode: str | None = None
+        self._mode: str | None = None  # "batch", "conditional" or "tracked", from the first scored record on
         self.counts = WriteCounts()
-
-    @property
-    def mode(self) -> str | None:
-        """``"batch"``, ``"conditional"`` or ``"tracked"`` once the first scored record was written."""
-        return self._mode
 
     def write(self, records: Sequence[ScoreRecord]) -> list[ScoreChange]:
         """Write the scored records; returns how scores moved (only when tracking changes)."""

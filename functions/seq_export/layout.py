@@ -13,13 +13,14 @@ moved under its source by ``seq-export migrate-lake`` (``legacy_*`` below).
 from __future__ import annotations
 
 from seq_export.models import METRIC_NAMES, RECORD_KEYS
+from seq_export.record_codec import EXTENSION
 
 #: Partition columns of the lake, outermost first: ``{prefix}/source=NAME/dt=YYYY-MM-DD/``.
 SOURCE_KEY = "source"
 PARTITION_KEY = "dt"
 PARTITION_KEYS = (SOURCE_KEY, PARTITION_KEY)
-OBJECT_NAME = "scores.jsonl"
-CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
+#: The day's object, named for the lines' format (``record_codec``).
+OBJECT_NAME = f"scores{EXTENSION}"
 #: The day object's user metadata: its line count and the export's ``exported_at``, so a listing
 #: or HeadObject says what a day holds without reading it.
 RECORDS_METADATA = "records"
@@ -105,11 +106,6 @@ def legacy_day_of_key(prefix: str, key: str) -> str | None:
         return None
     day, _, name = rest.partition("/")
     return day if name == OBJECT_NAME else None
-
-
-def is_data_key(key: str) -> bool:
-    """Whether a key is a published day (what a query engine reads), not a kept-aside answer."""
-    return not any(part.startswith("_") for part in key.split("/"))
 
 
 def glue_columns() -> list[dict[str, str]]:

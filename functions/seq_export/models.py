@@ -2,9 +2,8 @@
 job message and its identity are in ``job_message``).
 
 Numbers are kept exactly as SendGrid sent them: JSON is parsed with ``parse_float=Decimal``,
-and lines and DynamoDB values are written from the same text, so ``3.75`` never becomes
-``3.7499999``. Serialisation is hand-written for the fixed schema because ``json`` cannot emit
-a ``Decimal`` without going through ``float``.
+and lines (``record_codec``) and DynamoDB values are written from the same text, so ``3.75``
+never becomes ``3.7499999``.
 """
 
 from __future__ import annotations
@@ -52,14 +51,6 @@ def loads_exact(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
 
 
-def _json_number(value: Number) -> str:
-    return str(value)
-
-
-def _json_str(value: str | None) -> str:
-    return "null" if value is None else json.dumps(value, ensure_ascii=False)
-
-
 @dataclass(frozen=True, slots=True)
 class ScoreRecord:
     """One subuser's score for one day, as one source returned it; ``score`` and ``metrics``
@@ -76,18 +67,6 @@ class ScoreRecord:
     def eligible(self) -> bool:
         """Has a score; only these reach the latest-score table (no score never erases one)."""
         return self.score is not None
-
-    def to_json_line(self, exported_at: str) -> str:
-        if self.metrics is None:
-            metrics = "null"
-        else:
-            metrics = "{" + ", ".join(f'"{k}": {_json_number(self.metrics[k])}' for k in METRIC_NAMES) + "}"
-        score = "null" if self.score is None else _json_number(self.score)
-        return (
-            f'{{"source": "{self.source}", "date": "{self.date}", "user_id": {_json_str(self.user_id)}, '
-            f'"username": {_json_str(self.username)}, "score": {score}, '
-            f'"metrics": {metrics}, "exported_at": "{exported_at}"}}\n'
-        )
 
 
 def _check_number(value: object, *, field: str, where: str) -> Number:
@@ -172,22 +151,25 @@ class ScoreChange:
                 "username": self.username,
                 "date": self.date,
                 "previous_date": self.previous_date,
-                "old_score": event_number(self.old_score),
-                "new_score": event_number(self.new_score),
-                "change": event_number(self.change),
+                "old_score": json_number(self.old_score),
+                "new_score": json_number(self.new_score),
+                "change": json_number(self.change),
                 "old_metrics": _numbers(self.old_metrics),
                 "new_metrics": _numbers(self.new_metrics),
             }
         )
 
 
-def event_number(value: Number) -> int | float:
-    """JSON number for EventBridge's numeric matching (SEQ values are 1..5, a few decimals)."""
+def json_number(value: Number) -> int | float:
+    """A number as a JSON document carries it: integral values as ``int``, others as ``float``
+    (SEQ values are 1..5 with a few decimals, exact enough in a double). Events use it, for
+    EventBridge's numeric matching, and so do the CLI's answers (``scores.json_ready``); the day's
+    lines keep the exact text instead (``record_codec``)."""
     return int(value) if Decimal(value) == Decimal(value).to_integral_value() else float(value)
 
 
 def _numbers(metrics: dict[str, Number] | None) -> dict[str, int | float] | None:
-    return None if metrics is None else {name: event_number(value) for name, value in metrics.items()}
+    return None if metrics is None else {name: json_number(value) for name, value in metrics.items()}
 
 
 #: How many of a day's biggest drops, and of its biggest rises, its daily digest names.
@@ -245,9 +227,9 @@ class Mover:
             "user_id": self.user_id,
             "username": self.username,
             "previous_date": self.previous_date,
-            "before": event_number(self.before),
-            "after": event_number(self.after),
-            "change": event_number(self.change),
+            "before": json_number(self.before),
+            "after": json_number(self.after),
+            "change": json_number(self.change),
         }
 
 

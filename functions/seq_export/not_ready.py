@@ -6,7 +6,7 @@ were seen, give up visibly by sending the job to the dead-letter queue.
 
 The give-up message is a new job of its own: attempt 1 under a fresh run id. Idempotency keys
 on (source, kind, date, attempt, run), so when an operator moves it back to the retry queue (the
-README's runbook) it is new work with the full budget of ``max_attempts``, not a replay of the
+dead-letter runbook, docs/operations.md) it is new work with the full budget of ``max_attempts``, not a replay of the
 stored "gave up" result; a duplicate delivery of the moved message is still handled once. It
 names the run it ends (``gave_up_run``), so a caller following that run knows its dead letter.
 """

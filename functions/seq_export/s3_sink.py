@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from seq_export import layout
+from seq_export import layout, record_codec
 from seq_export.dates import compact_timestamp
 from seq_export.errors import SeqProtocolError, StagedDataGoneError, StorageError, describe_aws_error
 from seq_export.observability import logger
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedObject:
-    bucket: str
-    key: str
-    size: int
 
 
 class S3Sink:
@@ -56,7 +48,8 @@ class S3Sink:
         """Hive-style partition key, ``{prefix}/source=NAME/dt=YYYY-MM-DD/scores.jsonl`` (``layout.day_key``)."""
         return layout.day_key(self._prefix, self._source, day)
 
-    def publish(self, day: str, body: IO[bytes], *, size: int, records: int, exported_at: str) -> PublishedObject:
+    def publish(self, day: str, body: IO[bytes], *, size: int, records: int, exported_at: str) -> str:
+        """Put the day's object whole; returns its key."""
         key = self.key_for(day)
         self._call(
             "PutObject",
@@ -65,10 +58,10 @@ class S3Sink:
             Key=key,
             Body=body,
             ContentLength=size,
-            ContentType=layout.CONTENT_TYPE,
+            ContentType=record_codec.CONTENT_TYPE,
             Metadata={layout.RECORDS_METADATA: str(records), layout.EXPORTED_AT_METADATA: exported_at},
         )
-        return PublishedObject(bucket=self._bucket, key=key, size=size)
+        return key
 
     def exists(self, day: str) -> bool:
         """Whether the day is published."""
@@ -109,7 +102,9 @@ class S3Sink:
     # -- continuation across invocations ----------------------------------------------------
     def start_upload(self, day: str) -> str:
         key = self.key_for(day)
-        answer = self._call("CreateMultipartUpload", key, Bucket=self._bucket, Key=key, ContentType=layout.CONTENT_TYPE)
+        answer = self._call(
+            "CreateMultipartUpload", key, Bucket=self._bucket, Key=key, ContentType=record_codec.CONTENT_TYPE
+        )
         return str(answer["UploadId"])
 
     def upload_part(self, day: str, upload_id: str, number: int, body: IO[bytes], size: int) -> str:
@@ -126,7 +121,8 @@ class S3Sink:
         )
         return str(answer["ETag"])
 
-    def complete_upload(self, day: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> PublishedObject:
+    def complete_upload(self, day: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> str:
+        """Make the day's object of the uploaded parts; returns its key."""
         key = self.key_for(day)
         self._call(
             "CompleteMultipartUpload",
@@ -136,7 +132,7 @@ class S3Sink:
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]},
         )
-        return PublishedObject(bucket=self._bucket, key=key, size=0)
+        return key
 
     def stage(self, day: str, body: IO[bytes], size: int) -> str:
         key = layout.staging_key(self._prefix, self._source, day, f"{secrets.token_hex(16)}.jsonl")

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from seq_export.job_message import Counters
-from seq_export.models import SCORE_MAX, SCORE_MIN, Movers, Number, ScoreChange, ScoreRecord, event_number
+from seq_export.models import SCORE_MAX, SCORE_MIN, Movers, Number, ScoreChange, ScoreRecord, json_number
 
 if TYPE_CHECKING:  # the CLI imports the bands without the function's Powertools-backed results
     from seq_export.results import ExportResult
@@ -117,8 +117,8 @@ class DailyDigest:
                 "subusers": counts.records,
                 "bands": {f"score_{band}": count for band, count in zip(BANDS, counts.bands, strict=True)},
                 "ineligible": counts.ineligible,
-                "mean_score": None if mean is None else event_number(mean),
-                "min_step": event_number(self.min_step),
+                "mean_score": None if mean is None else json_number(mean),
+                "min_step": json_number(self.min_step),
                 "drops": counts.score_drops,
                 "rises": counts.score_rises,
                 "biggest_drop": movers.drops[0].detail() if movers.drops else None,

@@ -4,7 +4,8 @@ Retries for SendGrid live here and nowhere else, bounded by ``max_attempts`` tri
 
 * 429: wait until ``X-RateLimit-Reset`` (epoch seconds; ``Retry-After`` as a fallback), parsed
   defensively and capped at ``max_rate_limit_wait`` seconds, then try again;
-* 5xx, timeouts and connection errors: exponential backoff with full jitter;
+* 5xx, timeouts and connection errors: exponential backoff with full jitter (``backoff.Backoff``
+  from ``backoff_base`` up to ``backoff_cap``);
 * 202 (scores not computed yet) is *not* retried here: it can last hours, so the export
   re-schedules the day through SQS instead of holding a Lambda open;
 * 400/401/403/404 are never retried, with one exception: on the first 401 or 403 the secret
@@ -26,6 +27,7 @@ from typing import Any
 import requests
 
 from seq_export import __version__
+from seq_export.backoff import Backoff
 from seq_export.errors import (
     ScoresNotReady,
     SeqApiError,
@@ -72,8 +74,10 @@ class SeqClient:
         self._page_size = page_size
         self._timeout = (connect_timeout, read_timeout)
         self._max_attempts = max_attempts
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._backoff = Backoff(first=backoff_base, cap=backoff_cap)
+        #: A 429 without a usable reset time waits at least half the ceiling (equal jitter): a rate
+        #: limit is not asked again at once.
+        self._rate_limit_backoff = Backoff(first=backoff_base, cap=backoff_cap, low=0.5)
         self._max_rate_limit_wait = max_rate_limit_wait
         self._sleep = sleep
         self._clock = clock
@@ -170,15 +174,14 @@ class SeqClient:
         return True
 
     def _back_off(self, attempt: int, where: str, problem: str) -> None:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-        delay = ceiling * self._jitter()
+        delay = self._backoff.pause(attempt, self._jitter)
         logger.warning("SendGrid call failed, retrying", where=where, problem=problem, attempt=attempt, delay=delay)
         self._sleep(delay)
 
     def _wait_for_rate_limit(self, response: requests.Response, attempt: int, where: str) -> None:
         delay = _rate_limit_delay(response.headers, self._clock())
         if delay is None:
-            delay = min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
+            delay = self._rate_limit_backoff.pause(attempt, self._jitter)
         delay = min(delay, self._max_rate_limit_wait)
         logger.warning(
             "SendGrid rate limit hit, waiting",

@@ -2,8 +2,8 @@
 
 The clients, the HTTP session and the secret cache live as long as the container, so a warm
 invocation pays for none of them again. Tests, the local runner and the benchmark build their
-own (``build_dependencies`` with a session, a sleep, a store or a clock of their choice) and install it
-with ``use_dependencies``; nothing patches a private attribute.
+own (``build_dependencies`` with a session, a sleep, a store, a clock or a ``progress`` follower of
+their choice) and install it with ``use_dependencies``; nothing patches a private attribute.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from seq_export.jobs import Exports, JobWorker, SourceExports
 from seq_export.latest_store import LatestStore
 from seq_export.models import ACCOUNT, SUBUSERS
 from seq_export.not_ready import NotReadyPolicy
+from seq_export.progress import Progress
 from seq_export.queued_days import QueuedDays, marker_lifetime
 from seq_export.s3_sink import S3Sink
 from seq_export.seq_client import SeqClient
@@ -40,12 +41,15 @@ class Dependencies:
     queue: JobQueue
     dynamodb: DynamoDBClient  # one client for the latest-score store, idempotency and the markers
     queued_days: QueuedDays  # which jobs are queued or running, in the idempotency table
+    progress: Progress = field(default_factory=Progress)  # who follows pages and jobs (nobody in Lambda)
     _worker: JobWorker | None = field(default=None, repr=False)
 
     def job_worker(self) -> JobWorker:
         """Built on the first SQS event: the daily path does not import Batch or Idempotency."""
         if self._worker is None:
-            self._worker = JobWorker(self.exports, self.dynamodb, self.settings.idempotency_table, self.queued_days)
+            self._worker = JobWorker(
+                self.exports, self.dynamodb, self.settings.idempotency_table, self.queued_days, self.progress
+            )
         return self._worker
 
 
@@ -56,13 +60,16 @@ def build_dependencies(
     sleep: Callable[[float], None] = time.sleep,
     store: LatestStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    progress: Progress | None = None,
 ) -> Dependencies:
-    """Wire adapters to clients; callers may pass their own session, sleep, latest-score store or
-    the clock that times pages (``monotonic``). The AWS side (one bucket, table and queue) is
+    """Wire adapters to clients; callers may pass their own session, sleep, latest-score store,
+    the clock that times pages (``monotonic``), or who follows the pages and jobs (``progress``;
+    nobody by default, as in Lambda). The AWS side (one bucket, table and queue) is
     shared by every source; each source's SendGrid client, key and sinks are built on its first
     job (``Exports.of``)."""
     settings = settings or Settings.from_env()
     session = session or boto3.session.Session()
+    progress = progress or Progress()
     config = aws_client_config()
     queue = JobQueue(
         session.client("sqs", config=config),
@@ -98,7 +105,14 @@ def build_dependencies(
             sleep=sleep,
         )
         subusers = SubuserDayExport(
-            client, sinks[SUBUSERS], latest, queue, not_ready, score_changes=score_changes, monotonic=monotonic
+            client,
+            sinks[SUBUSERS],
+            latest,
+            queue,
+            not_ready,
+            score_changes=score_changes,
+            monotonic=monotonic,
+            progress=progress,
         )
         account = AccountDayExport(client, sinks[ACCOUNT], not_ready) if ACCOUNT in sinks else None
         return SourceExports(subusers=subusers, account=account, sinks=sinks)
@@ -108,7 +122,9 @@ def build_dependencies(
     queued_days = QueuedDays(
         dynamodb, settings.idempotency_table, lifetime_seconds=marker_lifetime(not_ready.longest_wait_seconds())
     )
-    return Dependencies(settings=settings, exports=exports, queue=queue, dynamodb=dynamodb, queued_days=queued_days)
+    return Dependencies(
+        settings=settings, exports=exports, queue=queue, dynamodb=dynamodb, queued_days=queued_days, progress=progress
+    )
 
 
 _dependencies: Dependencies | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from local.seq_simulator import Fault, Scenario, account_record
+from seq_export import record_codec
 from seq_export.errors import ConfigError, SeqAuthError
 from seq_export.layout import DEFAULT_SOURCE, day_key
 from tests.support import Stack, days_ago
@@ -22,7 +23,7 @@ def account_key(stack: Stack, day: str) -> str:
 def account_lines(stack: Stack, day: str) -> list[dict[str, object]]:
     key = account_key(stack, day)
     body = stack.session.client("s3").get_object(Bucket=stack.resources.bucket, Key=key)["Body"].read()
-    return [json.loads(line) for line in body.decode().splitlines()]
+    return record_codec.decode(body)
 
 
 def test_a_direct_account_run_writes_the_accounts_day(stack: Stack) -> None:

@@ -1,4 +1,4 @@
-"""``seq-export dead-letters``, the README's dead-letter runbook, in process against moto server
+"""``seq-export dead-letters``, the dead-letter runbook of docs/operations.md, in process against moto server
 and the SEQ simulator: list what is in the dead-letter queue, fix the cause, move it back, the
 day is exported. (The move task of a deployed stack, which moto lacks, is in
 ``tests/unit/test_cli_dead_letters.py``.)"""

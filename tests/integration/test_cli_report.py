@@ -1,4 +1,6 @@
-"""``seq-export report``: a day's fleet health read from the lake, checked against its lines."""
+"""``seq-export report``: a day's fleet health read from the lake, checked against its lines;
+each source against its own previous day.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from local.seq_simulator import Scenario
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, day_lines
+from tests.support.cli import cli, cli_json, day_lines
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +76,44 @@ def test_report_of_a_day_not_exported_exits_1(stack: Stack, capsys: pytest.Captu
 
     assert code == 1
     assert out == f"not exported  subusers {days_ago(5)}: nothing to report\n"
+
+
+def test_report_reports_each_source_against_its_own_previous_day(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for event in (
+        {"date": days_ago(4), "source": "global"},
+        {"date": days_ago(3), "source": "eu"},
+        {"date": days_ago(2), "source": "global"},
+        {"date": days_ago(2), "source": "eu"},
+    ):
+        assert two_sources.invoke(event)["status"] == "exported"
+
+    code, document, _ = cli_json(capsys, "report", "--date", days_ago(2))
+    one, eu, _ = cli_json(capsys, "report", "--date", days_ago(2), "--source", "eu", "--limit", "2")
+    _, text, _ = cli(capsys, "report", "--date", days_ago(2))
+
+    assert code == 0
+    assert [(r["source"], r["previous_date"], r["subusers"]) for r in document["sources"]] == [
+        ("global", days_ago(4), 12),
+        ("eu", days_ago(3), 12),
+    ]
+    assert (one, eu["source"], eu["previous_date"], len(eu["lowest"])) == (0, "eu", days_ago(3), 2)
+    assert [line for line in text.splitlines() if line.startswith("source ")] == [
+        "source        global",
+        "source        eu",
+    ]
+
+
+def test_report_of_a_day_one_source_lacks_exits_1_and_still_reports_the_other(
+    two_sources: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(2)
+    assert two_sources.invoke({"date": day, "source": "global"})["status"] == "exported"
+
+    code, document, _ = cli_json(capsys, "report", "--date", day)
+
+    assert code == 1
+    assert document["sources"][0]["source"] == "global"
+    assert document["sources"][0]["subusers"] == 12
+    assert document["sources"][1] == {"date": day, "source": "eu", "exported": False}

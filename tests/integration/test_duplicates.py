@@ -101,7 +101,7 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     runs = [build_dependencies(stack.settings, sleep=stack.sleeps.append) for _ in range(2)]
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=60)
 
     def export(index: int) -> None:
         start.wait()
@@ -114,7 +114,8 @@ def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "an export did not end within 120 s"
 
     assert errors == []
     assert [r["records"] for r in results] == [2_500, 2_500]

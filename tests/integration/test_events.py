@@ -184,8 +184,8 @@ def test_backfill_skips_days_already_exported_unless_forced(stack: Stack) -> Non
     [
         (sample("invalid.json"), "unrecognised event with keys \\['day'\\]; expected one of"),
         ({"date": "2026-02-30"}, "is not a calendar date"),
-        ({"date": "20261101"}, "direct date event 'date' must be a string YYYY-MM-DD"),
-        ({"date": "yesterday"}, "direct date event 'date' must be a string YYYY-MM-DD, got 'yesterday'"),
+        ({"date": "20261101"}, "direct date event 'date' must be a day YYYY-MM-DD"),
+        ({"date": "yesterday"}, "direct date event 'date' must be a day YYYY-MM-DD, got 'yesterday'"),
         ({"date": days_ago(0)}, f"direct date event 'date' {days_ago(0)} is not a finished UTC day"),
         ({"date": days_ago(0), "kind": "account"}, "is not a finished UTC day"),
         ({"date": days_ago(91)}, "is older than SendGrid's 90-day window"),

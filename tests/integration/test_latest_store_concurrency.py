@@ -11,7 +11,7 @@ import pytest
 from seq_export.errors import LatestStoreBusyError
 from seq_export.latest_store import LatestStore
 from seq_export.layout import CONTROL_KEY
-from tests.support import Stack, records
+from tests.support import Stack, records, write_path
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +29,14 @@ def store(stack: Stack, *, wait: float = 0.0) -> LatestStore:
 def test_a_newer_day_cannot_write_while_an_older_day_holds_the_lease(stack: Stack) -> None:
     with store(stack).open_day("2026-11-20", "t1") as older:
         older.write(records(30, day="2026-11-20", score=2))
-        assert older.mode == "batch"
+        assert write_path(older) == "batch"
         with pytest.raises(LatestStoreBusyError, match="an export of 2026-11-20 still holds the write lease"):
             store(stack).open_day("2026-11-21", "t2").write(records(30, day="2026-11-21", score=5))
         older.write(records(30, day="2026-11-20", score=2))  # the holder keeps writing safely
 
     with store(stack).open_day("2026-11-21", "t2") as newer:  # lease released: the newer day goes
         newer.write(records(30, day="2026-11-21", score=5))
-    assert newer.mode == "batch"
+    assert write_path(newer) == "batch"
     assert latest(stack, "1007") == ("2026-11-21", Decimal(5))
 
 
@@ -47,7 +47,7 @@ def test_an_older_day_writes_conditionally_and_never_replaces_newer_items(stack:
     with store(stack).open_day("2026-11-18", "t2") as older:
         older.write(records(20, day="2026-11-18", score=1))  # users 1010..1019 are new to the table
 
-    assert older.mode == "conditional"
+    assert write_path(older) == "conditional"
     assert (older.counts.written, older.counts.kept_newer) == (10, 10)
     assert latest(stack, "1003") == ("2026-11-21", Decimal(5))
     assert latest(stack, "1015") == ("2026-11-18", Decimal(1))
@@ -78,12 +78,12 @@ def test_the_same_day_twice_at_once_writes_identical_values(stack: Stack) -> Non
             store(stack).open_day("2026-11-22", "t3").write(records(30, day="2026-11-22", score=5))
 
     assert holders(stack) == set()  # the last holder freed it
-    assert (first.mode, second.mode) == ("batch", "batch")
+    assert (write_path(first), write_path(second)) == ("batch", "batch")
     assert first.counts.written == second.counts.written == 30
     assert latest(stack, "1029") == ("2026-11-21", Decimal(4))
     with store(stack).open_day("2026-11-22", "t3") as newer:  # free again: the newer day goes
         newer.write(records(30, day="2026-11-22", score=5))
-    assert newer.mode == "batch"
+    assert write_path(newer) == "batch"
     assert latest(stack, "1029") == ("2026-11-22", Decimal(5))
 
 
@@ -120,4 +120,4 @@ def test_a_live_lease_of_the_version_before_is_waited_for_and_an_expired_one_tak
         held = control_item(stack)
         assert "lease_owner" not in held
         assert len(held["lease_holders"]["SS"]) == 1
-    assert newer.mode == "batch"
+    assert write_path(newer) == "batch"

@@ -10,6 +10,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,10 @@ RUNNER_VARIABLES = (
     "KEEP",
 )
 COMMAND = [sys.executable, "-m", "local.run"]
+#: A run takes a few seconds; one that takes this long is stuck, and is killed.
+RUN_SECONDS = 120
+#: How long `--keep` may take to stop once signalled.
+STOP_SECONDS = 30
 
 
 def runner_env(**variables: str) -> dict[str, str]:
@@ -49,8 +55,60 @@ def runner_env(**variables: str) -> dict[str, str]:
 
 def local_run(*args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [*COMMAND, *args], cwd=ROOT, env=runner_env(**variables), capture_output=True, text=True, check=False
+        [*COMMAND, *args],
+        cwd=ROOT,
+        env=runner_env(**variables),
+        capture_output=True,
+        text=True,
+        timeout=RUN_SECONDS,
+        check=False,
     )
+
+
+def ignore_ctrl_c() -> None:
+    """In the child before it starts: SIGINT ignored, as a shell starts a background job."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def kept_then_stopped(
+    signals: Sequence[signal.Signals], *, ctrl_c_ignored: bool = False, **variables: str
+) -> tuple[int, signal.Signals, list[str], str]:
+    """Run `local.run --keep` until its banner, then send ``signals`` one by one, each given
+    ``STOP_SECONDS`` to end the process; returns its exit code, the signal that stopped it, the
+    lines it printed and its stderr. A process that none of them stops, or that never prints the
+    banner, is killed and the test fails."""
+    output: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [*COMMAND, "--keep"],
+        cwd=ROOT,
+        env=runner_env(**variables),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # a quiet run writes none: the pipe cannot fill before the end
+        text=True,
+        preexec_fn=ignore_ctrl_c if ctrl_c_ignored else None,  # noqa: PLW1509 - no threads started in between
+    ) as process:
+        watchdog = threading.Timer(RUN_SECONDS, process.kill)  # a run stuck before its banner
+        watchdog.start()
+        try:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            for line in process.stdout:  # the banner is written at once, then the stack waits
+                output.append(line)
+                if "stays up until Ctrl-C" in line:
+                    break
+            for signum in signals:
+                process.send_signal(signum)
+                try:
+                    process.wait(timeout=STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    continue
+                output.append(process.stdout.read())  # the rest of the banner, and the last line
+                return process.returncode, signum, "".join(output).splitlines(), process.stderr.read()
+            process.kill()
+            process.wait(timeout=STOP_SECONDS)
+            pytest.fail(f"`local.run --keep` did not stop on {[s.name for s in signals]}; killed")
+        finally:
+            watchdog.cancel()
 
 
 def usage(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -217,19 +275,8 @@ def test_help_describes_every_option_and_names_its_environment_variable(
 def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_local(
     sources: str, names: tuple[str, ...], subusers: list[str]
 ) -> None:
-    output: list[str] = []
-    env = runner_env(SUBUSERS="20", DELAY="0", SOURCES=sources)
-    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [*COMMAND, "--keep"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:  # the banner is written at once, then the stack waits for Ctrl-C
-            output.append(line)
-            if "stays up until Ctrl-C" in line:
-                process.send_signal(signal.SIGINT)
-                break
-        output.append(process.communicate()[0])
-    banner = "".join(output).splitlines()
+    # Ctrl-C; and should this process have started with Ctrl-C ignored (a background job), SIGTERM
+    code, _, banner, _ = kept_then_stopped([signal.SIGINT, signal.SIGTERM], SUBUSERS="20", DELAY="0", SOURCES=sources)
 
     exported = {}  # as a shell that pastes the lines would set them
     for line in banner:
@@ -237,7 +284,7 @@ def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_
             name, _, value = line.removeprefix("export ").partition("=")
             exported[name] = " ".join(shlex.split(value))
     function_variable = ENV_NAMES["function_name"]
-    assert process.returncode == 0
+    assert code == 0
     assert banner[-1] == "stopping the local stack"
     optional = {function_variable, Env.SEQ_SOURCES}  # one source: no SEQ_SOURCES, as a single-source stack
     assert {name for name in ENV_NAMES.values() if name not in optional} <= exported.keys()
@@ -253,6 +300,14 @@ def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_
     assert len(invocations) == 2
     assert all("--local" in line for line in invocations)
     assert [line.split()[-1] for line in banner if "seq-export lookup " in line] == subusers
+
+
+def test_keep_stops_on_sigterm_as_on_ctrl_c_even_when_ctrl_c_is_ignored() -> None:
+    code, stopped_by, banner, err = kept_then_stopped([signal.SIGTERM], ctrl_c_ignored=True, SUBUSERS="20", DELAY="0")
+
+    assert (code, stopped_by) == (0, signal.SIGTERM)
+    assert banner[-1] == "stopping the local stack"
+    assert err == ""
 
 
 # -- 5. one line per delivered message: kind, date, attempt and what became of it --------------
@@ -296,6 +351,7 @@ def test_a_day_still_not_ready_at_the_last_attempt_says_it_gave_up_and_exits_1()
         "the job went to the dead-letter queue"
     ) in result.stdout.splitlines()
     assert f"NOT EXPORTED  {day}" in result.stderr
+    assert f"dead letter   default subusers {day}: gave_up_not_ready" in result.stderr.splitlines()
 
 
 # -- 6. several sources: one host and one key each, one report section each ---------------------

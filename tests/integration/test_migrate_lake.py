@@ -6,13 +6,12 @@ new objects read back equal apart from the added source, and running it again ch
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from local.seq_simulator import Scenario
-from seq_export import layout
+from seq_export import layout, record_codec
 from seq_export.models import ACCOUNT, RECORD_KEYS, SUBUSERS
 from tests.support import Stack, days_ago
 from tests.support.cli import cli, cli_json, configure_sources, object_body, object_key
@@ -25,7 +24,7 @@ LEGACY_DAYS = (days_ago(3), days_ago(2))
 
 def parsed(body: bytes) -> list[dict[str, Any]]:
     """Lines with their keys in order and numbers exact."""
-    return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+    return record_codec.decode(body)
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_migrate_lake_moves_every_legacy_day_under_the_source_and_tags_every_ite
         assert all(list(line) == list(RECORD_KEYS) for line in migrated)
         head = stack.session.client("s3").head_object(Bucket=stack.resources.bucket, Key=new_key)
         assert head["Metadata"]["records"] == str(len(migrated))
-        assert head["ContentType"] == layout.CONTENT_TYPE
+        assert head["ContentType"] == record_codec.CONTENT_TYPE
     after = items(stack)
     assert {item.get("source") for user_id, item in after.items() if user_id != layout.CONTROL_KEY} == {"default"}
     assert "source" not in after[layout.CONTROL_KEY]

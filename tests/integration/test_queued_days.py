@@ -93,7 +93,7 @@ def test_the_repeated_backfill_says_already_queued_in_its_lines_with_counts_that
         f"already exported  subusers  {exported}",
         f"already queued    subusers  {queued}",
         f"enqueued          subusers  {new}",
-        f"3 days x 1 kinds (subusers), {exported} .. {new}: 1 enqueued, 1 already exported, 1 already queued "
+        f"3 days x 1 kind (subusers), {exported} .. {new}: 1 enqueued, 1 already exported, 1 already queued "
         "(--force exports them again)",
     ]
     assert stack.queue_counts()["visible"] == 2

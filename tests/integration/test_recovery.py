@@ -1,6 +1,6 @@
 """Recovery paths an operator relies on.
 
-* The README's dead-letter runbook: fix the cause, move the messages back, the day exports.
+* The dead-letter runbook (docs/operations.md): fix the cause, move the messages back, the day exports.
   `aws sqs start-message-move-task` moves bodies unchanged; moto has no move task, so the tests
   move them the same way (``seq_export_cli.local_lambda.move_messages``).
 * API-key rotation: a warm function whose cached key was revoked reads the secret again.

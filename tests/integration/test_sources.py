@@ -180,7 +180,7 @@ def test_the_same_day_of_two_sources_exports_concurrently_without_waiting(source
     day = days_ago(1)
     errors: list[BaseException] = []
     answers: dict[str, dict[str, Any]] = {}
-    start = threading.Barrier(2)
+    start = threading.Barrier(2, timeout=60)
 
     def export(source: str) -> None:
         start.wait()
@@ -193,7 +193,8 @@ def test_the_same_day_of_two_sources_exports_concurrently_without_waiting(source
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "an export did not end within 120 s"
 
     assert errors == []
     assert {answers[name]["status"] for name in answers} == {"exported"}

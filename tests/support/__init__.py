@@ -42,7 +42,9 @@ from tests.support.fakes import (
     lease_held_by,
     ok,
     raising,
+    retryable,
     sendgrid_error,
+    write_path,
 )
 from tests.support.stack import (
     ShortContext,
@@ -91,7 +93,9 @@ __all__ = [
     "raising",
     "record",
     "records",
+    "retryable",
     "run_to_completion",
     "score_change",
     "sendgrid_error",
+    "write_path",
 ]

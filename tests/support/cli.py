@@ -1,15 +1,15 @@
-"""The ``seq-export`` command line run in process, as integration tests call it, and the lake
+"""The ``seq-export`` command line run in process, as unit and integration tests call it, and the lake
 as the commands see it: keys and lines of a source's day (``layout``'s keys), several sources;
 ``deploy``: the local stack as the CLI sees a deployed one."""
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from seq_export import record_codec
 from seq_export.layout import DEFAULT_SOURCE, day_key
 from seq_export.models import ACCOUNT, SUBUSERS
 from seq_export_cli import app as app_module
@@ -50,7 +50,16 @@ def object_body(stack: Stack, key: str) -> bytes:
 def day_lines(stack: Stack, day: str, *, source: str = DEFAULT_SOURCE, kind: str = SUBUSERS) -> list[dict[str, Any]]:
     """The lines of ``source``'s ``kind`` of ``day``, numbers exact."""
     body = object_body(stack, object_key(stack, day, source=source, kind=kind))
-    return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+    return record_codec.decode(body)
+
+
+def scored(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of subusers with a score (an ineligible subuser's line has none)."""
+    return [line for line in lines if line["score"] is not None]
+
+
+#: The sources of the integration fixture ``two_sources``, in their configured order.
+TWO_SOURCE_NAMES = ("global", "eu")
 
 
 def configure_sources(stack: Stack, *names: str) -> None:
@@ -59,6 +68,16 @@ def configure_sources(stack: Stack, *names: str) -> None:
         {"name": name, "base_url": stack.simulator.url, "secret_id": stack.resources.secret_id} for name in names
     ]
     stack.configure(SEQ_SOURCES=json.dumps(sources))
+
+
+def deploy_outputs(stack: Stack, name: str, outputs: dict[str, str]) -> None:
+    """A CloudFormation stack ``name`` on moto with these outputs (by output name), as the
+    template's name the resources."""
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-marker"}}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    stack.session.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
 def deploy(stack: Stack, name: str = "seq-export-deployed") -> str:
@@ -78,11 +97,7 @@ def deploy(stack: Stack, name: str = "seq-export-deployed") -> str:
         "function_name": f"{name}-function",
         "sources": ",".join(stack.settings.source_names),
     }
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-marker"}}},
-        "Outputs": {OUTPUT_NAMES[field]: {"Value": value} for field, value in outputs.items()},
-    }
-    stack.session.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    deploy_outputs(stack, name, {OUTPUT_NAMES[field]: value for field, value in outputs.items()})
 
     def event_source(seconds: float) -> None:
         stack.deliver(wait_seconds=max(1, min(int(seconds), 5)), retry_failed_at_once=True)

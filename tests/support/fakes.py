@@ -21,6 +21,8 @@ from requests.adapters import BaseAdapter
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 
+from seq_export.errors import ScoresNotReady, SeqUnavailableError, StorageError
+from seq_export.latest_store import DayWriter
 from seq_export.layout import CONTROL_KEY
 from seq_export.models import Page
 from seq_export.seq_client import SeqClient
@@ -33,6 +35,16 @@ def client_error(code: str, operation: str, **extra: Any) -> ClientError:
     """The error botocore raises when AWS answers ``operation`` with ``code``."""
     response: Any = {"Error": {"Code": code, "Message": f"{code} from the fake"}, **extra}
     return ClientError(response, operation)
+
+
+#: The domain errors after which running the same export again later can succeed without anyone
+#: changing anything (the use cases tell them apart by type).
+RETRYABLE_ERRORS = (SeqUnavailableError, StorageError, ScoresNotReady)
+
+
+def retryable(error: BaseException) -> bool:
+    """Whether ``error`` is one a later run of the same export can get past."""
+    return isinstance(error, RETRYABLE_ERRORS)
 
 
 @dataclass
@@ -87,12 +99,21 @@ def lease_held_by(day: str) -> ClientError:
     return client_error(CONDITION_FAILED, "UpdateItem", Item=item)
 
 
+def write_path(writer: DayWriter) -> str | None:
+    """The path a day's writer took from its first scored record on: ``"batch"``, ``"conditional"``
+    or ``"tracked"`` (None before). The writer's own state, read here so that the production
+    class carries no accessor that only tests use."""
+    return writer._mode
+
+
 class FakeDynamoDB:
-    """Records every call; answers through per-operation responders that may raise."""
+    """Records every call; answers writes through per-operation responders that may raise, and
+    GetItem from ``items`` (user_id -> item, as the CLI's lookup reads the table)."""
 
     def __init__(
         self,
         *,
+        items: Mapping[str, dict[str, Any]] | None = None,
         claim: Responder = grant,
         put: Responder = grant,
         release: Responder = grant,
@@ -102,6 +123,7 @@ class FakeDynamoDB:
         self.put = put
         self.release = release
         self.batch = batch
+        self.items = dict(items or {})
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
@@ -117,6 +139,12 @@ class FakeDynamoDB:
         with self._lock:
             self.calls.append(("batch_write_item", kwargs))
         return self.batch(kwargs)
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        with self._lock:
+            self.calls.append(("get_item", kwargs))
+        item = self.items.get(kwargs["Key"]["user_id"]["S"])
+        return {"Item": item} if item else {}
 
     # -- views -----------------------------------------------------------------------------
     def claims(self) -> list[dict[str, Any]]:
@@ -137,6 +165,10 @@ class FakeDynamoDB:
 
     def puts(self) -> list[dict[str, Any]]:
         return [c for op, c in self.calls if op == "update_item" and c["Key"]["user_id"]["S"] != CONTROL_KEY]
+
+    def keys_read(self) -> list[dict[str, Any]]:
+        """The key of each GetItem call."""
+        return [c["Key"] for op, c in self.calls if op == "get_item"]
 
     def batches(self) -> list[list[dict[str, Any]]]:
         """The write requests of each BatchWriteItem call (whatever table they name)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seq_export import layout
+from seq_export import layout, record_codec
 from seq_export.models import ACCOUNT, SUBUSERS
 from tests.support.cli import object_body, object_key
 from tests.support.stack import Stack
@@ -31,7 +31,7 @@ def put_legacy(stack: Stack, day: str, body: bytes, kind: str = SUBUSERS, record
     key = legacy_key(stack, day, kind)
     metadata = {"records": str(records if records is not None else body.count(b"\n"))}
     stack.session.client("s3").put_object(
-        Bucket=stack.resources.bucket, Key=key, Body=body, ContentType=layout.CONTENT_TYPE, Metadata=metadata
+        Bucket=stack.resources.bucket, Key=key, Body=body, ContentType=record_codec.CONTENT_TYPE, Metadata=metadata
     )
     return key
 

@@ -9,7 +9,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -17,11 +16,11 @@ import pytest
 
 from local.seq_simulator import Scenario, SeqSimulator
 from local.stack import Resources, new_api_key, sources_json
-from seq_export import handler, wiring
+from seq_export import handler, record_codec, wiring
 from seq_export.config import Env, Settings, Source
-from seq_export.layout import day_key, is_data_key
+from seq_export.layout import day_key
 from seq_export.observability import SOURCE_DIMENSION
-from seq_export_cli.local_lambda import FakeLambdaContext, SqsEventSource
+from seq_export_cli.local_lambda import Delivery, FakeLambdaContext, SqsEventSource, deliver_until
 
 
 def days_ago(n: int) -> str:
@@ -49,20 +48,19 @@ def run_to_completion(
     stack: Stack, day: str, pages: int = 1, *, context: Callable[[], FakeLambdaContext] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Export ``day`` with every invocation cut short after ``pages`` pages (or given a fresh
-    ``context()``), delivering each continuation one at a time; returns the first answer and the
-    continuation bodies."""
+    ``context()``), delivering each continuation one at a time until none is left; returns the
+    first answer and the continuation bodies."""
     new_context = context or (lambda: ShortContext(stack.simulator, pages))
     first = stack.invoke({"date": day}, new_context())
     bodies: list[dict[str, Any]] = []
+
+    def continued(delivery: Delivery) -> None:
+        bodies.extend(json.loads(message["Body"]) for message in delivery.messages)
+        assert delivery.response == {"batchItemFailures": []}
+
     queue = SqsEventSource(stack.sqs, stack.resources.queue_url, batch_size=1)
-    while True:
-        messages = queue.receive(wait_seconds=1)
-        if not messages:
-            return first, bodies
-        bodies.append(json.loads(messages[0]["Body"]))
-        response = stack.invoke(queue.event_for(messages), new_context())
-        assert response == {"batchItemFailures": []}
-        stack.sqs.delete_message(QueueUrl=stack.resources.queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    deliver_until(queue, lambda event: stack.invoke(event, new_context()), on_delivery=continued, wait_seconds=1)
+    return first, bodies
 
 
 def emf_documents(output: str) -> list[dict[str, Any]]:
@@ -144,8 +142,9 @@ class Stack:
         return sorted(v["Key"] for v in answer.get("Versions", []))
 
     def data_keys(self) -> list[str]:
-        """Keys of published days (what Athena reads): no quarantined answers, no staged lines."""
-        return [key for key in self.object_keys() if is_data_key(key)]
+        """Keys of published days (what Athena reads): no quarantined answers, no staged lines
+        (both live under a folder whose name starts with ``_``, which query engines skip)."""
+        return [key for key in self.object_keys() if not any(part.startswith("_") for part in key.split("/"))]
 
     def quarantined(self) -> list[bytes]:
         s3 = self.session.client("s3")
@@ -155,7 +154,7 @@ class Stack:
     def lines(self, day: str, source: str | None = None) -> list[dict[str, Any]]:
         key = self.key(day, source)
         body = self.session.client("s3").get_object(Bucket=self.resources.bucket, Key=key)["Body"].read()
-        return [json.loads(line, parse_float=Decimal) for line in body.decode().splitlines()]
+        return record_codec.decode(body)
 
     def band_counts(self, day: str) -> dict[str, int]:
         """``SubusersWithScore1`` to ``5`` as the day's exported lines call for them: the scored

@@ -18,9 +18,9 @@ from seq_export.config import Env
 from seq_export_cli.app import AWS_CONFIG, App
 from seq_export_cli.dead_letter_queue import age_text
 from seq_export_cli.dead_letters import MOVE_COMPLETED
-from seq_export_cli.main import main
 from seq_export_cli.options import Options
 from tests.support import Clock
+from tests.support.cli import cli
 
 RETRY_QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/seq-export-retry"
 DEAD_LETTERS = "https://sqs.eu-west-1.amazonaws.com/123456789012/seq-export-dlq"
@@ -141,13 +141,6 @@ def sqs(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Iterator[Sqs]:
     with stubbed.stubber:
         yield stubbed
     stubbed.stubber.assert_no_pending_responses()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_redrive_starts_a_message_move_task_from_the_dead_letter_queue_to_the_retry_queue_and_names_it(

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from seq_export.config import Settings, Source
+from seq_export.config import Env, Settings, Source
 from seq_export.errors import ConfigError
+from seq_export_cli.app import Target
+from seq_export_cli.errors import TargetConfigError
 
 REQUIRED = {
     "SEQ_API_KEY_SECRET_ID": "seq-export/sendgrid",
@@ -76,6 +78,27 @@ def test_a_malformed_value_is_named_with_what_was_expected(name: str, value: str
         Settings.from_env(REQUIRED | {name: value})
 
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("prefix", ["a//b", "///", "/lake//seq/"])
+def test_the_cli_refuses_a_prefix_the_function_refuses_in_the_same_words(prefix: str) -> None:
+    with pytest.raises(ConfigError) as function:
+        Settings.from_env(REQUIRED | {Env.ACCOUNT_SCORES_PREFIX: prefix})
+    with pytest.raises(TargetConfigError) as cli:
+        Target.from_env({Env.ACCOUNT_SCORES_PREFIX: prefix})
+
+    assert str(cli.value) == str(function.value)
+    assert str(function.value).startswith(f"{Env.ACCOUNT_SCORES_PREFIX} must be a non-empty S3 key prefix")
+
+
+def test_the_cli_reads_a_prefix_as_the_function_does() -> None:
+    given = {Env.SCORES_PREFIX: " /lake/seq/ ", Env.ACCOUNT_SCORES_PREFIX: "lake/account/"}
+
+    settings = Settings.from_env(REQUIRED | given)
+    target = Target.from_env(given)
+
+    assert (target.prefix, target.account_prefix) == (settings.scores_prefix, settings.account_scores_prefix)
+    assert target.prefix == "lake/seq"
 
 
 def test_score_change_events_are_off_unless_a_bus_is_named() -> None:

@@ -110,10 +110,10 @@ def test_only_finished_days_within_sendgrids_window_are_accepted_naming_the_allo
 @pytest.mark.parametrize(
     ("event", "message"),
     [
-        ({"date": "yesterday"}, "direct date event 'date' must be a string YYYY-MM-DD, got 'yesterday'"),
+        ({"date": "yesterday"}, "direct date event 'date' must be a day YYYY-MM-DD, got 'yesterday'"),
         ({"date": "2026-11-20", "attempt": 0}, "direct date event 'attempt' must be a positive integer"),
         ({"date": "2026-11-20", "kind": "both"}, "direct date event 'kind' must be one of subusers, account"),
-        ({"from": "last week", "to": "2026-11-20"}, "backfill event 'from' must be a string YYYY-MM-DD"),
+        ({"from": "last week", "to": "2026-11-20"}, "backfill event 'from' must be a day YYYY-MM-DD"),
         ({"from": "2026-11-01", "to": "2026-11-20", "force": "yes"}, "backfill event 'force' must be true or false"),
         ({"scheduled_time": "tomorrow"}, "scheduled event 'scheduled_time' must be an ISO-8601 timestamp"),
     ],

@@ -61,6 +61,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "wheel", str(tree), "--no-deps", "--no-build-isolation", "--no-index", "-w", out],
         check=True,
         capture_output=True,
+        timeout=300,
     )
     (built,) = out.glob("seq_export-*.whl")
     return built
@@ -144,7 +145,7 @@ def test_the_cli_imports_from_the_wheel_without_the_local_stack_or_the_tooling(w
     )
 
     result = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=False
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
 
     assert result.returncode == 0, result.stderr
@@ -166,6 +167,7 @@ def test_local_run_without_the_local_stack_says_how_to_install_it(tmp_path: Path
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
+        timeout=120,
         check=False,
     )
 
@@ -188,6 +190,7 @@ def pip_installs(target: str, venv: Path) -> list[str]:
         env=env,
         capture_output=True,
         text=True,
+        timeout=60,
         check=True,
     ).stdout
     return re.findall(r'pip install --quiet -e "\.\[([a-z,]+)\]"', dry_run)

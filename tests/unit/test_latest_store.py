@@ -35,6 +35,8 @@ from tests.support import (
     raising,
     record,
     records,
+    retryable,
+    write_path,
 )
 
 if TYPE_CHECKING:
@@ -163,7 +165,7 @@ def test_the_batch_path_sends_at_most_25_puts_per_batch_write_item() -> None:
         writer.write(records(26))
 
     # Then two BatchWriteItem calls carry 25 + 1 puts, all to this table
-    assert writer.mode == "batch"
+    assert write_path(writer) == "batch"
     assert [len(b) for b in fake.batches()] == [25, 1]
     assert all(set(c["RequestItems"]) == {TABLE} for op, c in fake.calls if op == "batch_write_item")
     assert put_user_ids([r for b in fake.batches() for r in b]) == [str(1000 + n) for n in range(26)]
@@ -219,7 +221,7 @@ def test_a_page_of_only_ineligible_records_makes_no_call_at_all() -> None:
         writer.write(records(5, score=None))
 
     assert fake.calls == []
-    assert writer.mode is None
+    assert write_path(writer) is None
     assert writer.counts.written == 0
 
 
@@ -333,7 +335,7 @@ def test_a_granted_claim_means_batch_mode_and_close_releases_the_lease_condition
         writer.write(records(2))
         assert fake.releases() == []  # held while the day is being written
 
-    assert writer.mode == "batch"
+    assert write_path(writer) == "batch"
     (claim,) = fake.claims()
     (release,) = fake.releases()
     owner = claim["ExpressionAttributeValues"][":o"]
@@ -393,7 +395,7 @@ def test_a_live_lease_of_the_same_day_is_joined_not_waited_for() -> None:
         writer.write(records(3))
 
     # Then it joins the holders at once and batch-writes; closing removes only itself
-    assert writer.mode == "batch"
+    assert write_path(writer) == "batch"
     assert clock.sleeps == []
     (join,) = fake.joins()
     assert join["ConditionExpression"] == "newest_date = :d AND lease_date = :d AND attribute_exists(lease_holders)"
@@ -414,7 +416,7 @@ def test_when_a_newer_day_is_known_the_writer_writes_conditionally(held: str) ->
         writer.write(records(3))
 
     # Then each is a conditional UpdateItem, no batch, no waiting, no lease to release
-    assert writer.mode == "conditional"
+    assert write_path(writer) == "conditional"
     assert fake.batches() == []
     assert fake.releases() == []
     assert clock.sleeps == []
@@ -514,7 +516,7 @@ def test_an_older_day_holding_the_lease_makes_a_newer_day_wait_then_give_up() ->
     assert older in str(info.value)
     assert DAY in str(info.value)
     assert TABLE in str(info.value)
-    assert info.value.retryable
+    assert retryable(info.value)
 
 
 def test_each_retried_claim_uses_the_current_time() -> None:
@@ -545,7 +547,7 @@ def test_a_newer_day_gets_the_lease_once_the_older_day_releases_it() -> None:
     with store.open_day(DAY, UPDATED_AT) as writer:
         writer.write(records(3))
 
-    assert writer.mode == "batch"
+    assert write_path(writer) == "batch"
     assert clock.sleeps == [0.5, 1.0]
     assert len(fake.claims()) == 3
     assert [len(b) for b in fake.batches()] == [3]

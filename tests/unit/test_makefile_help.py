@@ -17,7 +17,7 @@ def make(*args: str) -> str:
     # a make above pytest (make test) must not turn this one into a sub-make that names directories
     env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(  # noqa: S603 - make, on our own Makefile
-        [MAKE, "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [MAKE, "--no-print-directory", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60
     ).stdout
 
 

@@ -15,6 +15,7 @@ from seq_export.job_message import Job
 from seq_export.latest_store import to_item
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import METRIC_NAMES, RECORD_KEYS, ScoreRecord, loads_exact, parse_page, validate_record
+from seq_export.record_codec import encode_line
 from tests.support import API_DAY, API_METRICS, api_record, job
 
 DAY = API_DAY
@@ -42,7 +43,7 @@ def test_unknown_fields_are_tolerated_and_not_exported() -> None:
     )
 
     assert record.metrics == METRICS
-    assert "new_field" not in record.to_json_line("t")
+    assert "new_field" not in encode_line(record, "t")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_json_line_has_the_contract_keys_in_order_and_exact_decimals() -> None:
         where="w",
     )
 
-    line = record.to_json_line("2026-11-23T06:00:00.000Z")
+    line = encode_line(record, "2026-11-23T06:00:00.000Z")
 
     assert line.endswith("\n")
     assert '"score": 3.75000' in line
@@ -98,7 +99,7 @@ def test_json_line_escapes_usernames() -> None:
         source=DEFAULT_SOURCE, date=DAY, user_id="1", username='a "quoted" \\ name ü', score=None, metrics=None
     )
 
-    assert json.loads(record.to_json_line("t"))["username"] == 'a "quoted" \\ name ü'
+    assert json.loads(encode_line(record, "t"))["username"] == 'a "quoted" \\ name ü'
 
 
 def test_nan_and_infinity_are_not_numbers() -> None:
@@ -130,7 +131,7 @@ def _as_api_text(raw: dict[str, Any]) -> str:
 def test_values_survive_api_to_s3_to_dynamodb_unchanged(raw: dict[str, Any]) -> None:
     record = validate_record(loads_exact(_as_api_text(raw)), source=DEFAULT_SOURCE, day=DAY, where="w")
 
-    line = json.loads(record.to_json_line("t"), parse_float=Decimal)
+    line = json.loads(encode_line(record, "t"), parse_float=Decimal)
     item = to_item(record, "t")
 
     assert line["score"] == raw.get("score")
@@ -179,7 +180,7 @@ def test_retry_message_round_trips_and_refuses_bad_bodies() -> None:
         ("[]", "must be a JSON object"),
         ('{"date": "2026-11-22", "attempt": 0}', "positive integer"),
         ('{"date": "2026-11-22", "attempt": "2"}', "positive integer"),
-        ('{"attempt": 2}', "queued job 'date' must be a string YYYY-MM-DD"),
+        ('{"attempt": 2}', "queued job 'date' must be a day YYYY-MM-DD"),
     ]:
         with pytest.raises(InvalidEventError, match=text):
             Job.from_json(default_source=DEFAULT_SOURCE, body=body)

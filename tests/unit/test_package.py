@@ -24,6 +24,7 @@ def test_every_module_of_the_function_package_is_imported_by_the_handler() -> No
         capture_output=True,
         text=True,
         cwd=ROOT / "functions",
+        timeout=120,
     )
     imported = set(json.loads(loaded.stdout.splitlines()[-1]))
 

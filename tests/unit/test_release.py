@@ -81,6 +81,7 @@ def project_files() -> list[Path]:
         cwd=ROOT,
         check=True,
         capture_output=True,
+        timeout=60,
     ).stdout.decode("utf-8")
     return [ROOT / name for name in sorted(set(listed.split("\0"))) if name and (ROOT / name).is_file()]
 

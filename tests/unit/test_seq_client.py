@@ -29,7 +29,7 @@ from seq_export.errors import (
 )
 from seq_export.models import Page
 from seq_export.seq_client import SUBUSER_SCORES_PATH
-from tests.support import SEQ_API_KEY, SEQ_DAY, START, Answer, Harness, Step, harness, ok, sendgrid_error
+from tests.support import SEQ_API_KEY, SEQ_DAY, START, Answer, Harness, Step, harness, ok, retryable, sendgrid_error
 
 API_KEY = SEQ_API_KEY
 DAY = SEQ_DAY
@@ -197,7 +197,7 @@ def test_401_and_403_raise_auth_error(status: int, hint: str) -> None:
     assert info.value.status == status
     assert hint in str(info.value)
     assert "authorization required" in str(info.value)
-    assert not info.value.retryable
+    assert not retryable(info.value)
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -393,7 +393,7 @@ def test_429_that_never_ends_gives_up_after_max_attempts() -> None:
         h.pages()
 
     assert info.value.status == 429
-    assert info.value.retryable
+    assert retryable(info.value)
     assert len(h.adapter.requests) == 3
     assert h.sleeps == [1.25, 1.25]  # no pointless wait after the last try
 
@@ -429,7 +429,7 @@ def test_5xx_that_persists_raises_unavailable_after_max_attempts() -> None:
         h.pages()
 
     assert info.value.status == 503
-    assert info.value.retryable
+    assert retryable(info.value)
     assert "after 4 tries" in str(info.value)
     assert "maintenance" in str(info.value)
     assert len(h.adapter.requests) == 4

@@ -32,7 +32,7 @@ $(DEV_STAMP): $(RUN_STAMP)
 install: $(DEV_STAMP) ## create .venv and install the package, the CLI, the local stack and the dev tools
 
 # Variables (or the options of `python -m local.run --help`): DATE=YYYY-MM-DD SUBUSERS=2500
-# NOT_READY=0 DELAY=2 MAX_ATTEMPTS=16 PAGE_SIZE=1000 SOURCES=1 VERBOSE=1 KEEP=1, ARGS for any option.
+# NOT_READY=0 DELAY=2 MAX_ATTEMPTS=16 PAGE_SIZE=1000 SOURCES=1 VERBOSE=1 KEEP=1 ENV_FILE=PATH, ARGS for any option.
 # SOURCES=2 configures two sources with SEQ_SOURCES, each on a simulated host of its own: `global`
 # and `eu` (its own key and subuser ids, a fifth as many subusers, no account scores).
 run: $(RUN_STAMP) ## the daily export end to end on a local stack (moto + SEQ simulator); options: ARGS=--help

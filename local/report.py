@@ -29,7 +29,7 @@ from seq_export_cli.output import counted
 _OUTCOMES = {
     "exported": "exported {records} records",
     "not_ready": "not ready (202), re-scheduled in {delay} s",
-    "gave_up": "not ready (202) and out of attempts: gave up, the job went to the dead-letter queue",
+    "gave_up": "not ready (202) and out of attempts: gave up; the dead-letter message is the job anew, at attempt 1",
     "continued": "cut short near the time limit, continues as attempt {next_attempt}",
     "superseded": "already completed by a duplicate of this continuation",
     "failed": "failed: {error}: {reason}; it stays on the queue",

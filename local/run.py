@@ -9,7 +9,9 @@ until it is empty, saying what each delivered message was and what became of it.
 
 This module is the command line; the stack it starts is ``local.run_stack``'s, what it invokes and
 delivers ``local.delivery``'s, and the report of each source's day ``local.report``'s. With
-``--keep`` the stack stays up until Ctrl-C or SIGTERM, either a clean shutdown.
+``--keep`` the stack stays up until Ctrl-C or SIGTERM, either a clean shutdown, and ``--env-file``
+writes its variables for another shell to load (``. PATH``): ``--keep`` blocks, so a file, not
+``eval "$(...)"`` of this command's output, is how a script takes them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -35,7 +38,15 @@ INSTALL_HINT = "run `make run`, or `pip install -e '.[run]'` in the repository r
 
 try:
     from local.delivery import export
-    from local.run_stack import EU_FIRST_USER_ID, EU_SOURCE, function_env, keep_banner, plans, print_hosts
+    from local.run_stack import (
+        EU_FIRST_USER_ID,
+        EU_SOURCE,
+        function_env,
+        keep_banner,
+        plans,
+        print_hosts,
+        write_env_file,
+    )
     from local.stack import AWS_TEST_ENV, local_stack, patched_environ
 except ModuleNotFoundError as missing:
     if __name__ != "__main__":  # imported: the importer sees the error itself
@@ -45,6 +56,19 @@ except ModuleNotFoundError as missing:
     sys.exit(EXIT_CONFIG)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _ListsItsOptions(click.Command):
+    """An unknown option's error lists every real option: Click's guess by spelling would offer
+    ``--verbose`` for ``--bogus``, which is no nearer to what was meant."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as unknown:
+            options = ", ".join(name for param in self.get_params(ctx) for name in param.opts if name.startswith("--"))
+            message = f"No such option {unknown.option_name!r}. The options are: {options}."
+            raise click.NoSuchOption(unknown.option_name, message, ctx=ctx) from None
 
 
 def _exportable_day(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -73,9 +97,10 @@ def _number(
 
 
 @click.command(
+    cls=_ListsItsOptions,
     help="Run the daily export locally, end to end: moto and the SEQ simulator on free ports of 127.0.0.1, the "
     "real handler invoked as Lambda would, then Lambda's SQS event source played for the retry queue, one line "
-    "per delivered message. Every option can also be given as the environment variable shown (as `make run` does)."
+    "per delivered message. Every option can also be given as the environment variable shown (as `make run` does).",
 )
 @_option(
     "--date",
@@ -126,8 +151,17 @@ def _number(
     "--keep",
     "KEEP",
     "After the run, keep moto and the simulator up until Ctrl-C (or SIGTERM) and print the `export VAR=value` "
-    "lines with which `seq-export` commands in another shell use this local stack.",
+    "lines with which `seq-export` commands in another shell use this local stack. They hold fake AWS "
+    "credentials, which replace that shell's own.",
     is_flag=True,
+)
+@_option(
+    "--env-file",
+    "ENV_FILE",
+    "With --keep, also write the `export VAR=value` lines to this file (owner-only), for another shell to load "
+    'with `. PATH` (or `eval "$(cat PATH)"`) while the stack is up.',
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="PATH",
 )
 def run(  # noqa: PLR0917 - Click passes the options by keyword
     date: str | None,
@@ -139,7 +173,10 @@ def run(  # noqa: PLR0917 - Click passes the options by keyword
     page_size: int,
     verbose: bool,
     keep: bool,
+    env_file: Path | None,
 ) -> None:
+    if env_file is not None and not keep:
+        raise click.UsageError("--env-file needs --keep: the variables point at a stack that stops with the run")
     started = time.perf_counter()
     with local_stack(*plans(sources, subusers, not_ready)) as stack:
         env = function_env(stack, delay=delay, max_attempts=max_attempts, page_size=page_size)
@@ -152,7 +189,9 @@ def run(  # noqa: PLR0917 - Click passes the options by keyword
             print(f"took          {time.perf_counter() - started:.2f} s")
             if keep:
                 user_ids = [str(source.plan.scenario.first_user_id) for source in stack.sources]
-                _keep(keep_banner({**AWS_TEST_ENV, "AWS_ENDPOINT_URL": stack.endpoint, **env}, day, user_ids))
+                shared = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": stack.endpoint, **env}
+                written = write_env_file(env_file, shared) if env_file is not None else None
+                _keep(keep_banner(shared, day, user_ids, env_file=written))
     if code:
         raise click.exceptions.Exit(code)
 

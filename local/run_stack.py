@@ -1,12 +1,14 @@
 """The stack ``python -m local.run`` starts: its simulated sources (``--sources``), the function's
 environment for the run's options, the lines that say where each service listens, and what
-``--keep`` prints for the ``seq-export`` commands of another shell.
+``--keep`` prints (and writes to ``--env-file``) for the ``seq-export`` commands of another shell.
 """
 
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from local.seq_simulator import Scenario
 from local.stack import LocalStack, SourcePlan
@@ -17,6 +19,8 @@ from seq_export_cli.app import ENV_NAMES
 #: The second source of ``--sources 2``: EU-pinned subusers at the EU host, with a key of their
 #: own, ids of their own, a fifth as many subusers, and no parent account of their own there.
 EU_SOURCE, EU_FIRST_USER_ID, EU_SHARE = "eu", 900_001, 5
+#: The fake credentials the banner warns of: loaded into a shell, they replace its own.
+FAKE_CREDENTIALS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 
 
 def plans(sources: int, subusers: int, not_ready: int) -> tuple[SourcePlan, ...]:
@@ -53,21 +57,58 @@ def print_hosts(stack: LocalStack) -> None:
         print(f"SEQ simulator {source.url}  (source {source.name}: {source.plan.scenario.subusers} subusers{account})")
 
 
-def keep_banner(env: Mapping[str, str], day: str, user_ids: Sequence[str] = ("100001",)) -> list[str]:
+def seq_export_command() -> str:
+    """How another shell calls ``seq-export``, from any directory: the command beside this
+    interpreter (the venv's), by its absolute path, or this interpreter running the package."""
+    installed = Path(sys.executable).parent / "seq-export"
+    if installed.is_file():
+        return shlex.quote(str(installed))
+    return f"{shlex.quote(sys.executable)} -m seq_export_cli"
+
+
+def env_lines(env: Mapping[str, str]) -> list[str]:
+    """``export NAME=value`` for every variable the ``seq-export`` commands read (all but the
+    function's name, there being no deployed function): what a shell pastes, sources or evals."""
+    function_variable = ENV_NAMES["function_name"]
+    return [f"export {name}={shlex.quote(value)}" for name, value in env.items() if name != function_variable]
+
+
+def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
+    """Write :func:`env_lines` to ``path`` (readable by its owner only); returns its absolute path."""
+    path = path.expanduser().resolve()
+    path.write_text("\n".join(env_lines(env)) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def keep_banner(
+    env: Mapping[str, str], day: str, user_ids: Sequence[str] = ("100001",), *, env_file: Path | None = None
+) -> list[str]:
     """What ``--keep`` prints: every variable the ``seq-export`` commands read, with its value
     (boto3's endpoint, credentials and region; the stack's resources; the function's environment
-    for ``--local``, ``SEQ_SOURCES`` included when there are several sources), and how to call
-    the function, which has no deployed Lambda here. ``user_ids``: a subuser of each source."""
+    for ``--local``, ``SEQ_SOURCES`` included when there are several sources), how to load them
+    (the ``env_file`` written, if any), a warning that they replace the shell's own AWS
+    credentials, and how to call the function, which has no deployed Lambda here. ``user_ids``: a
+    subuser of each source. Every command it suggests works from any directory."""
     function_variable = ENV_NAMES["function_name"]
+    cli = seq_export_command()
+    how = (
+        f"In another shell, load them with `. {shlex.quote(str(env_file))}` (or paste them):"
+        if env_file is not None
+        else "In another shell, paste:"
+    )
     return [
         "",
-        "The local stack stays up until Ctrl-C (or SIGTERM). In another shell, paste:",
-        *(f"export {name}={shlex.quote(value)}" for name, value in env.items() if name != function_variable),
+        f"The local stack stays up until Ctrl-C (or SIGTERM). {how}",
+        *env_lines(env),
+        f"Warning: these set fake AWS credentials ({', '.join(sorted(set(env) & FAKE_CREDENTIALS))}) and "
+        "AWS_ENDPOINT_URL: in any shell that loads them, they override that shell's own AWS credentials and send "
+        "its AWS calls to this local stack. Load them in a shell of their own.",
         f"There is no deployed Lambda here, so no {function_variable}: `run` and `backfill` take --local",
         "and call the function's handler in the CLI's own process. For example:",
-        f"  .venv/bin/seq-export status --date {day}",
-        *(f"  .venv/bin/seq-export lookup {user_id}" for user_id in user_ids),
-        "  .venv/bin/seq-export low-scores --max 1 --limit 5",
-        f"  .venv/bin/seq-export run --local --date {day}",
-        f"  .venv/bin/seq-export backfill --local --wait --force --from {day} --to {day}",
+        f"  {cli} status --date {day}",
+        *(f"  {cli} lookup {user_id}" for user_id in user_ids),
+        f"  {cli} low-scores --max 1 --limit 5",
+        f"  {cli} run --local --date {day}",
+        f"  {cli} backfill --local --wait --force --from {day} --to {day}",
     ]

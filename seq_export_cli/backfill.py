@@ -174,15 +174,25 @@ def _followed(answer: Mapping[str, Any], queued: list[Row]) -> dict[JobId, str |
     return {job: run if outcome == ENQUEUED else holders.get(job) for job, outcome in queued if outcome != EXPORTED}
 
 
+#: The function's lists by outcome: the document lists each day once, in ``by_day``, instead.
+_LISTS = ("enqueued", "skipped_already_exported", "skipped_already_queued")
+
+
 def _document(answer: Mapping[str, Any], queued: list[Row]) -> dict[str, Any]:
+    """The function's answer with one list of days, each an object with its outcome (and, for a
+    day already queued, the run holding it), in place of its three lists by outcome."""
+    holders = {_job(item): item.get("run") for item in answer.get("skipped_already_queued", [])}
     return {
-        **answer,
+        **{name: value for name, value in answer.items() if name not in _LISTS},
         "counts": {
             "enqueued": sum(1 for _, outcome in queued if outcome == ENQUEUED),
             "skipped_already_exported": sum(1 for _, outcome in queued if outcome == EXPORTED),
             "skipped_already_queued": sum(1 for _, outcome in queued if outcome == QUEUED),
         },
-        "by_day": [job.to_dict() | {"outcome": outcome} for job, outcome in queued],
+        "by_day": [
+            job.to_dict() | {"outcome": outcome} | ({"run": holders.get(job)} if outcome == QUEUED else {})
+            for job, outcome in queued
+        ],
     }
 
 

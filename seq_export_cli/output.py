@@ -58,9 +58,11 @@ class Output:
     @contextmanager
     def progress(self, total: int | None, label: str) -> Iterator[Progressing]:
         """A bar (``total`` known) or a spinner on a terminal's stderr; a line per change otherwise
-        (``label: done/total detail``). ``label`` says what is counted: ``queued days exported``."""
+        (``label: done/total detail``). ``label`` says what is counted: ``queued days exported``.
+        A spinner is erased when it stops (its last frame would sit above the answer, as if still
+        working, after a 202); a bar stays, as the count it reached."""
         if self._err.is_terminal:
-            with Progress(*_columns(total), console=self._err, transient=False) as bar:
+            with Progress(*_columns(total), console=self._err, transient=total is None) as bar:
                 task = bar.add_task(label, total=total, detail="")
                 yield _RichProgress(bar, task)
         else:
@@ -117,12 +119,11 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     return shown
 
 
-def per_source(documents: Sequence[Any], *, day: str | None = None) -> Any:
-    """One source's answer as it always was (it names its source); several as one document that
-    lists them, each carrying its ``source``: ``{"date": D, "sources": [...]}``."""
-    if len(documents) == 1:
-        return documents[0]
-    return ({"date": day} if day is not None else {}) | {"sources": list(documents)}
+def per_source(documents: Sequence[Any], *, day: str) -> dict[str, Any]:
+    """The answer of a command that speaks per source (``run``, ``status``, ``report``): the same
+    shape for one source and for several, ``{"date": D, "sources": [...]}``, each entry carrying
+    its ``source``."""
+    return {"date": day, "sources": list(documents)}
 
 
 def sections(parts: Sequence[tuple[str, Sequence[str]]], *, titled: bool) -> list[str]:

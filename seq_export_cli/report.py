@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.models import SUBUSERS
+from seq_export.models import SUBUSERS, json_number
 from seq_export.score_bands import BANDS, band_of
 from seq_export_cli.app import App, with_app
 from seq_export_cli.errors import EXIT_NEGATIVE, EXIT_OK
@@ -88,9 +88,13 @@ def build_report(
 
 
 def _entry(line: dict[str, Any], score: Decimal, before: Decimal | None = None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"user_id": str(line["user_id"]), "username": line.get("username"), "score": float(score)}
-    if before is not None:
-        entry |= {"previous_score": float(before), "change": float(score - before)}
+    entry: dict[str, Any] = {
+        "user_id": str(line["user_id"]),
+        "username": line.get("username"),
+        "score": json_number(score),
+    }
+    if before is not None:  # numbers as SendGrid sent them (1, not 1.0), as lookup answers them
+        entry |= {"previous_score": json_number(before), "change": json_number(score - before)}
     return entry
 
 
@@ -98,7 +102,14 @@ def _entry(line: dict[str, Any], score: Decimal, before: Decimal | None = None) 
 @click.option(
     "--date", "day", type=Day(finished=True), default=default_day, help="The day to report.  [default: yesterday, UTC]"
 )
-@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Rows per list.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    default=10,
+    show_default=True,
+    help="Print only N rows per list.",
+)
 @source_option("Report this source only.  [default: every configured source, one report each]")
 @shared_options
 @with_app

@@ -80,7 +80,10 @@ def summary_lines(summary: Mapping[str, Any], bucket: str | None = None) -> list
     if status == "failed":
         return [f"failed        {what}: {summary.get('error')}"]
     if status == "gave_up":
-        return [f"gave up       {what}: SendGrid kept answering 202; the day went to the dead-letter queue"]
+        return [
+            f"gave up       {what}: SendGrid still answered 202 at attempt {summary.get('attempt')}, the last; "
+            "the dead-letter message is the job anew, at attempt 1"
+        ]
     return [f"{status or 'answered'}      {what}: {dict(summary)}"]
 
 
@@ -144,7 +147,7 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
             app.output.note(f"{job} is in the dead-letter queue: {letter.why}")
     bucket = target.bucket
     by_source = {name: [(job, s) for job, s in results.items() if job.source == name] for name in chosen}
-    documents = [_document(day, name, [s for _, s in found]) for name, found in by_source.items()]
+    documents = [_document(name, [s for _, s in found]) for name, found in by_source.items()]
     lines = sections(
         [(name, [line for _, s in found for line in summary_lines(s, bucket)]) for name, found in by_source.items()],
         titled=target.several_sources,
@@ -163,11 +166,9 @@ def run(app: App, *, day: str, kind: str, source: str | None, local: bool, wait:
     return EXIT_NEGATIVE
 
 
-def _document(day: str, source: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """One source's answer: the function's summary of its one kind, or of each kind."""
-    if len(summaries) == 1:
-        return summaries[0] if "source" in summaries[0] else {"source": source} | summaries[0]
-    return {"date": day, "source": source, "kinds": summaries}
+def _document(source: str, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One source's answer: the function's summary of each kind (one kind or several alike)."""
+    return {"source": source, "kinds": summaries}
 
 
 def _named(app: App, job: JobId) -> str:

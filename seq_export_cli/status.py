@@ -45,10 +45,7 @@ def status(app: App, *, day: str, kind: str, source: str | None) -> int:
         name: [_status(app, s3, bucket, JobId(name, one_kind, day)) for one_kind in app.kinds_of(name, kind)]
         for name in chosen
     }
-    documents = [
-        entries[0] if len(entries) == 1 else {"date": day, "source": name, "kinds": entries}
-        for name, entries in found.items()
-    ]
+    documents = [{"source": name, "kinds": entries} for name, entries in found.items()]
     lines = sections(
         [(name, [line for entry in entries for line in _lines(entry)]) for name, entries in found.items()],
         titled=target.several_sources,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 
 from seq_export.errors import InvalidEventError
-from seq_export.events import Backfill
+from seq_export.invocations import Backfill
 from seq_export.job_message import Job, JobId, new_run
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, enqueue_marked

@@ -11,7 +11,7 @@ queues every job unmarked."""
 from __future__ import annotations
 
 from seq_export.errors import SeqExportError
-from seq_export.export_day import TimeLeft
+from seq_export.export_subusers import TimeLeft
 from seq_export.job_message import Job, JobId
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, enqueue_marked, run_now

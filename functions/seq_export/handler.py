@@ -1,6 +1,6 @@
 """Lambda entry point: parse the event into a typed request, make one call into its use case.
 
-Which events are accepted and what each becomes: ``events.py``. The flow, the module map and
+Which events are accepted and what each becomes: ``invocations.py``. The flow, the module map and
 the guarantees: docs/architecture.md.
 """
 
@@ -15,7 +15,7 @@ from seq_export.backfill import run_backfill
 from seq_export.daily import run_daily
 from seq_export.dates import today_utc
 from seq_export.errors import InvalidEventError
-from seq_export.events import Backfill, DailyRun, ExportDay, QueuedJobs, Request, parse_event
+from seq_export.invocations import Backfill, DailyRun, ExportDay, QueuedJobs, Request, parse_event
 from seq_export.jobs import run_now, time_left_of
 from seq_export.observability import MetricName, emit, logger, metrics, tracer
 

@@ -22,7 +22,7 @@ from seq_export.config import unknown_source
 from seq_export.dates import check_exportable, parse_day, today_utc
 from seq_export.errors import ConfigError, InvalidEventError, SeqExportError
 from seq_export.export_account import AccountDayExport
-from seq_export.export_day import SubuserDayExport, TimeLeft
+from seq_export.export_subusers import SubuserDayExport, TimeLeft
 from seq_export.job_message import Job, new_run
 from seq_export.job_queue import JobQueue
 from seq_export.models import ACCOUNT

@@ -1,7 +1,7 @@
 """A day's object as bytes: the one codec between records and the lines of a day.
 
 The data contract's format is JSON lines: UTF-8, one JSON object per line, each line ending in
-``\\n``, the keys of ``models.RECORD_KEYS`` in that order. Every writer (``export_day``,
+``\\n``, the keys of ``models.RECORD_KEYS`` in that order. Every writer (``export_subusers``,
 ``export_account``, ``seq-export migrate-lake``, the benchmark) encodes here; every reader (the
 CLI's ``status``, ``report`` and ``lookup``, ``local/``'s report, the tests) decodes and counts
 here. A second output format is a change of this module (with the Glue tables' SerDe in the

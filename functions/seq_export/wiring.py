@@ -19,7 +19,7 @@ from seq_export.api_key import ApiKeySource
 from seq_export.config import Settings, aws_client_config
 from seq_export.events_publisher import ScoreChangePublisher
 from seq_export.export_account import AccountDayExport
-from seq_export.export_day import ScoreChangeRule, SubuserDayExport
+from seq_export.export_subusers import ScoreChangeRule, SubuserDayExport
 from seq_export.job_queue import JobQueue
 from seq_export.jobs import Exports, JobWorker, SourceExports
 from seq_export.latest_store import LatestStore

@@ -12,6 +12,7 @@ from seq_export import record_codec
 from seq_export.errors import ConfigError, SeqAuthError
 from seq_export.layout import DEFAULT_SOURCE, day_key
 from tests.support import Stack, days_ago
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +57,7 @@ def test_the_daily_run_queues_the_accounts_day_on_its_own(stack: Stack) -> None:
     assert stack.deliver(wait_seconds=1) == {"batchItemFailures": []}
 
     assert account_lines(stack, day)[0]["date"] == day
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": 50,
-        "PagesFetched": 1,
-        "IneligibleSubusers": 50 // 7,
-        "LatestScoresWritten": 50 - 50 // 7,
-        "AccountScoresExported": 1,
-    }
+    exported = day_metrics(records=50, pages=1, ineligible=50 // 7, AccountScoresExported=1)
     assert dict(stack.metrics) == exported  # the fleet metrics are the source's alone
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {
         **exported,

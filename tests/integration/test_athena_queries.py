@@ -40,7 +40,7 @@ from seq_export.models import ACCOUNT, METRIC_NAMES, RECORD_KEYS, SUBUSERS
 from tests.support import Stack, days_ago
 from tests.support.cli import cli
 from tests.support.legacy import make_legacy
-from tests.unit.test_template import load_template, render_sub
+from tests.support.template import load_template, render_sub
 
 ROOT = Path(__file__).parents[2]
 STACK_NAME = "seq-export"

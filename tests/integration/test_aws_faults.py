@@ -18,6 +18,7 @@ from local.seq_simulator import Scenario, expected_records
 from seq_export.errors import StorageError
 from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +69,9 @@ def test_dynamodb_denied_part_way_publishes_nothing_and_a_rerun_converges(stack:
     summary = stack.invoke({"date": day})
 
     assert_complete(stack, day)
-    exported = {
-        "DayExported": 1,
-        "ExportFailed": 1,
-        "RecordsExported": 2_500,
-        "PagesFetched": 3,
-        "IneligibleSubusers": 2_500 // 7,
-        "LatestScoresWritten": summary["latest_written"],
-    }
+    exported = day_metrics(
+        records=2_500, pages=3, ineligible=2_500 // 7, written=summary["latest_written"], ExportFailed=1
+    )
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 

@@ -82,6 +82,20 @@ def test_lookup_of_an_ineligible_subuser_exits_1_since_it_has_no_latest_score(
     assert f"SendGrid returned it on {days_ago(1)}, the newest exported day, without a score (not eligible)" in out
 
 
+def test_lookup_with_no_why_does_not_read_the_day_that_would_say_not_eligible(
+    stack: Stack, exported_day: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ineligible = next(line for line in exported_day if line["score"] is None)
+
+    code, out, err = cli(capsys, "lookup", ineligible["user_id"], "--no-why")
+
+    assert (code, err) == (1, "")
+    assert out == (
+        f"no latest score for user_id {ineligible['user_id']!r}: not in table {stack.resources.table} "
+        "(--no-why: the newest exported day was not read to say why)\n"
+    )
+
+
 def test_lookup_never_shows_the_exporters_control_item(
     stack: Stack, exported_day: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:

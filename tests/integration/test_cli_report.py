@@ -40,9 +40,11 @@ def test_report_counts_bands_mean_movers_and_lowest_as_the_lines_say(
     )
 
     code, out, _ = cli(capsys, "report", "--date", days_ago(2), "--limit", "3", "--json")
-    report = json.loads(out)
+    document = json.loads(out)
 
     assert code == 0
+    assert document["date"] == days_ago(2)
+    (report,) = document["sources"]  # one source: listed as several are
     assert report["previous_date"] == days_ago(3)
     assert report["bands"] == {str(b): sum(1 for s in scores if int(s) == b) for b in range(1, 6)}
     assert report["ineligible"] == sum(1 for line in now if line["score"] is None)
@@ -52,6 +54,11 @@ def test_report_counts_bands_mean_movers_and_lowest_as_the_lines_say(
     rises = sorted((-change, uid) for change, uid in changes if change > 0)
     assert [r["user_id"] for r in report["rises"]] == [uid for _, uid in rises][:3]
     assert [low["score"] for low in report["lowest"]] == [float(s) for s in sorted(scores)[:3]]
+    # numbers as the lines carry them: an integral score is 1, never 1.0 (as lookup answers it)
+    assert all(
+        type(low["score"]) is (int if s == s.to_integral_value() else float)
+        for low, s in zip(report["lowest"], sorted(scores)[:3], strict=True)
+    )
 
 
 def test_report_on_a_terminal_draws_the_bands_as_bars(
@@ -90,7 +97,7 @@ def test_report_reports_each_source_against_its_own_previous_day(
         assert two_sources.invoke(event)["status"] == "exported"
 
     code, document, _ = cli_json(capsys, "report", "--date", days_ago(2))
-    one, eu, _ = cli_json(capsys, "report", "--date", days_ago(2), "--source", "eu", "--limit", "2")
+    one, only_eu, _ = cli_json(capsys, "report", "--date", days_ago(2), "--source", "eu", "--limit", "2")
     _, text, _ = cli(capsys, "report", "--date", days_ago(2))
 
     assert code == 0
@@ -98,7 +105,14 @@ def test_report_reports_each_source_against_its_own_previous_day(
         ("global", days_ago(4), 12),
         ("eu", days_ago(3), 12),
     ]
-    assert (one, eu["source"], eu["previous_date"], len(eu["lowest"])) == (0, "eu", days_ago(3), 2)
+    (eu,) = only_eu["sources"]
+    assert (one, only_eu["date"], eu["source"], eu["previous_date"], len(eu["lowest"])) == (
+        0,
+        days_ago(2),
+        "eu",
+        days_ago(3),
+        2,
+    )
     assert [line for line in text.splitlines() if line.startswith("source ")] == [
         "source        global",
         "source        eu",

@@ -11,7 +11,7 @@ from local.seq_simulator import Scenario
 from seq_export import wiring
 from seq_export.dates import export_window, today_utc
 from tests.support import Stack, days_ago
-from tests.support.cli import TWO_SOURCE_NAMES, cli, cli_json, day_lines, object_key
+from tests.support.cli import TWO_SOURCE_NAMES, cli, cli_json, day_lines, days_with, object_key, only_entry
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +22,10 @@ def test_run_local_exports_the_day_and_prints_the_functions_summary_as_json(
     stack.simulator.reset(Scenario(subusers=30))
     day = days_ago(2)
 
-    code, summary, _ = cli_json(capsys, "run", "--local", "--date", day)
+    code, answer, _ = cli_json(capsys, "run", "--local", "--date", day)
 
     assert code == 0
+    summary = only_entry(answer)
     assert (summary["status"], summary["date"], summary["records"]) == ("exported", day, 30)
     assert len(day_lines(stack, day)) == 30
 
@@ -50,10 +51,10 @@ def test_run_local_that_sendgrid_answers_202_exits_1_saying_not_exported(
     stack.simulator.reset(Scenario(subusers=5, not_ready=1))
     day = days_ago(1)
 
-    code, summary, err = cli_json(capsys, "run", "--local", "--date", day)
+    code, answer, err = cli_json(capsys, "run", "--local", "--date", day)
 
     assert code == 1
-    assert summary["status"] == "not_ready"
+    assert only_entry(answer)["status"] == "not_ready"
     assert "nothing delivers the retry queue locally: `seq-export run --local --wait`" in err
     assert stack.queue_counts()["delayed"] + stack.queue_counts()["visible"] == 1
 
@@ -115,8 +116,8 @@ def test_run_and_status_default_to_yesterday_as_the_schedule_does(
     ran, summary, _ = cli_json(capsys, "run", "--local")
     checked, status, _ = cli_json(capsys, "status")
 
-    assert (ran, summary["status"], summary["date"]) == (0, "exported", days_ago(1))
-    assert (checked, status["date"], status["exported"]) == (0, days_ago(1), True)
+    assert (ran, only_entry(summary)["status"], only_entry(summary)["date"]) == (0, "exported", days_ago(1))
+    assert (checked, status["date"], only_entry(status)["exported"]) == (0, days_ago(1), True)
 
 
 def test_run_local_shows_pages_and_records_as_they_are_fetched(
@@ -165,10 +166,11 @@ def test_kind_account_runs_checks_and_backfills_the_parent_accounts_own_day(
     assert ran == 0
     assert out.startswith(f"exported      account {day}: the parent account's own line")
     assert checked == 1  # the subusers' day was not exported
-    assert [(k["kind"], k["exported"]) for k in status["kinds"]] == [("subusers", False), ("account", True)]
+    (default,) = status["sources"]
+    assert [(k["kind"], k["exported"]) for k in default["kinds"]] == [("subusers", False), ("account", True)]
     assert queued == 0
-    assert backfill["enqueued"] == [{"source": "default", "kind": "account", "date": days_ago(1)}]
-    assert backfill["skipped_already_exported"] == [{"source": "default", "kind": "account", "date": day}]
+    assert days_with(backfill, "enqueued") == [{"source": "default", "kind": "account", "date": days_ago(1)}]
+    assert days_with(backfill, "already exported") == [{"source": "default", "kind": "account", "date": day}]
 
 
 def test_run_without_source_exports_every_source_one_section_each(
@@ -189,17 +191,22 @@ def test_run_without_source_exports_every_source_one_section_each(
         assert {line["source"] for line in lines} == {name}
 
 
-def test_run_with_source_exports_that_source_only_in_the_functions_summary_shape(
+def test_run_with_source_exports_that_source_only_in_the_same_shape_as_every_source(
     two_sources: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     day = days_ago(2)
 
-    code, summary, _ = cli_json(capsys, "run", "--local", "--date", day, "--source", "eu")
+    code, one, _ = cli_json(capsys, "run", "--local", "--date", day, "--source", "eu")
     _, both, _ = cli_json(capsys, "run", "--local", "--date", days_ago(3))
 
     assert code == 0
+    assert (one["date"], [s["source"] for s in one["sources"]]) == (day, ["eu"])
+    summary = only_entry(one)
     assert (summary["status"], summary["source"], summary["date"], summary["records"]) == ("exported", "eu", day, 12)
     assert summary["s3_key"] == object_key(two_sources, day, source="eu")
     assert [key for key in two_sources.data_keys() if day in key] == [object_key(two_sources, day, source="eu")]
     assert both["date"] == days_ago(3)
-    assert [(s["source"], s["status"]) for s in both["sources"]] == [("global", "exported"), ("eu", "exported")]
+    assert [(s["source"], [k["status"] for k in s["kinds"]]) for s in both["sources"]] == [
+        ("global", ["exported"]),
+        ("eu", ["exported"]),
+    ]

@@ -6,7 +6,6 @@ table. Both sources are served by the one simulator and API key.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from local.seq_simulator import Scenario
 from seq_export.models import ACCOUNT, SUBUSERS
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json, configure_sources, deploy_outputs
+from tests.support.cli import cli, cli_json, configure_sources, deploy_function, deploy_outputs
 
 pytestmark = pytest.mark.integration
 
@@ -106,20 +105,7 @@ def test_sources_exits_1_when_the_function_exports_a_source_the_athena_tables_do
 ) -> None:
     # Given a deployed function configured with three sources, and a stack whose SourceNames
     # (the Glue projection's sources, from ExtraSourceNames) forgot one of them
-    session = two_sources.session
-    role = session.client("iam").create_role(RoleName="seq-export-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    configured = [
-        {"name": name, "base_url": "https://api.sendgrid.com", "secret_id": f"{name}-key"}
-        for name in ("global", "eu", "apac")
-    ]
-    session.client("lambda").create_function(
-        FunctionName="seq-export-fn",
-        Runtime="python3.13",
-        Role=role,
-        Handler="seq_export.handler.lambda_handler",
-        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
-        Environment={"Variables": {"SEQ_SOURCES": json.dumps(configured)}},
-    )
+    deploy_function(two_sources, ["global", "eu", "apac"])
     outputs = {
         "ScoresBucketName": two_sources.resources.bucket,
         "ExportFunctionName": "seq-export-fn",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json, object_key
+from tests.support.cli import cli, cli_json, object_key, only_entry
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +22,10 @@ def test_status_of_an_exported_day_gives_size_time_and_line_count(
     day = days_ago(1)
     head = stack.session.client("s3").head_object(Bucket=stack.resources.bucket, Key=object_key(stack, day))
 
-    code, document, _ = cli_json(capsys, "status", "--date", day)
+    code, answer, _ = cli_json(capsys, "status", "--date", day)
 
     assert code == 0
+    document = only_entry(answer)
     assert document["exported"] is True
     assert document["key"] == object_key(stack, day)
     assert document["bytes"] == head["ContentLength"]
@@ -48,10 +49,11 @@ def test_status_counts_the_lines_when_the_object_has_no_records_metadata(
 def test_status_of_a_day_not_exported_exits_1(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     day = days_ago(7)
 
-    code, document, err = cli_json(capsys, "status", "--date", day)
+    code, answer, err = cli_json(capsys, "status", "--date", day)
 
     assert code == 1
-    assert document == {
+    assert answer["date"] == day
+    assert only_entry(answer) == {
         "date": day,
         "source": "default",
         "kind": "subusers",
@@ -83,8 +85,13 @@ def test_status_answers_per_source_and_source_picks_one(two_sources: Stack, caps
 
     assert every == 1  # global's day is not exported
     assert both["date"] == day
-    assert [(s["source"], s["exported"]) for s in both["sources"]] == [("global", False), ("eu", True)]
+    assert [(s["source"], [k["exported"] for k in s["kinds"]]) for s in both["sources"]] == [
+        ("global", [False]),
+        ("eu", [True]),
+    ]
     assert one == 0
+    assert [s["source"] for s in eu["sources"]] == ["eu"]
+    eu = only_entry(eu)
     assert (eu["source"], eu["exported"], eu["records"], eu["key"]) == (
         "eu",
         True,

@@ -21,6 +21,7 @@ from local.seq_simulator import Fault, Scenario, expected_records
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export.wiring import build_dependencies
 from tests.support import Stack, days_ago, job
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -47,13 +48,7 @@ def test_the_same_retry_message_delivered_twice_exports_once(stack: Stack) -> No
     assert [r["params"].get("after_key") for r in stack.simulator.requests] == [None, "101000", "102000"]
     assert stack.data_keys() == [stack.key(day)]
     assert len(stack.lines(day)) == 2_500
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": 2_500,
-        "PagesFetched": 3,
-        "IneligibleSubusers": 2_500 // 7,
-        "LatestScoresWritten": 2_500 - 2_500 // 7,
-    }
+    exported = day_metrics(records=2_500, pages=3, ineligible=2_500 // 7)
     assert dict(stack.metrics) == exported  # counted once: the duplicate is answered from the idempotency record
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 

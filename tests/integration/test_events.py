@@ -13,6 +13,7 @@ from local.seq_simulator import Scenario
 from seq_export.errors import InvalidEventError
 from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago, job
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).parents[2] / "events"
@@ -46,13 +47,7 @@ def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_
         "ineligible": 10,
     }
     assert stack.queue_counts() == {"visible": 1, "delayed": 0}  # the account's day, not run yet
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": 50,
-        "PagesFetched": 1,
-        "IneligibleSubusers": 10,
-        "LatestScoresWritten": 40,
-    }
+    exported = day_metrics(records=50, pages=1, ineligible=10, written=40)
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(summary["date"])}
 
@@ -109,13 +104,7 @@ def test_sqs_retry_event_exports_its_day(stack: Stack) -> None:
 
     assert stack.invoke(event) == {"batchItemFailures": []}
     assert len(stack.lines(days_ago(6))) == 30
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": 30,
-        "PagesFetched": 1,
-        "IneligibleSubusers": 30 // 7,
-        "LatestScoresWritten": 30 - 30 // 7,
-    }
+    exported = day_metrics(records=30, pages=1, ineligible=30 // 7)
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(days_ago(6))}
 

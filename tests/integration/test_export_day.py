@@ -10,6 +10,7 @@ from local.seq_simulator import Scenario, expected_records
 from seq_export.layout import CONTROL_KEY, DEFAULT_SOURCE, ITEM_ATTRIBUTES
 from seq_export.models import RECORD_KEYS
 from tests.support import Stack, days_ago
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +51,12 @@ def test_an_exported_day_emits_its_records_pages_ineligible_and_latest_writes_as
 
     assert summary == summary | {"status": "exported", "records": 1_200, "pages": 2, "ineligible": 300}
     assert summary["latest_written"] == 1_200 - 300
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": summary["records"],
-        "PagesFetched": summary["pages"],
-        "IneligibleSubusers": summary["ineligible"],
-        "LatestScoresWritten": summary["latest_written"],
-    }
+    exported = day_metrics(
+        records=summary["records"],
+        pages=summary["pages"],
+        ineligible=summary["ineligible"],
+        written=summary["latest_written"],
+    )
     assert dict(stack.metrics) == exported  # the stack-wide series: no fleet metrics
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(days_ago(1))}
 
@@ -163,13 +163,7 @@ def test_an_empty_day_publishes_an_empty_object(stack: Stack) -> None:
 
     assert summary == summary | {"status": "exported", "records": 0, "pages": 1}
     assert stack.lines(day) == []
-    exported = {
-        "DayExported": 1,
-        "RecordsExported": 0,
-        "PagesFetched": 1,
-        "IneligibleSubusers": 0,
-        "LatestScoresWritten": 0,
-    }
+    exported = day_metrics(records=0, pages=1, ineligible=0, written=0)
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {
         **exported,

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ RUNNER_VARIABLES = (
     "PAGE_SIZE",
     "VERBOSE",
     "KEEP",
+    "ENV_FILE",
 )
 COMMAND = [sys.executable, "-m", "local.run"]
 #: A run takes a few seconds; one that takes this long is stuck, and is killed.
@@ -71,15 +72,20 @@ def ignore_ctrl_c() -> None:
 
 
 def kept_then_stopped(
-    signals: Sequence[signal.Signals], *, ctrl_c_ignored: bool = False, **variables: str
+    signals: Sequence[signal.Signals],
+    *args: str,
+    ctrl_c_ignored: bool = False,
+    while_up: Callable[[list[str]], None] | None = None,
+    **variables: str,
 ) -> tuple[int, signal.Signals, list[str], str]:
-    """Run `local.run --keep` until its banner, then send ``signals`` one by one, each given
+    """Run `local.run --keep` (and ``args``) until its whole banner, call ``while_up`` with the
+    banner's lines while the stack is up, then send ``signals`` one by one, each given
     ``STOP_SECONDS`` to end the process; returns its exit code, the signal that stopped it, the
     lines it printed and its stderr. A process that none of them stops, or that never prints the
     banner, is killed and the test fails."""
     output: list[str] = []
     with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [*COMMAND, "--keep"],
+        [*COMMAND, "--keep", *args],
         cwd=ROOT,
         env=runner_env(**variables),
         stdout=subprocess.PIPE,
@@ -94,8 +100,14 @@ def kept_then_stopped(
             assert process.stderr is not None
             for line in process.stdout:  # the banner is written at once, then the stack waits
                 output.append(line)
-                if "stays up until Ctrl-C" in line:
+                if " backfill --local " in line:  # the banner's last line
                     break
+            if while_up is not None:
+                try:
+                    while_up("".join(output).splitlines())
+                except BaseException:
+                    process.kill()  # a failed check leaves no stack behind, nor a wait on it
+                    raise
             for signum in signals:
                 process.send_signal(signum)
                 try:
@@ -278,11 +290,7 @@ def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_
     # Ctrl-C; and should this process have started with Ctrl-C ignored (a background job), SIGTERM
     code, _, banner, _ = kept_then_stopped([signal.SIGINT, signal.SIGTERM], SUBUSERS="20", DELAY="0", SOURCES=sources)
 
-    exported = {}  # as a shell that pastes the lines would set them
-    for line in banner:
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            exported[name] = " ".join(shlex.split(value))
+    exported = exported_by(banner)  # as a shell that pastes the lines would set them
     function_variable = ENV_NAMES["function_name"]
     assert code == 0
     assert banner[-1] == "stopping the local stack"
@@ -300,6 +308,90 @@ def test_keep_prints_every_variable_the_cli_needs_and_sends_run_and_backfill_to_
     assert len(invocations) == 2
     assert all("--local" in line for line in invocations)
     assert [line.split()[-1] for line in banner if "seq-export lookup " in line] == subusers
+
+
+def exported_by(lines: Sequence[str]) -> dict[str, str]:
+    """The variables of ``export NAME=value`` lines, as a shell that runs them sets them."""
+    found = {}
+    for line in lines:
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            found[name] = " ".join(shlex.split(value))
+    return found
+
+
+def test_keep_with_env_file_writes_every_variable_for_another_shell_from_any_directory(tmp_path: Path) -> None:
+    env_file = tmp_path / "local.env"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    day = str(yesterday_utc())
+    seen: dict[str, Any] = {}
+
+    def another_shell(banner: list[str]) -> None:
+        # a clean shell, in another directory, that loads the file and runs the status line the banner suggests
+        status_line = next(line.strip() for line in banner if " status --date " in line)
+        seen["file"] = env_file.read_text(encoding="utf-8")
+        seen["mode"] = env_file.stat().st_mode & 0o777
+        seen["status"] = subprocess.run(  # noqa: S603 - bash running our own file and command
+            ["/bin/bash", "-c", f". {shlex.quote(str(env_file))} && {status_line}"],
+            cwd=elsewhere,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=RUN_SECONDS,
+            check=False,
+        )
+
+    code, _, banner, _ = kept_then_stopped(
+        [signal.SIGTERM], "--env-file", str(env_file), while_up=another_shell, SUBUSERS="20", DELAY="0"
+    )
+
+    assert code == 0
+    assert exported_by(seen["file"].splitlines()) == exported_by(banner)
+    assert seen["mode"] == 0o600
+    assert any(f"`. {env_file}`" in line for line in banner)
+    status = seen["status"]
+    assert status.returncode == 0, status.stderr
+    assert day in status.stdout
+    examples = banner[next(i for i, line in enumerate(banner) if line.endswith("For example:")) + 1 :]
+    suggested = [line.split()[0] for line in examples if line.startswith("  ")]
+    assert len(suggested) == 5
+    assert all(Path(command).is_absolute() for command in suggested)
+
+
+def test_keep_banner_warns_that_its_fake_credentials_override_the_shells_own() -> None:
+    code, _, banner, _ = kept_then_stopped([signal.SIGTERM], SUBUSERS="20", DELAY="0")
+
+    assert code == 0
+    warning = next(line for line in banner if line.startswith("Warning:"))
+    assert all(name in warning for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    assert "override that shell's own AWS credentials" in warning
+
+
+def test_env_file_without_keep_is_a_usage_error(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = usage(capsys, "--env-file", str(tmp_path / "local.env"))
+
+    assert code == 2
+    assert "--env-file needs --keep" in err
+    assert not (tmp_path / "local.env").exists()
+    assert "moto server" not in out
+
+
+def test_an_unknown_option_lists_the_real_options_instead_of_a_guess_by_spelling(
+    clean_runner_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = usage(capsys, "--bogus")
+
+    assert code == 2
+    error = next(line for line in err.splitlines() if line.startswith("Error:"))
+    assert "No such option '--bogus'" in error
+    assert "Did you mean" not in err
+    assert "Possible options" not in err
+    for param in runner.run.params:
+        assert all(name in error for name in param.opts if name.startswith("--")), param.name
+    assert "moto server" not in out
 
 
 def test_keep_stops_on_sigterm_as_on_ctrl_c_even_when_ctrl_c_is_ignored() -> None:
@@ -347,8 +439,8 @@ def test_a_day_still_not_ready_at_the_last_attempt_says_it_gave_up_and_exits_1()
 
     assert result.returncode == 1
     assert (
-        f"queued job    subusers {day} attempt 2: not ready (202) and out of attempts: gave up, "
-        "the job went to the dead-letter queue"
+        f"queued job    subusers {day} attempt 2: not ready (202) and out of attempts: gave up; "
+        "the dead-letter message is the job anew, at attempt 1"
     ) in result.stdout.splitlines()
     assert f"NOT EXPORTED  {day}" in result.stderr
     assert f"dead letter   default subusers {day}: gave_up_not_ready" in result.stderr.splitlines()

@@ -5,7 +5,6 @@ new objects read back equal apart from the added source, and running it again ch
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from local.seq_simulator import Scenario
 from seq_export import layout, record_codec
 from seq_export.models import ACCOUNT, RECORD_KEYS, SUBUSERS
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json, configure_sources, object_body, object_key
+from tests.support.cli import cli, cli_json, configure_sources, deploy_function, object_body, object_key
 from tests.support.legacy import current_keys, items, legacy_key, make_legacy, put_legacy, strip_item_sources
 
 pytestmark = pytest.mark.integration
@@ -229,8 +228,14 @@ def test_the_commands_read_the_migrated_lake(
     lookup_code, lookup, _ = cli_json(capsys, "lookup", scored["user_id"])
     sources_code, sources, _ = cli_json(capsys, "sources")
 
-    assert (status_code, [k["exported"] for k in status["kinds"]]) == (0, [True, True])
-    assert (report_code, report["previous_date"], report["subusers"]) == (0, LEGACY_DAYS[0], 30)
+    (status_of_default,) = status["sources"]
+    (report_of_default,) = report["sources"]
+    assert (status_code, [k["exported"] for k in status_of_default["kinds"]]) == (0, [True, True])
+    assert (report_code, report_of_default["previous_date"], report_of_default["subusers"]) == (
+        0,
+        LEGACY_DAYS[0],
+        30,
+    )
     assert (lookup_code, lookup["subusers"][0]["source"]) == (0, "default")
     assert sources_code == 0
     assert sources["sources"][0][SUBUSERS] == {"newest": LEGACY_DAYS[1], "days": 2}
@@ -259,17 +264,7 @@ def test_without_seq_sources_the_deployed_functions_first_source_is_the_one_migr
 ) -> None:
     # Given an operator's shell that names the deployed function but not its sources, whose
     # first source is not called "default"
-    session = stack.session
-    role = session.client("iam").create_role(RoleName="seq-export-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    configured = [{"name": "global", "base_url": "https://api.sendgrid.com", "secret_id": "global-key"}]
-    session.client("lambda").create_function(
-        FunctionName="seq-export-fn",
-        Runtime="python3.13",
-        Role=role,
-        Handler="seq_export.handler.lambda_handler",
-        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
-        Environment={"Variables": {"SEQ_SOURCES": json.dumps(configured)}},
-    )
+    deploy_function(stack, ["global"])
     stack.monkeypatch.setenv("SEQ_EXPORT_FUNCTION", "seq-export-fn")
 
     # When the lake is migrated without --source

@@ -10,6 +10,7 @@ import pytest
 from local.seq_simulator import Scenario
 from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +35,7 @@ def test_202_schedules_a_delayed_retry_and_the_sqs_event_completes_the_day(stack
     assert len(stack.lines(day)) == 1_500
     assert stack.queue_counts() == {"visible": 0, "delayed": 0}
     assert [r["status"] for r in stack.simulator.requests] == [202, 200, 200]
-    exported = {
-        "DayExported": 1,
-        "NotReadyRescheduled": 1,
-        "RecordsExported": 1_500,
-        "PagesFetched": 2,
-        "IneligibleSubusers": 1_500 // 7,
-        "LatestScoresWritten": 1_500 - 1_500 // 7,
-    }
+    exported = day_metrics(records=1_500, pages=2, ineligible=1_500 // 7, NotReadyRescheduled=1)
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 
@@ -143,13 +137,6 @@ def test_three_answers_of_202_then_200_give_exactly_one_complete_object(stack: S
     lines = stack.lines(day)
     assert [line["user_id"] for line in lines] == [str(100_001 + i) for i in range(2_500)]
     assert stack.dlq_bodies() == []
-    exported = {
-        "DayExported": 1,
-        "NotReadyRescheduled": 3,
-        "RecordsExported": 2_500,
-        "PagesFetched": 3,
-        "IneligibleSubusers": 2_500 // 7,
-        "LatestScoresWritten": 2_500 - 2_500 // 7,
-    }
+    exported = day_metrics(records=2_500, pages=3, ineligible=2_500 // 7, NotReadyRescheduled=3)
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}

@@ -16,7 +16,7 @@ from seq_export.job_message import JobId
 from seq_export.queued_days import marker_id
 from seq_export_cli.local_lambda import QUEUE_VISIBILITY_TIMEOUT_SECONDS, FakeLambdaContext
 from tests.support import Stack, days_ago
-from tests.support.cli import cli, cli_json, day_lines, deploy, object_key
+from tests.support.cli import cli, cli_json, day_lines, days_with, deploy, object_key, only_entry
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_a_backfill_repeated_while_its_days_are_queued_fetches_each_day_once(
     assert again["counts"] == {"enqueued": 0, "skipped_already_exported": 0, "skipped_already_queued": 3}
     assert sum(again["counts"].values()) == again["days"] * 1 * 1  # days x kinds x sources
     assert [(row["date"], row["outcome"]) for row in again["by_day"]] == [(day, "already queued") for day in days]
-    assert {job["run"] for job in again["skipped_already_queued"]} == {first["run"]}
+    assert {job["run"] for job in days_with(again, "already queued")} == {first["run"]}
     assert pages_fetched(stack) == dict.fromkeys(days, 1)  # each day fetched once
     assert all(len(day_lines(stack, day)) == 10 for day in days)
 
@@ -111,7 +111,7 @@ def test_a_forced_backfill_queues_a_day_that_is_already_queued_and_holds_it_from
     assert code == 0
     assert forced["counts"] == {"enqueued": 1, "skipped_already_exported": 0, "skipped_already_queued": 0}
     assert stack.queue_counts()["visible"] == 2  # the forced export beside the first one
-    assert [job["run"] for job in later["skipped_already_queued"]] == [forced["run"]]
+    assert [job["run"] for job in days_with(later, "already queued")] == [forced["run"]]
 
 
 def test_a_backfill_over_a_day_the_daily_run_queued_does_not_queue_it_again(
@@ -125,7 +125,7 @@ def test_a_backfill_over_a_day_the_daily_run_queued_does_not_queue_it_again(
 
     assert code == 0
     assert backfill["counts"] == {"enqueued": 0, "skipped_already_exported": 1, "skipped_already_queued": 1}
-    assert backfill["skipped_already_queued"] == [
+    assert days_with(backfill, "already queued") == [
         {"source": "default", "kind": "account", "date": day, "run": f"daily-{day}"}
     ]
     assert stack.queue_counts()["visible"] == 1  # the daily run's own message only
@@ -219,7 +219,8 @@ def test_a_wait_does_not_count_a_day_whose_object_was_there_before_it_until_it_i
     code, document, _ = cli_json(capsys, "run", "--local", "--wait", "--timeout", "2", "--date", day)
 
     assert code == 1
-    assert (document["status"], document["wait"]) == ("not_ready", "timeout")
+    summary = only_entry(document)
+    assert (summary["status"], summary["wait"]) == ("not_ready", "timeout")
     after = stack.session.client("s3").head_object(Bucket=stack.resources.bucket, Key=object_key(stack, day))
     assert after["ETag"] == before["ETag"]  # the object the wait saw is the old one
 

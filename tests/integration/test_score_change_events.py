@@ -13,7 +13,7 @@ from local.aws_fault_proxy import AwsFault, AwsFaultProxy
 from local.seq_simulator import Scenario, expected_records
 from seq_export.layout import DEFAULT_SOURCE
 from tests.support import Stack, days_ago, run_to_completion
-from tests.unit.test_template import load_template
+from tests.support.template import load_template
 
 pytestmark = pytest.mark.integration
 BUS = "seq-scores"

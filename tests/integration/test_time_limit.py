@@ -10,6 +10,7 @@ import pytest
 from local.seq_simulator import Scenario, expected_records
 from seq_export.layout import DEFAULT_SOURCE, staging_key
 from tests.support import Stack, days_ago, invoke_short, run_to_completion
+from tests.support.builders import day_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +45,9 @@ def test_running_short_of_time_continues_page_by_page_into_one_whole_object(
     done = [json.loads(line) for line in log_output.getvalue().splitlines() if '"Day exported"' in line]
     assert done[-1]["records"] == 2_500
     assert done[-1]["pages"] == 3
-    exported = {  # one per continuation; the day's counts once, from its last invocation
-        "DayExported": 1,
-        "ContinuedAfterTimeLimit": len(continuations),
-        "RecordsExported": 2_500,
-        "PagesFetched": 3,
-        "IneligibleSubusers": 2_500 // 7,
-        "LatestScoresWritten": 2_500 - 2_500 // 7,
-    }
+    exported = day_metrics(
+        records=2_500, pages=3, ineligible=2_500 // 7, ContinuedAfterTimeLimit=len(continuations)
+    )  # one per continuation; the day's counts once, from its last invocation
     assert dict(stack.metrics) == exported
     assert dict(stack.source_metrics(DEFAULT_SOURCE)) == {**exported, **stack.band_counts(day)}
 

@@ -79,3 +79,19 @@ def job(date: str, *, kind: str = SUBUSERS, source: str = DEFAULT_SOURCE, attemp
 def jobs(count: int) -> list[Job]:
     """Backfill jobs of the first ``count`` days of March 2024, in order."""
     return [job(f"2024-03-{n + 1:02d}", reason="backfill") for n in range(count)]
+
+
+def day_metrics(
+    *, records: int, pages: int, ineligible: int, written: int | None = None, **more: int
+) -> dict[str, int]:
+    """The stack-wide metrics of one exported subusers' day (``observability.MetricName``'s
+    names): its heartbeat, what was read and what was written (every scored subuser unless
+    ``written`` says otherwise), plus ``more`` (what else that run counted)."""
+    return {
+        "DayExported": 1,
+        "RecordsExported": records,
+        "PagesFetched": pages,
+        "IneligibleSubusers": ineligible,
+        "LatestScoresWritten": records - ineligible if written is None else written,
+        **more,
+    }

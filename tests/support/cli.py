@@ -35,6 +35,25 @@ def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, 
     return code, json.loads(out), err
 
 
+def only_entry(document: dict[str, Any]) -> dict[str, Any]:
+    """The one entry of a ``run`` or ``status`` answer of one source and one kind:
+    ``{"date", "sources": [{"source", "kinds": [ENTRY]}]}``."""
+    (source,) = document["sources"]
+    (entry,) = source["kinds"]
+    return dict(entry)
+
+
+def days_with(document: dict[str, Any], outcome: str) -> list[dict[str, Any]]:
+    """The days of a ``backfill`` answer's ``by_day`` with ``outcome`` (``enqueued``, ``already
+    exported``, ``already queued``), each as the function names it: source, kind, date (and the
+    run holding a day already queued)."""
+    return [
+        {name: value for name, value in row.items() if name != "outcome"}
+        for row in document["by_day"]
+        if row["outcome"] == outcome
+    ]
+
+
 def object_key(stack: Stack, day: str, *, source: str = DEFAULT_SOURCE, kind: str = SUBUSERS) -> str:
     """The key of ``source``'s ``kind`` of ``day`` in the stack's lake."""
     settings = stack.settings
@@ -68,6 +87,25 @@ def configure_sources(stack: Stack, *names: str) -> None:
         {"name": name, "base_url": stack.simulator.url, "secret_id": stack.resources.secret_id} for name in names
     ]
     stack.configure(SEQ_SOURCES=json.dumps(sources))
+
+
+def deploy_function(stack: Stack, sources: list[str], name: str = "seq-export-fn") -> str:
+    """A Lambda function ``name`` on moto configured with ``sources`` (SEQ_SOURCES, in order),
+    as the CLI reads a deployed function's configuration (it is never invoked). Returns ``name``."""
+    session = stack.session
+    role = session.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    configured = [
+        {"name": source, "base_url": "https://api.sendgrid.com", "secret_id": f"{source}-key"} for source in sources
+    ]
+    session.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="seq_export.handler.lambda_handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},  # an empty zip: moto stores it, nothing runs it
+        Environment={"Variables": {"SEQ_SOURCES": json.dumps(configured)}},
+    )
+    return name
 
 
 def deploy_outputs(stack: Stack, name: str, outputs: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ every unit test, stdout and stderr as pipes whatever the environment says.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.config import Config
@@ -25,6 +25,7 @@ from tests.support.cli_fakes import (
     FakeDeadLetters,
     FakeS3,
 )
+from tests.support.template import FUNCTION, load_template
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +90,24 @@ def aws_unreachable(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(run_module, "invoke_local", no_local_handler)
     monkeypatch.setattr(backfill_module, "invoke_local", no_local_handler)
     return attempts
+
+
+# -- template.yaml (tests/support/template.py) --------------------------------------------------
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], template["Resources"])
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], resources[FUNCTION]["Properties"])
+
+
+@pytest.fixture(scope="module")
+def env(function: dict[str, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], function["Environment"]["Variables"])

@@ -28,7 +28,7 @@ from botocore import xform_name
 from seq_export import layout
 from seq_export.layout import OBJECT_NAME, USERNAME_INDEX
 from seq_export_cli.app import OUTPUT_NAMES
-from tests.unit.test_template import Deployment, load_template
+from tests.support.template import Deployment, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "seq_export_cli"

@@ -55,6 +55,28 @@ def test_lookup_of_a_subuser_without_a_latest_score_exits_1(
     }
 
 
+def test_lookup_with_no_why_reads_nothing_from_s3_and_says_it_did_not_check(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_aws.clients["dynamodb"] = FakeDynamoDB(items={})
+    fake_aws.clients["s3"] = object()  # any S3 call would fail the command
+
+    code, out, err = cli(capsys, "--json", "lookup", "7", "--no-why")
+
+    assert (code, err) == (1, "")
+    document = json.loads(out)
+    assert (document["subusers"], document["reason"], document["newest_day"]) == ([], "not_checked", None)
+
+
+def test_lookup_help_says_what_the_explanation_reads_from_s3(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "lookup", "--help")
+
+    text = " ".join(out.split())
+    assert code == 0
+    assert "--no-why" in text
+    assert "about 25 MB at 100,000 subusers" in text
+
+
 def test_items_become_the_printed_fields_with_exact_numbers() -> None:
     assert subuser_fields(LATEST_ITEM) == {
         "user_id": "100001",

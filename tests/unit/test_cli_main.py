@@ -21,7 +21,7 @@ from seq_export_cli.errors import EXIT_CODES
 from seq_export_cli.main import cli as group
 from seq_export_cli.options import DEFAULT_WAIT_TIMEOUT, Options, default_day
 from tests.support import client_error, days_ago
-from tests.support.cli import cli
+from tests.support.cli import cli, only_entry
 from tests.support.cli_fakes import (
     TWO_SOURCES,
     FakeAws,
@@ -127,7 +127,7 @@ def test_shared_options_before_or_after_the_command_are_the_same_options(
     assert code == 0
     assert fake_aws.options == [Options(json=True, stack="prod", region="eu-central-1", profile="ops")]
     assert fake_aws.clients["cloudformation"].stacks == ["prod"]
-    answer = json.loads(out)  # --json: the one document, wherever it was given
+    answer = only_entry(json.loads(out))  # --json: the one document, wherever it was given
     assert (answer["exported"], answer["bucket"], answer["records"]) == (True, "lake-bucket", 3)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -191,12 +192,68 @@ def test_progress_on_a_terminal_draws_a_bar_that_ends_at_the_last_count() -> Non
     assert shown.out.getvalue() == ""
 
 
+_CONTROL = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])")
+
+
+def terminal_view(written: str) -> list[str]:
+    """The lines a terminal shows once ``written`` is drawn: carriage returns, line feeds,
+    cursor-up and erase-line applied; colours and cursor visibility ignored."""
+    rows, row, at = [""], 0, 0
+    for piece in re.split(r"(\x1b\[\??\d*[A-Za-z]|\r|\n)", written):
+        if piece == "\r":
+            at = 0
+        elif piece == "\n":
+            row, at = row + 1, 0
+            rows += [""] * (row + 1 - len(rows))
+        elif (control := _CONTROL.fullmatch(piece)) is not None:
+            private, number, letter = control.groups()
+            if not private and letter == "A":
+                row = max(0, row - int(number or 1))
+            elif not private and letter == "K":
+                rows[row] = ""
+        elif piece:
+            rows[row] = rows[row][:at].ljust(at) + piece + rows[row][at + len(piece) :]
+            at += len(piece)
+    return [line.rstrip() for line in rows if line.strip()]
+
+
+def test_a_spinner_is_erased_when_it_stops_so_no_frame_sits_above_the_not_ready_line() -> None:
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=WIDTH, highlight=False, soft_wrap=True)
+    output = Output(json_output=False, stdout=console, stderr=console)  # one terminal shows both
+
+    with output.progress(None, "subusers 2026-11-22, pages fetched") as progress:
+        progress.update(1, "(1000 records)")
+    output.answer({}, ["not ready     subusers 2026-11-22: SendGrid is still computing the day (202)"])
+
+    assert "pages fetched: 1 (1000 records)" in terminal.getvalue()  # it was drawn
+    assert terminal_view(terminal.getvalue()) == [
+        "not ready     subusers 2026-11-22: SendGrid is still computing the day (202)"
+    ]
+
+
+def test_a_bar_stays_on_screen_at_its_last_count_above_what_follows() -> None:
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=WIDTH, highlight=False, soft_wrap=True)
+    output = Output(json_output=False, stdout=console, stderr=console)
+
+    with output.progress(2, "days exported") as progress:
+        progress.update(2)
+    output.answer({}, ["exported      subusers 2026-11-22"])
+
+    shown = terminal_view(terminal.getvalue())
+    assert len(shown) == 2
+    assert shown[0].startswith("days exported")
+    assert "2/2" in shown[0]
+    assert shown[1] == "exported      subusers 2026-11-22"
+
+
 # -- several sources -----------------------------------------------------------------------------------
-def test_one_sources_answer_is_its_document_and_several_are_listed_under_the_day() -> None:
+def test_one_source_and_several_are_listed_alike_under_the_day() -> None:
     one = {"date": "2026-11-22", "source": "eu", "exported": True}
     other = {"date": "2026-11-22", "source": "global", "exported": False}
 
-    assert per_source([one], day="2026-11-22") == one
+    assert per_source([one], day="2026-11-22") == {"date": "2026-11-22", "sources": [one]}
     assert per_source([one, other], day="2026-11-22") == {"date": "2026-11-22", "sources": [one, other]}
 
 

@@ -206,6 +206,22 @@ def test_run_wait_stops_when_the_day_reaches_the_dead_letter_queue(
     assert err.splitlines()[-1] == f"seq-export: default subusers {day} is in the dead-letter queue: gave_up_not_ready"
 
 
+def test_a_given_up_day_names_the_attempt_that_gave_up_and_the_dead_letters_fresh_attempt_1(
+    fake_aws: FakeAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = days_ago(1)
+    summary = {"status": "gave_up", "source": "default", "date": day, "kind": "subusers", "attempt": 16, "run": RUN}
+    fake_aws.clients["lambda"] = FakeLambda(json.dumps(summary).encode())
+
+    code, out, _ = cli(capsys, "run", "--date", day)
+
+    assert code == 1
+    assert out.splitlines() == [
+        f"gave up       subusers {day}: SendGrid still answered 202 at attempt 16, the last; "
+        "the dead-letter message is the job anew, at attempt 1"
+    ]
+
+
 def test_run_without_source_invokes_once_per_source_and_answers_in_one_section_each(
     two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -230,10 +246,13 @@ def test_run_without_source_invokes_once_per_source_and_answers_in_one_section_e
     ]
     answer = json.loads(document)
     assert answer["date"] == day
-    assert [(s["source"], s["status"]) for s in answer["sources"]] == [("global", "exported"), ("eu", "exported")]
+    assert [(s["source"], [k["status"] for k in s["kinds"]]) for s in answer["sources"]] == [
+        ("global", ["exported"]),
+        ("eu", ["exported"]),
+    ]
 
 
-def test_run_with_source_invokes_that_source_only_and_keeps_the_one_summary_shape(
+def test_run_with_source_invokes_that_source_only_and_answers_in_the_same_shape(
     two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
     day = days_ago(2)
@@ -247,7 +266,8 @@ def test_run_with_source_invokes_that_source_only_and_keeps_the_one_summary_shap
         {"date": day, "source": "global", "kind": "account"},
     ]
     answer = json.loads(out)
-    assert (answer["date"], answer["source"], len(answer["kinds"])) == (day, "global", 2)
+    (only,) = answer["sources"]
+    assert (answer["date"], only["source"], len(only["kinds"])) == (day, "global", 2)
 
 
 def test_run_goes_on_to_the_next_source_when_the_function_fails_for_one_and_exits_4(

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from seq_export.record_codec import count_lines
-from tests.support.cli import cli
+from tests.support.cli import cli, only_entry
 from tests.support.cli_fakes import (
     FakeAws,
 )
@@ -41,13 +41,16 @@ def test_status_of_several_sources_lists_one_document_per_source(
     assert (code, text_code) == (1, 1)  # eu's day is not exported
     document = json.loads(out)
     assert document["date"] == "2026-11-22"
-    assert [(s["source"], s["exported"]) for s in document["sources"]] == [("global", True), ("eu", False)]
-    assert document["sources"][1]["key"] == "seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl"
+    assert [(s["source"], [k["exported"] for k in s["kinds"]]) for s in document["sources"]] == [
+        ("global", [True]),
+        ("eu", [False]),
+    ]
+    assert document["sources"][1]["kinds"][0]["key"] == "seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl"
     assert text.splitlines()[0] == "source        global"
     assert "source        eu" in text.splitlines()
 
 
-def test_status_of_one_source_of_several_is_that_sources_document(
+def test_status_of_one_source_of_several_lists_that_source_only(
     two_sources: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
     two_sources.clients["s3"].put("seq/subuser_scores/source=eu/dt=2026-11-22/scores.jsonl")
@@ -55,7 +58,9 @@ def test_status_of_one_source_of_several_is_that_sources_document(
     code, out, _ = cli(capsys, "status", "--date", "2026-11-22", "--source", "eu", "--json")
 
     assert code == 0
-    assert json.loads(out) | {"last_modified": None} == {
+    document = json.loads(out)
+    assert (document["date"], [s["source"] for s in document["sources"]]) == ("2026-11-22", ["eu"])
+    assert only_entry(document) | {"last_modified": None} == {
         "date": "2026-11-22",
         "source": "eu",
         "kind": "subusers",

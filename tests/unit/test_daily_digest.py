@@ -20,7 +20,7 @@ from seq_export.models import ACCOUNT, DIGEST_MOVERS, SUBUSERS, Movers
 from seq_export.results import ExportResult, Status
 from seq_export.score_bands import DailyDigest, ScoreMoves, tally
 from tests.support import FakeEvents, job, record, score_change
-from tests.unit.test_template import load_template
+from tests.support.template import load_template
 
 DAY = "2026-11-22"
 DAY_JOB = JobId(DEFAULT_SOURCE, SUBUSERS, DAY)

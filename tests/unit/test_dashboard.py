@@ -32,7 +32,7 @@ from seq_export.jobs import Exports, SourceExports, run_job
 from seq_export.models import KINDS, SUBUSERS
 from seq_export.observability import SOURCE_DIMENSION, MetricName, emit, emit_day_metrics, metrics
 from seq_export.results import BAND_METRICS, BackfillResult, ExportResult, Status
-from tests.unit.test_template import TWO_EXTRAS, Deployment, deployed_env, load_template, render_sub
+from tests.support.template import TWO_EXTRAS, Deployment, deployed_env, load_template, render_sub
 
 DASHBOARD = "ExportDashboard"
 FUNCTION = "ExportFunction"

@@ -15,9 +15,9 @@ import pytest
 from seq_export.config import Env
 from seq_export.dates import check_exportable, parse_day
 from seq_export.errors import InvalidEventError
-from seq_export.events import QueuedJobs, parse_event
+from seq_export.invocations import QueuedJobs, parse_event
 from seq_export_cli.main import cli
-from tests.unit.test_template import load_template
+from tests.support.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

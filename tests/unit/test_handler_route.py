@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from seq_export.errors import InvalidEventError
-from seq_export.events import Backfill, DailyRun, ExportDay, QueuedJobs, parse_event
+from seq_export.invocations import Backfill, DailyRun, ExportDay, QueuedJobs, parse_event
 from seq_export.models import ACCOUNT
 from tests.support import job
 

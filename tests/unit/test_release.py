@@ -19,7 +19,7 @@ import pytest
 import seq_export
 from seq_export import __version__
 from tests.support.cli import cli
-from tests.unit.test_template import load_template
+from tests.support.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANGELOG = ROOT / "CHANGELOG.md"

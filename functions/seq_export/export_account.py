@@ -43,7 +43,9 @@ class AccountDayExport:
         logger.append_keys(source=job.source, date=day, attempt=job.attempt, kind=ACCOUNT)
         try:
             try:
-                records = validate_page(job.id, self._client.account_scores(day))
+                records = validate_page(
+                    self._client.account_scores(day), source=job.source, day=job.date, what=str(job.id)
+                )
             except ScoresNotReady:
                 return self._not_ready.handle(job)
             except SeqProtocolError as exc:

@@ -122,7 +122,7 @@ class SubuserDayExport:
             for page in self._client.iter_pages(day, after_key=state.after_key or None, first_page=state.next_page):
                 costs.fetch_ended()
                 logger.append_keys(page=page.number)
-                batch = validate_page(job.id, page)
+                batch = validate_page(page, source=job.source, day=job.date, what=str(job.id))
                 for record in batch:
                     if record.user_id in seen:
                         raise SeqProtocolError(

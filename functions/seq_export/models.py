@@ -13,12 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seq_export.errors import InvalidRecordError, SeqProtocolError
-
-if TYPE_CHECKING:
-    from seq_export.job_message import JobId
 
 Number = int | Decimal
 
@@ -113,11 +110,12 @@ def validate_record(raw: object, *, source: str, day: str, where: str) -> ScoreR
     return ScoreRecord(source=source, date=day, user_id=user_id, username=username, score=score, metrics=metrics)
 
 
-def validate_page(job: JobId, page: Page) -> list[ScoreRecord]:
-    """Every record of a page, checked; a bad one fails the page with the body attached."""
+def validate_page(page: Page, *, source: str, day: str, what: str) -> list[ScoreRecord]:
+    """Every record of a page of ``what`` (a job, as its errors name it), checked; a bad one
+    fails the page with the body attached."""
     try:
         return [
-            validate_record(raw, source=job.source, day=job.date, where=f"{job} page {page.number} record {index}")
+            validate_record(raw, source=source, day=day, where=f"{what} page {page.number} record {index}")
             for index, raw in enumerate(page.records, start=1)
         ]
     except SeqProtocolError as exc:

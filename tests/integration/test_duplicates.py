@@ -12,16 +12,17 @@ Which mechanism holds where:
 from __future__ import annotations
 
 import json
-import threading
+from functools import partial
 from typing import Any
 
 import pytest
 
 from local.seq_simulator import Fault, Scenario, expected_records
 from seq_export.layout import DEFAULT_SOURCE
-from seq_export.wiring import build_dependencies
+from seq_export.wiring import Dependencies, build_dependencies
 from tests.support import Stack, days_ago, job
 from tests.support.builders import day_metrics
+from tests.support.stack import at_once
 
 pytestmark = pytest.mark.integration
 
@@ -94,25 +95,12 @@ def test_a_message_whose_export_failed_runs_again_when_redelivered(stack: Stack)
 def test_two_exports_of_the_same_day_at_once_end_in_one_identical_object(stack: Stack) -> None:
     day = days_ago(1)
     runs = [build_dependencies(stack.settings, sleep=stack.sleeps.append) for _ in range(2)]
-    results: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2, timeout=60)
 
-    def export(index: int) -> None:
-        start.wait()
-        try:
-            results.append(runs[index].exports.of(DEFAULT_SOURCE).subusers.run(job(day, attempt=1)).summary())
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+    def export(run: Dependencies) -> dict[str, Any]:
+        return run.exports.of(DEFAULT_SOURCE).subusers.run(job(day, attempt=1)).summary()
 
-    threads = [threading.Thread(target=export, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "an export did not end within 120 s"
+    results = at_once([partial(export, run) for run in runs])
 
-    assert errors == []
     assert [r["records"] for r in results] == [2_500, 2_500]
     assert stack.data_keys() == [stack.key(day)]
     lines = stack.lines(day)

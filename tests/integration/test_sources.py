@@ -8,8 +8,8 @@ key, no account scores of its own). Every assertion names the source it is about
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import boto3
@@ -25,6 +25,7 @@ from seq_export.job_message import Job, JobId
 from seq_export.layout import DEFAULT_ACCOUNT_PREFIX, day_key
 from seq_export.models import ACCOUNT, SUBUSERS
 from tests.support import Stack, days_ago
+from tests.support.stack import at_once
 
 pytestmark = pytest.mark.integration
 
@@ -178,25 +179,14 @@ def test_a_refused_key_on_one_source_fails_only_that_source(sources: Stack, eu_s
 
 def test_the_same_day_of_two_sources_exports_concurrently_without_waiting(sources: Stack) -> None:
     day = days_ago(1)
-    errors: list[BaseException] = []
-    answers: dict[str, dict[str, Any]] = {}
-    start = threading.Barrier(2, timeout=60)
+    names = ("global", "brand-b")
 
-    def export(source: str) -> None:
-        start.wait()
-        try:
-            answers[source] = wiring.dependencies().exports.of(source).subusers.run(_job(source, day)).summary()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
+    def export(name: str) -> dict[str, Any]:
+        return wiring.dependencies().exports.of(name).subusers.run(_job(name, day)).summary()
 
-    threads = [threading.Thread(target=export, args=(name,)) for name in ("global", "brand-b")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "an export did not end within 120 s"
+    summaries = at_once([partial(export, name) for name in names])
 
-    assert errors == []
+    answers = dict(zip(names, summaries, strict=True))
     assert {answers[name]["status"] for name in answers} == {"exported"}
     assert sources.sleeps == []  # neither waited on the other's lease
     assert user_ids(sources, day, "global") == truth(day, GLOBAL)

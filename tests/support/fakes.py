@@ -87,6 +87,18 @@ def raising(error: Exception) -> Responder:
     return responder
 
 
+def raising_first(errors: list[Exception]) -> Responder:
+    """A responder that raises each of ``errors`` once, in order, then answers ``{}``."""
+    pending = list(errors)
+
+    def responder(_: dict[str, Any]) -> dict[str, Any]:
+        if pending:
+            raise pending.pop(0)
+        return {}
+
+    return responder
+
+
 def lease_held_by(day: str) -> ClientError:
     """The claim's refusal, carrying the control item as ReturnValuesOnConditionCheckFailure=ALL_OLD does."""
     item = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,31 @@ from seq_export.config import Env, Settings, Source
 from seq_export.layout import day_key
 from seq_export.observability import SOURCE_DIMENSION
 from seq_export_cli.local_lambda import Delivery, FakeLambdaContext, SqsEventSource, deliver_until
+
+
+def at_once(calls: list[Callable[[], dict[str, Any]]], *, timeout: float = 120) -> list[dict[str, Any]]:
+    """Run ``calls`` in threads released together (a barrier), each bounded by ``timeout``;
+    their answers in the order of ``calls``. Any call's error fails the test, as does a call
+    still running after ``timeout``."""
+    answers: list[dict[str, Any] | None] = [None] * len(calls)
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(calls), timeout=60)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            answers[index] = calls[index]()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), f"a call did not end within {timeout:.0f} s"
+    assert errors == []
+    return [answer for answer in answers if answer is not None]
 
 
 def days_ago(n: int) -> str:

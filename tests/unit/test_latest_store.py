@@ -33,6 +33,7 @@ from tests.support import (
     client_error,
     lease_held_by,
     raising,
+    raising_first,
     record,
     records,
     retryable,
@@ -379,14 +380,7 @@ def test_two_writers_use_different_lease_owners() -> None:
 
 def test_a_live_lease_of_the_same_day_is_joined_not_waited_for() -> None:
     # Given another export of the same day (another source) holds the lease
-    refusals = [lease_held_by(DAY)]
-
-    def claim(_: dict[str, Any]) -> dict[str, Any]:
-        if refusals:
-            raise refusals.pop(0)
-        return {}
-
-    fake = FakeDynamoDB(claim=claim)
+    fake = FakeDynamoDB(claim=raising_first([lease_held_by(DAY)]))
     clock = Clock()
     store = make_store(fake, clock)
 
@@ -533,14 +527,7 @@ def test_each_retried_claim_uses_the_current_time() -> None:
 
 
 def test_a_newer_day_gets_the_lease_once_the_older_day_releases_it() -> None:
-    refusals = [lease_held_by("2024-05-09"), lease_held_by("2024-05-09")]
-
-    def claim(_: dict[str, Any]) -> dict[str, Any]:
-        if refusals:
-            raise refusals.pop(0)
-        return {}
-
-    fake = FakeDynamoDB(claim=claim)
+    fake = FakeDynamoDB(claim=raising_first([lease_held_by("2024-05-09"), lease_held_by("2024-05-09")]))
     clock = Clock()
     store = make_store(fake, clock, jitter=0.5)
 

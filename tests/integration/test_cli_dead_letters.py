@@ -42,6 +42,16 @@ def not_a_job(stack: Stack) -> None:
     stack.sqs.send_message(QueueUrl=stack.resources.dlq_url, MessageBody="not a job message at all")
 
 
+def three_kinds_of_dead_letter(stack: Stack) -> tuple[str, str]:
+    """A day SQS moved after failed deliveries, a day the function gave up on, and a message
+    that is no job; returns the two days (failed, given up)."""
+    failed, given_up = days_ago(3), days_ago(2)
+    fail_deliveries(stack, failed)
+    give_up(stack, given_up)
+    not_a_job(stack)
+    return failed, given_up
+
+
 def test_an_empty_dead_letter_queue_says_so_and_exits_0(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "dead-letters")
     json_code, document, _ = cli_json(capsys, "dead-letters")
@@ -54,10 +64,7 @@ def test_an_empty_dead_letter_queue_says_so_and_exits_0(stack: Stack, capsys: py
 def test_each_message_is_listed_with_its_source_kind_day_attempt_reason_and_age_and_exits_1(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    failed, given_up = days_ago(3), days_ago(2)
-    fail_deliveries(stack, failed)
-    give_up(stack, given_up)
-    not_a_job(stack)
+    failed, given_up = three_kinds_of_dead_letter(stack)
 
     code, out, err = cli(capsys, "dead-letters")
 
@@ -106,10 +113,7 @@ def test_the_json_document_has_each_job_as_fields_and_numbers_as_numbers(
 def test_redrive_local_moves_every_day_back_exports_it_and_empties_the_queue(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    failed, given_up = days_ago(3), days_ago(2)
-    fail_deliveries(stack, failed)
-    give_up(stack, given_up)
-    not_a_job(stack)
+    failed, given_up = three_kinds_of_dead_letter(stack)
     stack.simulator.reset(Scenario(subusers=40))  # the cause is fixed: SendGrid answers every day
 
     code, out, err = cli(capsys, "dead-letters", "--redrive", "--local")

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from seq_export_cli.errors import ServiceError, aws_failures_named, one_line
+from seq_export_cli.errors import ServiceError, TargetConfigError, aws_failures_named, one_line
 from seq_export_cli.local_lambda import FakeLambdaContext
 
 if TYPE_CHECKING:
@@ -47,7 +47,13 @@ def invoke_local(
 ) -> dict[str, Any]:
     """The handler in this process, as Lambda would call it (the function's env must be set).
     ``on_page`` and ``on_job`` follow its pages and its queued jobs while it runs (``seq_export.progress``)."""
-    from seq_export import handler, wiring  # noqa: PLC0415 - Powertools reads its settings at import
+    try:
+        from seq_export import handler, wiring  # noqa: PLC0415 - Powertools reads its settings at import
+    except ModuleNotFoundError as exc:  # `pip install .` carries the CLI alone, not the function's runtime
+        raise TargetConfigError(
+            f"--local runs the function in this process and needs its runtime ({exc.name} is not installed): "
+            "run it from the repository after `make run`, or `pip install -e '.[run]'` there"
+        ) from None
 
     with _function_output(verbose), wiring.dependencies().progress.followed(on_page=on_page, on_job=on_job):
         return dict(handler.lambda_handler(event, FakeLambdaContext()))

@@ -153,6 +153,35 @@ def test_the_cli_imports_from_the_wheel_without_the_local_stack_or_the_tooling(w
     assert "Usage: seq-export" in result.stdout
 
 
+def test_local_mode_from_the_wheel_alone_says_what_it_needs_instead_of_a_traceback(wheel: Path, tmp_path: Path) -> None:
+    unpacked = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(unpacked)
+    script = (
+        "import sys; "
+        f"sys.path.insert(0, {str(unpacked)!r}); "
+        f"sys.modules.update(dict.fromkeys({NOT_FOR_THE_CLI!r})); "
+        "import seq_export_cli.main; "
+        "sys.exit(seq_export_cli.main.main(['run', '--local']))"
+    )
+    variables = {"SCORES_BUCKET": "lake", "SCORES_PREFIX": "seq/subuser_scores", "LATEST_TABLE": "latest"}
+
+    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-I", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "--local runs the function in this process and needs its runtime" in result.stderr
+    assert "make run" in result.stderr
+
+
 # -- `python -m local.run` without the local stack ----------------------------------------------
 def test_local_run_without_the_local_stack_says_how_to_install_it(tmp_path: Path) -> None:
     # a werkzeug that is not there, first on the path, as after `pip install .` (moto[server] brings it)

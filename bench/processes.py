@@ -7,6 +7,7 @@ was written. Every wait is bounded: a service's answer, a child's run, a service
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -53,6 +54,8 @@ class Run:
     dynamodb: dict[str, Any] = field(default_factory=dict)
     moto_cpu_s: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    #: The simulator's figures by day: requests, 429s and the most requests in flight at once.
+    sendgrid_days: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def python_m(args: Sequence[str], env: dict[str, str], log: Path, *, piped: bool = False) -> subprocess.Popen[bytes]:
@@ -133,6 +136,7 @@ class Bench:
 
     def __init__(self, latency: float, workdir: Path, workers: int) -> None:
         self.workdir, self.workers, self.children, self.subusers = workdir, workers, 0, 0
+        self.latency = latency
         self.api_key = new_api_key()
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BENCH_", "POWERTOOLS_"))}
         self.moto = Service(["moto"], self.base_env, workdir / "moto.log")
@@ -163,28 +167,41 @@ class Bench:
         self.moto.ask("tables " + json.dumps(tables, default=str))
         self.subusers = subusers
 
-    def reset_counters(self) -> float:
-        """Zero the counts at moto and the simulator; returns moto's CPU seconds so far."""
-        self.seq.ask(f"reset {self.subusers}")
+    def reset_counters(self, latency: float | None = None) -> float:
+        """Zero the counts at moto and the simulator, which answers each page ``latency`` seconds
+        late until the next reset (None: the bench's latency); returns moto's CPU seconds so far."""
+        self.seq.ask(f"reset {self.subusers} {self.latency if latency is None else latency}")
         return float(self.moto.ask("reset")["server_cpu_s"])
 
-    def child_env(self, spec: Spec) -> dict[str, str]:
+    def child_env(self, spec: Spec, env: dict[str, str] | None = None) -> dict[str, str]:
+        """A child's environment: the function's, ``env`` over it (settings of one run), the spec."""
         function_env = self.resources.env(self.seq.url)
-        return {**self.base_env, **self.aws_env, **function_env, SPEC_VARIABLE: spec.to_json()}
+        return {**self.base_env, **self.aws_env, **function_env, **(env or {}), SPEC_VARIABLE: spec.to_json()}
 
     def spec(self, n: int, day: str = "") -> Spec:
         return Spec(day=day or self.day, subusers=n, api_key=self.api_key, workers=self.workers)
 
-    def start(self, name: str, spec: Spec, module: Sequence[str]) -> Child:
+    def start(self, name: str, spec: Spec, module: Sequence[str], env: dict[str, str] | None = None) -> Child:
         self.children += 1
-        return Child(module, self.child_env(spec), self.workdir / f"{self.children:03d}-{name}")
+        return Child(module, self.child_env(spec, env), self.workdir / f"{self.children:03d}-{name}")
 
-    def measure(self, n: int, contender: str, spec: Spec, module: Sequence[str]) -> Run:
-        moto_cpu_before = self.reset_counters()
-        child = self.start(contender, spec, module).wait()
+    def measure(
+        self,
+        n: int,
+        contender: str,
+        spec: Spec,
+        module: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        latency: float | None = None,
+    ) -> Run:
+        """One child at ``latency`` (None: the bench's) with ``env`` over the function's environment."""
+        moto_cpu_before = self.reset_counters(latency)
+        child = self.start(contender, spec, module, env).wait()
         aws, seq = self.moto.ask("calls"), self.seq.ask("stats")
         run = Run(n=n, contender=contender, process_wall_s=child.wall_s, process_cpu_s=child.cpu_s)
         run.sendgrid_requests, run.aws_calls = int(seq["requests"]), dict(sorted(aws["calls"].items()))
+        run.sendgrid_days = seq.get("days", {})
         run.aws_errors, run.dynamodb = aws["errors"], aws["dynamodb"]
         run.moto_cpu_s = float(aws["server_cpu_s"]) - moto_cpu_before
         if child.code != 0 or not child.report:
@@ -202,6 +219,14 @@ class Bench:
         except self.s3.exceptions.NoSuchKey:
             return 0, 0
         return body.count(b"\n"), len(body)
+
+    def object_sha256(self, key: str) -> str:
+        """The sha256 of an object's bytes; empty if it is missing."""
+        try:
+            body = self.s3.get_object(Bucket=self.resources.bucket, Key=key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return ""
+        return hashlib.sha256(body).hexdigest()
 
     def keys_under(self, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(

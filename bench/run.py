@@ -5,7 +5,8 @@ moto (with the AWS call counter) and the SEQ simulator (with a per-page latency)
 of their own (``processes.py``). For every N and contender, moto is reset and the stack's
 resources created anew, and the contender runs in a fresh child process that measures its job;
 the driver adds the child's rusage and what the services counted, and checks what was written
-(``probes.py``). Then the guarantee probe, moto's own capacity answers, the cold start, and the
+(``probes.py``). Then the key-ranges section (``ranged.py``: a day in parallel key ranges beside
+the same day in order), the guarantee probe, moto's own capacity answers, the cold start, and the
 report (``report.py``: table, pairwise ratios, each performance target MET / NOT MET):
 bench/README.md says what runs where and how to read it. Everything is bounded: page loops,
 child time limits, waits for the services, the number of runs.
@@ -29,6 +30,7 @@ import click
 
 from bench.probes import CONTENDERS, cold_start, guarantee_probe, moto_capacity_probe, run_contender
 from bench.processes import ROOT, Bench, Run
+from bench.ranged import DEFAULT_CASES, RangedCase, measure_ranged, parse_cases
 from bench.report import Report, render_markdown, write_plot
 
 RESULTS = ROOT / "bench" / "results"
@@ -66,6 +68,7 @@ class Options:
     probe_size: int
     out: Path
     strict: bool
+    ranged_cases: list[RangedCase]
 
 
 def parse_sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> list[int]:
@@ -76,6 +79,13 @@ def parse_sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> list
     if not sizes or sizes[0] < 1 or sizes[-1] > 1_000_000:
         raise click.BadParameter("sizes must be between 1 and 1,000,000")
     return sizes
+
+
+def parse_ranged_cases(_ctx: click.Context, _param: click.Parameter, text: str) -> list[RangedCase]:
+    try:
+        return parse_cases(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_contenders(_ctx: click.Context, _param: click.Parameter, text: str) -> list[str]:
@@ -146,6 +156,14 @@ def parse_contenders(_ctx: click.Context, _param: click.Parameter, text: str) ->
     show_default="bench/results",
     help="Directory of latest.md, latest.json, bench.png.",
 )
+@click.option(
+    "--ranged-cases",
+    default=DEFAULT_CASES,
+    show_default=True,
+    callback=parse_ranged_cases,
+    metavar="N@SECONDS,...",
+    help="Cases of the key-ranges section: subusers @ seconds per page ('none': skip the section).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 when a target is not met (default: report only).")
 def cli(**options: Any) -> None:
     sys.exit(main(Options(**options)))
@@ -165,6 +183,7 @@ def measure_all(args: Options, bench: Bench) -> dict[str, Any]:
             runs.append(run)
             figures = f"{run.wall_s:8.2f} s wall {run.cpu_s:7.2f} s CPU"
             say(f"N={n:>7} {contender:<12} {figures}  {'ok' if run.ok else 'FAILED'}: {run.check}")
+    ranged = measure_ranged(bench, args.ranged_cases, say)
     probe: dict[str, Any] = {}
     if args.probe_size and "ours" in args.contenders:
         probe = guarantee_probe(bench, min(args.probe_size, max(args.sizes)))
@@ -174,7 +193,7 @@ def measure_all(args: Options, bench: Bench) -> dict[str, Any]:
     if cold:
         handler, bare = cold["median"]["handler"]["total_s"], cold["median"]["bare"]["total_s"]
         say(f"cold start: handler {handler:.3f} s, bare {bare:.3f} s (medians)")
-    return {"runs": [asdict(r) for r in runs], "probe": probe, "capacity": capacity, "cold": cold}
+    return {"runs": [asdict(r) for r in runs], "ranged": ranged, "probe": probe, "capacity": capacity, "cold": cold}
 
 
 def main(args: Options) -> int:
@@ -208,6 +227,9 @@ def main(args: Options) -> int:
     write_plot(report, args.out / "bench.png")
     print(f"wrote {args.out}/latest.md, bench.png and latest.json; {report.elapsed_s:.0f} s in all")
     failures = [f"N={r['n']} {r['contender']}: {r['check']}" for r in report.runs if not r["ok"]]
+    failures += [
+        f"key ranges N={r['subusers']} @ {r['latency_s']:g} s: {r['check']}" for r in report.ranged if not r["ok"]
+    ]
     if failures:
         print("FAILED runs:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 2

@@ -2,18 +2,20 @@
 
 ``python -m bench.services moto`` runs moto in server mode on a free port of 127.0.0.1 with
 the AWS call counter around it; ``python -m bench.services seq --latency 0.1 --api-key K`` runs
-the SEQ simulator answering every page ``latency`` seconds late (SendGrid's round trip). Each
+the SEQ simulator answering every page ``latency`` seconds late (SendGrid's round trip,
+``Scenario.latency``: server-side and threaded, so requests in flight at once overlap). Each
 prints one JSON line with its URL, then answers the driver's commands, a JSON line for each
 line read on its standard input, until that closes (the driver holds it open), so a service
 never outlives the benchmark. moto: ``calls``, ``reset``, ``forget``, ``tables JSON`` (see
-``aws_counter.py``); seq: ``reset N`` (N subusers a day, requests forgotten) and ``stats``.
+``aws_counter.py``); seq: ``reset N [LATENCY]`` (N subusers a day, requests forgotten, another
+latency until the next reset) and ``stats`` (requests by status, and by day: requests, 429s and
+the most in flight at once).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -24,8 +26,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 
 from bench.aws_counter import AwsCounter
 from local.loopback import Serving
-from local.seq_simulator import Fault, Scenario, SeqSimulator
-from seq_export.config import MAX_PAGE_SIZE
+from local.seq_simulator import SUBUSER_SCORES_PATH, Scenario, SeqSimulator
 
 Answer = Callable[[str, str], dict[str, Any]]
 
@@ -37,20 +38,28 @@ def serve(url: str, answer: Answer) -> None:
         print(json.dumps(answer(command, argument)), flush=True)
 
 
-def late_pages(subusers: int, latency: float) -> list[Fault]:
-    """Every page of a day (pages of ``MAX_PAGE_SIZE``, as every contender asks) answered ``latency``
-    seconds late; the server is threaded, so the others go on."""
-    pages = max(1, math.ceil(subusers / MAX_PAGE_SIZE)) if latency else 0
-    return [Fault(page=p, kind="slow", delay=latency, times=sys.maxsize) for p in range(1, pages + 1)]
+def day_stats(requests: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per day of the subuser requests logged: how many, how many answered 429, the most in flight."""
+    days: dict[str, dict[str, int]] = {}
+    for request in requests:
+        day = request["params"].get("date")
+        if request["path"] != SUBUSER_SCORES_PATH or not day:
+            continue
+        figures = days.setdefault(day, {"requests": 0, "rate_limited": 0, "max_in_flight": 0})
+        figures["requests"] += 1
+        figures["rate_limited"] += request["status"] == 429
+        figures["max_in_flight"] = max(figures["max_in_flight"], int(request.get("in_flight", 0)))
+    return days
 
 
 def seq_answers(simulator: SeqSimulator, latency: float) -> Answer:
     def answer(command: str, argument: str) -> dict[str, Any]:
         if command == "reset":
-            subusers = int(argument)
-            simulator.reset(Scenario(subusers=subusers, faults=late_pages(subusers, latency)))
-        statuses = Counter(str(request["status"]) for request in list(simulator.requests))
-        return {"requests": sum(statuses.values()), "statuses": dict(statuses)}
+            subusers, _, late = argument.partition(" ")
+            simulator.reset(Scenario(subusers=int(subusers), latency=float(late) if late else latency))
+        requests = list(simulator.requests)
+        statuses = Counter(str(request["status"]) for request in requests)
+        return {"requests": sum(statuses.values()), "statuses": dict(statuses), "days": day_stats(requests)}
 
     return answer
 

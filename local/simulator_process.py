@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import click
 
-from local.seq_simulator import Fault, Scenario, SeqSimulator
+from local.seq_simulator import Fault, Scenario, SeqSimulator, max_in_flight_seen
 
 #: How long the parent waits for the child's announcement, an answer, or its end.
 ANSWER_SECONDS = 30.0
@@ -40,7 +40,8 @@ def scenario_to_json(scenario: Scenario) -> dict[str, Any]:
 def scenario_from_json(data: dict[str, Any]) -> Scenario:
     today = data.get("today")
     faults = [Fault(**fault) for fault in data.get("faults", [])]
-    return Scenario(**{**data, "faults": faults, "today": None if today is None else date.fromisoformat(today)})
+    day = None if today is None else date.fromisoformat(today)
+    return Scenario(**{**data, "faults": faults, "today": day, "removed": tuple(data.get("removed", ()))})
 
 
 class SimulatorProcess:
@@ -107,6 +108,10 @@ class SimulatorProcess:
     def requests(self) -> list[dict[str, Any]]:
         answer: list[dict[str, Any]] = self._command({"op": "requests"})["requests"]
         return answer
+
+    def max_in_flight_seen(self, day: str | None = None) -> int:
+        """The most subuser requests (of ``day``, or any) the child answered at once."""
+        return max_in_flight_seen(self.requests, day)
 
     def _command(self, command: dict[str, Any]) -> dict[str, Any]:
         assert self._child is not None, "start() first"

@@ -8,19 +8,24 @@ failed run leaves only true scores behind and a re-run converges. A 202 goes to 
 policy; a day that nears the Lambda time limit is checkpointed and continued through the queue,
 with a reserve measured from this invocation's own page costs (``page_costs``). With score-change
 events on, the invocation that completes the day also sends its daily digest.
+
+Where the source's last day left split points (``key_ranges``), the day is fetched as key ranges
+at once (``ranged_fetch``) into the same bytes; any doubt about the cursor gives way to the
+in-order fetch from the day's start, in the same invocation. Either path leaves the day's split
+points for the next one, sampled from the pages as they pass.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
-from typing import IO, TypeVar
+from typing import IO
 
 from seq_export import record_codec
 from seq_export.dates import iso_timestamp, parse_instant
@@ -28,17 +33,20 @@ from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneEr
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
 from seq_export.job_message import Checkpoint, Counters, Job
 from seq_export.job_queue import JobQueue
+from seq_export.key_ranges import KeyRange, SplitSampler, UntrustedCursor, plan
 from seq_export.latest_store import DayWriter, LatestStore
 from seq_export.models import ScoreRecord, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
 from seq_export.progress import PageFetched, Progress
+from seq_export.ranged_fetch import RangedFetch
 from seq_export.results import ExportResult
 from seq_export.s3_sink import S3Sink
 from seq_export.saved_lines import SavedLines
 from seq_export.score_bands import DailyDigest, ScoreMoves, tally
 from seq_export.seq_client import SeqClient
+from seq_export.write_behind import WriteBehind
 
 TimeLeft = Callable[[], float]
 
@@ -66,6 +74,7 @@ class SubuserDayExport:
         monotonic: Callable[[], float] = time.monotonic,
         reserve_floor: float = CONTINUE_FLOOR_SECONDS,
         progress: Progress | None = None,
+        ranges: RangedFetch | None = None,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -78,6 +87,7 @@ class SubuserDayExport:
         self._monotonic = monotonic
         self._reserve_floor = reserve_floor
         self._progress = progress or Progress()  # who follows the pages (nobody in Lambda)
+        self._ranges = ranges  # None: key ranges are off, every day follows the cursor
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
@@ -104,13 +114,34 @@ class SubuserDayExport:
             logger.remove_keys(["source", "kind", "date", "attempt", "page"])
 
     def _export(self, job: Job, time_left: TimeLeft | None) -> ExportResult:
-        day = job.date
         state = job.checkpoint or Checkpoint(after_key="", next_page=1, exported_at=iso_timestamp(self._clock()))
+        sent = _Sent()
+        planned = state.ranges or (self._plan() if job.checkpoint is None else ())
+        if planned:
+            try:
+                return self._export_ranges(self._ranges, job, replace(state, ranges=planned), time_left, sent=sent)
+            except UntrustedCursor as exc:
+                logger.warning("Key ranges abandoned; fetching the day in order from its start", reason=str(exc))
+                self._delete_chunks(planned)
+                state = Checkpoint(after_key="", next_page=1, exported_at=state.exported_at)
+                sent.abandoned = str(exc)
+        return self._export_in_order(job, state, time_left, sent=sent)
+
+    def _plan(self) -> tuple[KeyRange, ...]:
+        """Key ranges from the split points the source's last day left; none when ranges are off."""
+        if self._ranges is None:
+            return ()
+        split_ids = self._sink.split_points()
+        return plan(split_ids) if split_ids else ()
+
+    def _export_in_order(self, job: Job, state: Checkpoint, time_left: TimeLeft | None, *, sent: _Sent) -> ExportResult:
+        """The day page after page along SendGrid's cursor, watching whether it could be cut in ranges."""
+        day = job.date
         saved = SavedLines.of(state)
         counts = state.counts
+        sample = state.split_sample
+        last_id = int(state.after_key) if state.after_key.isdigit() else None
         seen: set[str] = set()
-        events = PublishCounts()
-        moves = ScoreMoves()
         costs = PageCosts(self._monotonic, floor=self._reserve_floor)
         with (
             tempfile.TemporaryFile(dir=self._spool_dir) as spool,
@@ -131,41 +162,131 @@ class SubuserDayExport:
                             raw=page.raw,
                         )
                     seen.add(record.user_id)
+                sample, last_id = sample.watch(batch, page.next_after_key, last_id, where=f"{day} page {page.number}")
                 spool.write(record_codec.encode(batch, state.exported_at))
                 # written beside the next fetch, and timed for the reserve
-                behind.submit(costs.timed(partial(self._write_page, writer, events=events, moves=moves)), batch)
+                behind.submit(costs.timed(partial(self._write_page, writer, sent=sent)), batch)
                 page_counts = tally(batch)
                 counts += page_counts
                 logger.info("Page fetched", records=len(batch), ineligible=page_counts.ineligible, total=counts.records)
                 self._progress.page_fetched(PageFetched(job.id, page.number, counts.records))
-                if page.next_after_key is not None and time_left is not None and _out_of_time(time_left, costs, behind):
+                if (
+                    page.next_after_key is not None
+                    and time_left is not None
+                    and costs.out_of_time(time_left, behind.wait)
+                ):
                     behind.wait()
                     following = replace(
                         state,
                         after_key=page.next_after_key,
                         next_page=page.number + 1,
-                        counts=counts + _written(writer, moves),
+                        counts=counts + _written(writer, sent.moves),
+                        split_sample=sample,
                     )
-                    return replace(
-                        self._continue_later(job, spool, saved, following),
-                        score_change_events=events.sent,
-                        score_change_events_failed=events.failed,
-                    )
+                    return sent.into(self._continue_later(job, spool, saved, following))
                 costs.fetch_started()
             behind.wait()
             key, size = saved.publish(self._sink, day, spool, records=counts.records, exported_at=state.exported_at)
         saved.delete_tail(self._sink)
-        return ExportResult(
-            status="exported",
-            job=job.id,
-            attempt=job.attempt,
-            counts=counts + _written(writer, moves),
-            s3_key=key,
-            bytes=size,
-            score_change_events=events.sent,
-            score_change_events_failed=events.failed,
-            score_moves_counted=self._score_changes is not None and self._store.tracks_changes,
+        return self._exported(job, counts + _written(writer, sent.moves), (key, size), sample=sample, sent=sent)
+
+    def _export_ranges(
+        self, fetcher: RangedFetch | None, job: Job, state: Checkpoint, time_left: TimeLeft | None, *, sent: _Sent
+    ) -> ExportResult:
+        """The day as key ranges fetched at once (``ranged_fetch``), joined in order when all are
+        done; a continuation carries every range's state and staged lines."""
+        if fetcher is None:  # turned off while the day was under way in ranges
+            raise UntrustedCursor("key ranges were turned off")
+        day = job.date
+        counts, sample = state.counts, state.split_sample
+        lock = threading.Lock()  # pages arrive from several threads
+        costs = PageCosts(self._monotonic, floor=self._reserve_floor)
+        with (
+            tempfile.TemporaryFile(dir=self._spool_dir) as spool,
+            self._store.open_day(day, state.exported_at) as writer,
+            WriteBehind() as behind,
+        ):
+
+            def on_page(kept: list[ScoreRecord], fetch_seconds: float, day_ended: bool) -> None:
+                nonlocal counts, sample
+                with lock:
+                    costs.fetched(fetch_seconds)
+                    behind.submit(costs.timed(partial(self._write_page, writer, sent=sent)), kept)
+                    counts += tally(kept)
+                    sample = sample.observe(int(kept[-1].user_id) if kept and not day_ended else None)
+                    self._progress.page_fetched(PageFetched(job.id, counts.pages, counts.records))
+
+            stopping = False  # once out of time, every range stops (and the reason is logged once)
+
+            def out_of_time() -> bool:
+                nonlocal stopping
+                with lock:
+                    stopping = stopping or (
+                        time_left is not None and costs.out_of_time(time_left, behind.wait, parallel=fetcher.workers)
+                    )
+                    return stopping
+
+            ranged = fetcher.fetch(
+                job, state.ranges, exported_at=state.exported_at, on_page=on_page, out_of_time=out_of_time
+            )
+            try:
+                behind.wait()
+                if not ranged.finished:
+                    following = replace(
+                        state,
+                        ranges=ranged.save(self._sink, day),
+                        counts=counts + _written(writer, sent.moves),
+                        split_sample=sample,
+                    )
+                    self._queue.continue_later(
+                        Job(job.id, attempt=job.attempt, reason="continue", checkpoint=following, run=job.run)
+                    )
+                    unfinished = sum(1 for key_range in following.ranges if not key_range.done)
+                    logger.info("Key ranges continue later", unfinished_ranges=unfinished)
+                    return sent.into(
+                        ExportResult(
+                            status="continued",
+                            job=job.id,
+                            attempt=job.attempt,
+                            counts=following.counts,
+                            key_ranges=len(following.ranges),
+                        )
+                    )
+                ranged.join(self._sink, spool)
+            finally:
+                ranged.close()
+            size = spool.tell()
+            spool.seek(0)
+            key = self._sink.publish(day, spool, size=size, records=counts.records, exported_at=state.exported_at)
+        self._delete_chunks(state.ranges)
+        exported = self._exported(job, counts + _written(writer, sent.moves), (key, size), sample=sample, sent=sent)
+        return replace(exported, key_ranges=len(state.ranges))
+
+    def _exported(
+        self, job: Job, counts: Counters, published: tuple[str, int], *, sample: SplitSampler, sent: _Sent
+    ) -> ExportResult:
+        """The published day's result, once its split points are left for the next day."""
+        if not sample.trusted:
+            logger.info(
+                "The cursor does not allow key ranges; the next day is fetched in order", reason=sample.distrust_reason
+            )
+        self._sink.save_split_points(job.date, sample.split_points())
+        return sent.into(
+            ExportResult(
+                status="exported",
+                job=job.id,
+                attempt=job.attempt,
+                counts=counts,
+                s3_key=published[0],
+                bytes=published[1],
+                score_moves_counted=self._score_changes is not None and self._store.tracks_changes,
+            )
         )
+
+    def _delete_chunks(self, ranges: tuple[KeyRange, ...]) -> None:
+        for key_range in ranges:
+            for chunk in key_range.chunks:
+                self._sink.delete_staged(chunk)
 
     def _send_digest(self, result: ExportResult) -> ExportResult:
         """Send the exported day's digest beside its score-change events (when they are on): once
@@ -187,19 +308,17 @@ class SubuserDayExport:
         started = parse_instant(job.checkpoint.exported_at).replace(microsecond=0)
         return published is not None and published >= started
 
-    def _write_page(
-        self, writer: DayWriter, batch: list[ScoreRecord], *, events: PublishCounts, moves: ScoreMoves
-    ) -> None:
+    def _write_page(self, writer: DayWriter, batch: list[ScoreRecord], *, sent: _Sent) -> None:
         """Upsert a page; count and publish the score moves of at least the configured step."""
         changes = writer.write(batch)
         rule = self._score_changes
         if rule is None or not changes:
             return
-        moved = moves.add(changes, rule.min_step)
+        moved = sent.moves.add(changes, rule.min_step)
         if moved:
             counts = rule.publisher.publish(moved)
-            events.sent += counts.sent
-            events.failed += counts.failed
+            sent.events.sent += counts.sent
+            sent.events.failed += counts.failed
 
     def _continue_later(self, job: Job, spool: IO[bytes], saved: SavedLines, following: Checkpoint) -> ExportResult:
         """Save the lines so far and hand the rest of the day to a fresh invocation.
@@ -223,24 +342,22 @@ class SubuserDayExport:
         )
 
 
-def _out_of_time(time_left: TimeLeft, costs: PageCosts, behind: WriteBehind) -> bool:
-    """True when another page (its fetch, then its writes) might not fit before the deadline.
+@dataclass
+class _Sent:
+    """What a day's writes have sent and seen so far (kept when key ranges give way to the cursor,
+    since those events are out)."""
 
-    Until one page's writes have been timed, wait for them: a reserve without them is a guess.
-    """
-    if not costs.writes_measured:
-        behind.wait()
-    left, reserve = time_left(), costs.reserve()
-    if left >= reserve:
-        return False
-    logger.info(
-        "Checkpointing before the deadline",
-        seconds_left=round(left, 1),
-        reserve_seconds=round(reserve, 1),
-        slowest_fetch_seconds=round(costs.slowest_fetch(), 2),
-        slowest_write_seconds=round(costs.slowest_write(), 2),
-    )
-    return True
+    events: PublishCounts = field(default_factory=PublishCounts)
+    moves: ScoreMoves = field(default_factory=ScoreMoves)
+    abandoned: str | None = None  # why key ranges gave way to the in-order fetch
+
+    def into(self, result: ExportResult) -> ExportResult:
+        return replace(
+            result,
+            score_change_events=self.events.sent,
+            score_change_events_failed=self.events.failed,
+            key_ranges_abandoned=self.abandoned,
+        )
 
 
 def _carried(job: Job) -> Counters:
@@ -251,41 +368,3 @@ def _written(writer: DayWriter, moves: ScoreMoves) -> Counters:
     """This invocation's DynamoDB writes and the score moves they saw, to add to the checkpoint's."""
     written = Counters(latest_written=writer.counts.written, latest_kept_newer=writer.counts.kept_newer)
     return written + moves.counters()
-
-
-_T = TypeVar("_T")
-
-
-class WriteBehind:
-    """Runs one write at a time beside the caller, so fetching page k+1 overlaps writing page k.
-
-    ``submit`` first waits for the previous write (at most one page is in flight, so memory
-    stays flat) and re-raises its error; ``wait`` does the same before anything that needs the
-    writes done (the checkpoint, the publish). Leaving the block waits too, so no write outlives
-    the day's export.
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-writer")
-        self._pending: Future[None] | None = None
-
-    def submit(self, write: Callable[[_T], None], batch: _T) -> None:
-        self.wait()
-        self._pending = self._pool.submit(write, batch)
-
-    def wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> WriteBehind:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                self.wait()
-            elif self._pending is not None:
-                self._pending.exception()  # let it finish; the day's own error is the one reported
-        finally:
-            self._pool.shutdown(wait=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from seq_export.dates import parse_day
 from seq_export.errors import InvalidEventError
+from seq_export.key_ranges import KeyRange, SplitSampler
 from seq_export.models import KINDS, SOURCE_NAME, SUBUSERS, Movers
 
 
@@ -99,10 +100,16 @@ class Checkpoint:
     upload_id: str | None = None
     parts: tuple[tuple[int, str], ...] = ()
     tail_key: str | None = None
+    #: A day fetched in key ranges: every range and how far it got (empty: fetched sequentially).
+    ranges: tuple[KeyRange, ...] = ()
+    #: The split points gathered so far, for the next day.
+    split_sample: SplitSampler = field(default_factory=SplitSampler)
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__slots__ if name != "counts"}
         data["parts"] = [list(part) for part in self.parts]
+        data["ranges"] = [key_range.to_dict() for key_range in self.ranges]
+        data["split_sample"] = self.split_sample.to_dict()
         return {**data, **self.counts.to_dict()}
 
     @classmethod
@@ -113,7 +120,9 @@ class Checkpoint:
             parts = tuple((int(number), str(etag)) for number, etag in data.get("parts", []))
             counts = Counters.from_dict(data)
             rest = {name: value for name, value in data.items() if name not in COUNTER_NAMES}
-            checkpoint = cls(**{**rest, "parts": parts, "counts": counts})
+            ranges = tuple(KeyRange.from_dict(key_range) for key_range in data.get("ranges", []))
+            sample = SplitSampler.from_dict(data.get("split_sample", {}))
+            checkpoint = cls(**{**rest, "parts": parts, "counts": counts, "ranges": ranges, "split_sample": sample})
         except (TypeError, ValueError) as exc:
             raise InvalidEventError(f"{what} 'checkpoint' is malformed: {exc}") from None
         if not isinstance(checkpoint.after_key, str) or not isinstance(checkpoint.next_page, int):

@@ -38,10 +38,11 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-#: A job (source, kind, date, attempt, run, checkpoint cursor) is handled once. An hour covers
-#: every redelivery and the longest delay; a later backfill of the same day runs again.
+#: A job (source, kind, date, attempt, run, checkpoint cursor, or the pages of each key range) is
+#: handled once. An hour covers every redelivery and the longest delay; a later backfill of the
+#: same day runs again.
 IDEMPOTENCY_EXPIRY_SECONDS = 3600
-IDEMPOTENCY_KEY = "[source, kind, date, attempt, run, checkpoint.after_key]"
+IDEMPOTENCY_KEY = "[source, kind, date, attempt, run, checkpoint.after_key, checkpoint.ranges[*].pages]"
 IDEMPOTENCY_KEY_PREFIX = "seq-export#retry-message"
 #: The outcomes that end a job: nothing of it stays queued.
 ENDED: frozenset[Status] = frozenset({"exported", "gave_up", "superseded"})

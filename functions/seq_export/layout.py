@@ -29,6 +29,8 @@ EXPORTED_AT_METADATA = "exported-at"
 QUARANTINE = "_quarantine"
 #: Lines of a day cut short by the Lambda time limit, too few for a multipart part (< 5 MiB).
 STAGING = "_staging"
+#: The user ids a source's last finished day was cut at, for fetching the next one in key ranges.
+SPLIT_POINTS = "_split_points"
 DEFAULT_PREFIX = "seq/subuser_scores"
 DEFAULT_ACCOUNT_PREFIX = "seq/account_scores"
 #: The one source of a stack configured without ``SEQ_SOURCES``.
@@ -87,6 +89,10 @@ def quarantine_key(prefix: str, source: str, day: str, name: str) -> str:
 
 def staging_key(prefix: str, source: str, day: str, name: str) -> str:
     return f"{normal_prefix(prefix)}/{STAGING}/{SOURCE_KEY}={source}/{PARTITION_KEY}={day}/{name}"
+
+
+def split_points_key(prefix: str, source: str) -> str:
+    return f"{normal_prefix(prefix)}/{SPLIT_POINTS}/{SOURCE_KEY}={source}/split_points.json"
 
 
 def legacy_partitions_prefix(prefix: str) -> str:

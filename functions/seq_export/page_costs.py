@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
+from seq_export.observability import logger
+
 #: What the measured costs are added to: one 30 s read timeout, a 20 s backoff and the checkpoint.
 CONTINUE_FLOOR_SECONDS = 60.0
 #: How many recent pages the slowest fetch and write are taken from.
@@ -53,6 +55,10 @@ class PageCosts:
     def fetch_ended(self) -> None:
         self._fetches.append(self._monotonic() - self._fetch_started)
 
+    def fetched(self, seconds: float) -> None:
+        """A fetch timed by its caller (a key range's thread)."""
+        self._fetches.append(seconds)
+
     def timed(self, write: Callable[[_T], None]) -> Callable[[_T], None]:
         """``write``, recording how long each call takes (whether it succeeds or not)."""
 
@@ -79,7 +85,30 @@ class PageCosts:
         with self._lock:
             return max(self._writes, default=0.0)
 
-    def reserve(self) -> float:
-        """Seconds to keep in hand before fetching another page (see the module docstring)."""
+    def out_of_time(
+        self, time_left: Callable[[], float], wait_for_writes: Callable[[], None], *, parallel: int = 1
+    ) -> bool:
+        """True when another page (its fetch, then its writes; ``parallel`` pages at once for key
+        ranges) might not fit before the deadline.
+
+        Until one page's writes have been timed, wait for them: a reserve without them is a guess.
+        """
+        if not self.writes_measured:
+            wait_for_writes()
+        left, reserve = time_left(), self.reserve(parallel)
+        if left >= reserve:
+            return False
+        logger.info(
+            "Checkpointing before the deadline",
+            seconds_left=round(left, 1),
+            reserve_seconds=round(reserve, 1),
+            slowest_fetch_seconds=round(self.slowest_fetch(), 2),
+            slowest_write_seconds=round(self.slowest_write(), 2),
+        )
+        return True
+
+    def reserve(self, parallel: int = 1) -> float:
+        """Seconds to keep in hand before fetching another page (see the module docstring);
+        with ``parallel`` pages fetched at once (key ranges), each of their writes waits its turn."""
         fetch, write = self.slowest_fetch(), self.slowest_write()
-        return self._floor + max(fetch, write) + write
+        return self._floor + max(fetch, write) + write * parallel

@@ -44,6 +44,10 @@ class ExportResult:
     score_moves_counted: bool = False
     #: The day's ``SEQ Daily Digest`` event, where one was due (None: none was).
     daily_digest: DigestOutcome | None = None
+    #: How many key ranges the day was fetched in (0: in order), and why ranges were given up for
+    #: the in-order fetch, when they were.
+    key_ranges: int = 0
+    key_ranges_abandoned: str | None = None
     #: The request the job belongs to (``Job.run``), set by ``jobs.run_job``: a caller follows
     #: the day's re-schedules and dead letter by it.
     run: str | None = None
@@ -76,6 +80,8 @@ class ExportResult:
             "score_change_events": self.score_change_events,
             "score_change_events_failed": self.score_change_events_failed,
             "daily_digest": self.daily_digest,
+            "key_ranges": self.key_ranges,
+            "key_ranges_abandoned": self.key_ranges_abandoned,
             "run": self.run,
         }
 

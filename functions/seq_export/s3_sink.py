@@ -10,6 +10,7 @@ aborted by the bucket's lifecycle rule).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -146,6 +147,31 @@ class S3Sink:
 
     def delete_staged(self, key: str) -> None:
         self._call("DeleteObject", key, Bucket=self._bucket, Key=key)
+
+    # -- split points for key ranges ---------------------------------------------------------
+    def split_points(self) -> tuple[int, ...]:
+        """The user ids the source's last finished day was cut at; none when there are none or
+        they cannot be read: they only make a day faster, so they never fail one."""
+        key = layout.split_points_key(self._prefix, self._source)
+        try:
+            body = self._call("GetObject", key, Bucket=self._bucket, Key=key)["Body"].read()
+            return tuple(int(number) for number in json.loads(body)["user_ids"])
+        except StorageError as exc:  # none yet (404, or 403 where listing is not allowed)
+            logger.info("No split points to read; the day is fetched in order", problem=str(exc))
+            return ()
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("Split points unreadable; the day is fetched in order", problem=str(exc))
+            return ()
+
+    def save_split_points(self, day: str, user_ids: Sequence[int]) -> None:
+        """Leave ``day``'s split points for the next day (none: fetch it sequentially). Logged, not
+        raised, on failure: the day is already published."""
+        key = layout.split_points_key(self._prefix, self._source)
+        body = json.dumps({"date": day, "user_ids": list(user_ids)}).encode()
+        try:
+            self._call("PutObject", key, Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        except StorageError as exc:
+            logger.warning("Split points not saved; the next day is fetched sequentially", problem=str(exc))
 
     def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
         method = getattr(self._client, _snake(operation))

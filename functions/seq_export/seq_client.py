@@ -3,7 +3,9 @@
 Retries for SendGrid live here and nowhere else, bounded by ``max_attempts`` tries per page:
 
 * 429: wait until ``X-RateLimit-Reset`` (epoch seconds; ``Retry-After`` as a fallback), parsed
-  defensively and capped at ``max_rate_limit_wait`` seconds, then try again;
+  defensively and capped at ``max_rate_limit_wait`` seconds, then try again; meanwhile the
+  client's other requests are held and fewer are let in flight (``request_slots``), so a day
+  fetched in key ranges slows down instead of hammering;
 * 5xx, timeouts and connection errors: exponential backoff with full jitter (``backoff.Backoff``
   from ``backoff_base`` up to ``backoff_cap``);
 * 202 (scores not computed yet) is *not* retried here: it can last hours, so the export
@@ -25,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 
 from seq_export import __version__
 from seq_export.backoff import Backoff
@@ -39,6 +42,7 @@ from seq_export.errors import (
 )
 from seq_export.models import Page, loads_exact, parse_page
 from seq_export.observability import logger
+from seq_export.request_slots import RequestSlots
 
 SUBUSER_SCORES_PATH = "/v3/engagementquality/subusers/scores"
 ACCOUNT_SCORES_PATH = "/v3/engagementquality/scores"
@@ -56,6 +60,7 @@ class SeqClient:
         fresh_key: Callable[[], str] | None = None,
         session: requests.Session | None = None,
         page_size: int = 1000,
+        max_in_flight: int = 1,
         connect_timeout: float = 3.05,
         read_timeout: float = 30.0,
         max_attempts: int = 5,
@@ -69,7 +74,7 @@ class SeqClient:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._fresh_key = fresh_key
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session(max_in_flight)
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._page_size = page_size
         self._timeout = (connect_timeout, read_timeout)
@@ -82,6 +87,8 @@ class SeqClient:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        #: The requests in flight, shared by every thread fetching with this client.
+        self.slots = RequestSlots(max_in_flight)
 
     def iter_pages(self, day: str, *, after_key: str | None = None, first_page: int = 1) -> Iterator[Page]:
         """Yield every page of ``day`` in cursor order, starting after ``after_key`` if given.
@@ -94,12 +101,7 @@ class SeqClient:
         while True:
             if number - first_page >= MAX_PAGES:
                 raise SeqProtocolError(f"{day}: more than {MAX_PAGES} pages; the cursor never ended")
-            params: dict[str, str | int] = {"date": day, "limit": self._page_size}
-            if after_key is not None:
-                params["after_key"] = after_key
-            where = f"{day} page {number}"
-            raw = self._get(SUBUSER_SCORES_PATH, params, where=where)
-            page = parse_page(_json_body(raw, where), number=number, where=where, raw=raw)
+            page = self.page(day, after_key=after_key, number=number)
             yield page
             cursor = page.next_after_key
             if cursor is None:
@@ -112,6 +114,16 @@ class SeqClient:
             seen_cursors.add(cursor)
             after_key = cursor
             number += 1
+
+    def page(self, day: str, *, after_key: str | None, number: int, where: str | None = None) -> Page:
+        """One page of ``day`` after ``after_key`` (the first without); ``number`` and ``where``
+        (default "DAY page N") name it in errors. Safe to call from several threads at once."""
+        params: dict[str, str | int] = {"date": day, "limit": self._page_size}
+        if after_key is not None:
+            params["after_key"] = after_key
+        where = where or f"{day} page {number}"
+        raw = self._get(SUBUSER_SCORES_PATH, params, where=where)
+        return parse_page(_json_body(raw, where), number=number, where=where, raw=raw)
 
     def account_scores(self, day: str) -> Page:
         """The parent account's own score for ``day`` (one answer, ``from`` = ``to`` = day)."""
@@ -129,9 +141,10 @@ class SeqClient:
             last = attempt == self._max_attempts
             key = self._api_key()
             try:
-                response = self._session.get(
-                    url, params=params, headers={"Authorization": f"Bearer {key}"}, timeout=self._timeout
-                )
+                with self.slots.slot():
+                    response = self._session.get(
+                        url, params=params, headers={"Authorization": f"Bearer {key}"}, timeout=self._timeout
+                    )
             except requests.RequestException as exc:
                 # only the type: some requests errors quote the request headers, Authorization included
                 problem = type(exc).__name__
@@ -141,6 +154,7 @@ class SeqClient:
                 continue
             status = response.status_code
             if status == 200:
+                self._pace(response)
                 return response.content
             if status == 202:
                 raise ScoresNotReady(f"{where}: SendGrid answered 202, scores are still being computed")
@@ -178,11 +192,19 @@ class SeqClient:
         logger.warning("SendGrid call failed, retrying", where=where, problem=problem, attempt=attempt, delay=delay)
         self._sleep(delay)
 
+    def _pace(self, response: requests.Response) -> None:
+        """Tell the slots what is left of the rate limit; with nothing left, wait for its reset."""
+        reset_in = _rate_limit_delay(response.headers, self._clock())
+        pause = self.slots.answered(_remaining(response.headers), reset_in)
+        if pause:
+            self._sleep(min(pause, self._max_rate_limit_wait))
+
     def _wait_for_rate_limit(self, response: requests.Response, attempt: int, where: str) -> None:
         delay = _rate_limit_delay(response.headers, self._clock())
         if delay is None:
             delay = self._rate_limit_backoff.pause(attempt, self._jitter)
         delay = min(delay, self._max_rate_limit_wait)
+        self.slots.rate_limited(delay)
         logger.warning(
             "SendGrid rate limit hit, waiting",
             where=where,
@@ -192,6 +214,25 @@ class SeqClient:
             rate_limit_remaining=response.headers.get("X-RateLimit-Remaining"),
         )
         self._sleep(delay)
+
+
+def _pooled_session(max_in_flight: int) -> requests.Session:
+    """A session whose connection pool holds every request in flight (requests keeps 10 by default)."""
+    session = requests.Session()
+    if max_in_flight > DEFAULT_POOLSIZE:
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_in_flight)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+    return session
+
+
+def _remaining(headers: Any) -> int | None:
+    """``X-RateLimit-Remaining`` as a count; None when absent or not a whole number."""
+    raw = headers.get("X-RateLimit-Remaining")
+    try:
+        return None if raw is None else int(str(raw).strip())
+    except ValueError:
+        return None
 
 
 def _json_body(raw: bytes, where: str) -> Any:

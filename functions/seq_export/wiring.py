@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import boto3
@@ -27,6 +28,7 @@ from seq_export.models import ACCOUNT, SUBUSERS
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.progress import Progress
 from seq_export.queued_days import QueuedDays, marker_lifetime
+from seq_export.ranged_fetch import RangedFetch
 from seq_export.s3_sink import S3Sink
 from seq_export.seq_client import SeqClient
 
@@ -61,10 +63,12 @@ def build_dependencies(
     store: LatestStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     progress: Progress | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Dependencies:
     """Wire adapters to clients; callers may pass their own session, sleep, latest-score store,
-    the clock that times pages (``monotonic``), or who follows the pages and jobs (``progress``;
-    nobody by default, as in Lambda). The AWS side (one bucket, table and queue) is
+    the clock that times pages (``monotonic``), who follows the pages and jobs (``progress``;
+    nobody by default, as in Lambda), or the clock of the days' ``exported_at`` (``clock``: two
+    exports of a day then write the same bytes). The AWS side (one bucket, table and queue) is
     shared by every source; each source's SendGrid client, key and sinks are built on its first
     job (``Exports.of``)."""
     settings = settings or Settings.from_env()
@@ -101,9 +105,11 @@ def build_dependencies(
             api_key,
             fresh_key=api_key.refresh,
             page_size=settings.page_size,
+            max_in_flight=settings.max_in_flight,
             read_timeout=settings.read_timeout_seconds,
             sleep=sleep,
         )
+        ranges = RangedFetch(client, workers=settings.max_in_flight) if settings.key_ranges else None
         subusers = SubuserDayExport(
             client,
             sinks[SUBUSERS],
@@ -113,6 +119,8 @@ def build_dependencies(
             score_changes=score_changes,
             monotonic=monotonic,
             progress=progress,
+            ranges=ranges,
+            clock=clock or (lambda: datetime.now(UTC)),
         )
         account = AccountDayExport(client, sinks[ACCOUNT], not_ready) if ACCOUNT in sinks else None
         return SourceExports(subusers=subusers, account=account, sinks=sinks)

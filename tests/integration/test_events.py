@@ -31,7 +31,7 @@ def test_scheduler_input_exports_the_utc_day_before_the_scheduled_time(stack: St
     summary = stack.invoke(event)
 
     assert (summary["source"], summary["date"]) == (DEFAULT_SOURCE, days_ago(4))  # not the wall clock's yesterday
-    assert stack.object_keys() == [stack.key(days_ago(4))]
+    assert stack.data_keys() == [stack.key(days_ago(4))]
 
 
 def test_a_scheduled_run_emits_the_days_metrics_and_none_for_the_account_day_it_queues(stack: Stack) -> None:

@@ -102,7 +102,7 @@ def test_rerun_of_a_day_replaces_the_object_without_duplicates(stack: Stack) -> 
     second_lines = stack.lines(day)
 
     assert first["s3_key"] == second["s3_key"]
-    assert stack.object_keys() == [stack.key(day)]
+    assert stack.data_keys() == [stack.key(day)]
     assert len(second_lines) == len(first_lines) == 2_500
     assert len({line["user_id"] for line in second_lines}) == 2_500
     strip = [{k: v for k, v in line.items() if k != "exported_at"} for line in second_lines]

@@ -273,7 +273,8 @@ def test_a_day_continued_across_invocations_sends_one_digest_naming_the_biggest_
     stack: Stack, digest_queue: str
 ) -> None:
     stack.simulator.reset(Scenario(subusers=150, fractional=True, ineligible_every=9))
-    stack.configure(SCORE_CHANGE_EVENT_BUS=BUS, SEQ_PAGE_SIZE="50")
+    # in order, so that each invocation is cut after one page (ranges would fetch all three at once)
+    stack.configure(SCORE_CHANGE_EVENT_BUS=BUS, SEQ_PAGE_SIZE="50", SEQ_RANGED_FETCH="false")
     old_day, new_day = days_ago(3), days_ago(2)
     stack.invoke({"date": old_day})
     received(stack, digest_queue)

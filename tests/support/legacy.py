@@ -22,9 +22,11 @@ def legacy_key(stack: Stack, day: str, kind: str = SUBUSERS) -> str:
 
 
 def current_keys(stack: Stack) -> list[str]:
-    """The bucket's keys as a reader lists them now (no earlier versions, no delete markers)."""
+    """The bucket's data keys as a reader lists them now (no earlier versions, no delete markers,
+    nothing under a ``_`` folder such as the split points)."""
     answer = stack.session.client("s3").list_objects_v2(Bucket=stack.resources.bucket)
-    return sorted(item["Key"] for item in answer.get("Contents", []))
+    keys = (item["Key"] for item in answer.get("Contents", []))
+    return sorted(key for key in keys if not any(part.startswith("_") for part in key.split("/")))
 
 
 def put_legacy(stack: Stack, day: str, body: bytes, kind: str = SUBUSERS, records: int | None = None) -> str:

@@ -32,6 +32,8 @@ SUMMARY_KEYS = {
     "score_change_events",
     "score_change_events_failed",
     "daily_digest",
+    "key_ranges",
+    "key_ranges_abandoned",
     "run",
 }
 STATUSES: tuple[Status, ...] = ("exported", "continued", "not_ready", "gave_up")
@@ -175,6 +177,8 @@ def test_the_summary_carries_the_counts_flat_beside_the_outcome() -> None:
         "score_change_events": 4,
         "score_change_events_failed": 1,
         "daily_digest": None,
+        "key_ranges": 0,
+        "key_ranges_abandoned": None,
         "run": "0123456789abcdef",
     }
 

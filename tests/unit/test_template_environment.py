@@ -83,6 +83,8 @@ def test_the_function_gets_exactly_the_documented_environment(env: dict[str, Any
         "IDEMPOTENCY_TABLE",
         "MAX_NOT_READY_ATTEMPTS",
         "NOT_READY_DELAY_SECONDS",
+        "SEQ_RANGED_FETCH",
+        "SEQ_MAX_IN_FLIGHT",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from seq_export.errors import StorageError
-from seq_export.export_subusers import WriteBehind
+from seq_export.write_behind import WriteBehind
 
 
 def test_a_write_runs_beside_the_caller_and_wait_joins_it() -> None:

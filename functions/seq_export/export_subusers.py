@@ -29,18 +29,24 @@ from typing import IO
 
 from seq_export import record_codec
 from seq_export.dates import iso_timestamp, parse_instant
-from seq_export.errors import ScoresNotReady, SeqProtocolError, StagedDataGoneError
+from seq_export.errors import (
+    ScoresNotReady,
+    SeqBadRequestError,
+    SeqNotFoundError,
+    SeqProtocolError,
+    StagedDataGoneError,
+)
 from seq_export.events_publisher import PublishCounts, ScoreChangePublisher
 from seq_export.job_message import Checkpoint, Counters, Job
 from seq_export.job_queue import JobQueue
-from seq_export.key_ranges import KeyRange, SplitSampler, UntrustedCursor, plan
+from seq_export.key_ranges import KeyRange, SplitSampler, UntrustedCursor, plan, resume_after
 from seq_export.latest_store import DayWriter, LatestStore
 from seq_export.models import ScoreRecord, validate_page
 from seq_export.not_ready import NotReadyPolicy
 from seq_export.observability import logger
 from seq_export.page_costs import CONTINUE_FLOOR_SECONDS, PageCosts
 from seq_export.progress import PageFetched, Progress
-from seq_export.ranged_fetch import RangedFetch
+from seq_export.ranged_fetch import MAX_STAGED_CHUNKS, RangedFetch
 from seq_export.results import ExportResult
 from seq_export.s3_sink import S3Sink
 from seq_export.saved_lines import SavedLines
@@ -74,7 +80,7 @@ class SubuserDayExport:
         monotonic: Callable[[], float] = time.monotonic,
         reserve_floor: float = CONTINUE_FLOOR_SECONDS,
         progress: Progress | None = None,
-        ranges: RangedFetch | None = None,
+        ranged_fetch: RangedFetch | None = None,
     ) -> None:
         self._client = client
         self._sink = sink
@@ -87,7 +93,7 @@ class SubuserDayExport:
         self._monotonic = monotonic
         self._reserve_floor = reserve_floor
         self._progress = progress or Progress()  # who follows the pages (nobody in Lambda)
-        self._ranges = ranges  # None: key ranges are off, every day follows the cursor
+        self._ranged_fetch = ranged_fetch  # None: key ranges are off, every day follows the cursor
 
     def run(self, job: Job, time_left: TimeLeft | None = None) -> ExportResult:
         """Export ``job``'s day (from its checkpoint if any); ``time_left`` is seconds this run has."""
@@ -117,19 +123,28 @@ class SubuserDayExport:
         state = job.checkpoint or Checkpoint(after_key="", next_page=1, exported_at=iso_timestamp(self._clock()))
         sent = _Sent()
         planned = state.ranges or (self._plan() if job.checkpoint is None else ())
-        if planned:
-            try:
-                return self._export_ranges(self._ranges, job, replace(state, ranges=planned), time_left, sent=sent)
-            except UntrustedCursor as exc:
-                logger.warning("Key ranges abandoned; fetching the day in order from its start", reason=str(exc))
-                self._delete_chunks(planned)
-                state = Checkpoint(after_key="", next_page=1, exported_at=state.exported_at)
-                sent.abandoned = str(exc)
-        return self._export_in_order(job, state, time_left, sent=sent)
+        if not planned:
+            return self._export_in_order(job, state, time_left, sent=sent)
+        try:
+            return self._export_ranges(self._ranged_fetch, job, replace(state, ranges=planned), time_left, sent=sent)
+        except (UntrustedCursor, *RANGE_REFUSALS) as exc:
+            sent.abandoned = self._abandon(job, exc)
+        result = self._export_in_order(job, _restarted(state), time_left, sent=sent)
+        # only now: until the in-order fetch has got this far, a redelivery of the ranged message
+        # still finds every range's lines
+        self._delete_chunks(planned)
+        return result
+
+    def _abandon(self, job: Job, reason: Exception) -> str:
+        """Give up the key ranges (why, for the result): a bad answer is kept aside first."""
+        if isinstance(reason, SeqProtocolError):
+            self._sink.keep_aside(job.date, reason)
+        logger.warning("Key ranges abandoned; fetching the day in order from its start", reason=str(reason))
+        return str(reason)
 
     def _plan(self) -> tuple[KeyRange, ...]:
         """Key ranges from the split points the source's last day left; none when ranges are off."""
-        if self._ranges is None:
+        if self._ranged_fetch is None:
             return ()
         split_ids = self._sink.split_points()
         return plan(split_ids) if split_ids else ()
@@ -140,7 +155,7 @@ class SubuserDayExport:
         saved = SavedLines.of(state)
         counts = state.counts
         sample = state.split_sample
-        last_id = int(state.after_key) if state.after_key.isdigit() else None
+        last_id = resume_after(state.after_key)
         seen: set[str] = set()
         costs = PageCosts(self._monotonic, floor=self._reserve_floor)
         with (
@@ -232,6 +247,8 @@ class SubuserDayExport:
             try:
                 behind.wait()
                 if not ranged.finished:
+                    if ranged.staged_chunks >= MAX_STAGED_CHUNKS:  # the message would outgrow SQS's 256 KB
+                        raise UntrustedCursor(f"{ranged.staged_chunks} staged chunks are too many to carry on")
                     following = replace(
                         state,
                         ranges=ranged.save(self._sink, day),
@@ -358,6 +375,19 @@ class _Sent:
             score_change_events_failed=self.events.failed,
             key_ranges_abandoned=self.abandoned,
         )
+
+
+#: What SendGrid may answer to a range's request alone (an ``after_key`` it did not hand out, an
+#: answer that does not parse): the in-order fetch decides, and a real fault shows there too.
+RANGE_REFUSALS = (SeqBadRequestError, SeqNotFoundError, SeqProtocolError)
+
+
+def _restarted(state: Checkpoint) -> Checkpoint:
+    """The day from its start in order, at the same ``exported_at``, keeping the score moves
+    earlier invocations saw (the in-order fetch cannot see them again: the table has the day)."""
+    counts = state.counts
+    moves = Counters(score_drops=counts.score_drops, score_rises=counts.score_rises, movers=counts.movers)
+    return Checkpoint(after_key="", next_page=1, exported_at=state.exported_at, counts=moves)
 
 
 def _carried(job: Job) -> Counters:

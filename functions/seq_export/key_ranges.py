@@ -29,11 +29,26 @@ class UntrustedCursor(Exception):
     """The answers do not fit key ranges (another cursor, order or overlap): fetch sequentially."""
 
 
+#: The longest user id taken for a number: 20 digits hold any 64-bit id (and Python refuses to
+#: read numbers of thousands of digits).
+MAX_ID_DIGITS = 20
+
+
 def user_id_number(user_id: str, *, where: str) -> int:
-    """``user_id`` as the integer it must spell exactly (no sign, no leading zero) for ranges."""
-    if not (user_id.isascii() and user_id.isdigit()) or (len(user_id) > 1 and user_id[0] == "0"):
-        raise UntrustedCursor(f"{where}: user_id {user_id!r} is not a plain integer")
+    """``user_id`` as the integer it must spell exactly (ASCII digits, no sign, no leading zero,
+    at most ``MAX_ID_DIGITS``) for ranges."""
+    plain = user_id.isascii() and user_id.isdigit() and len(user_id) <= MAX_ID_DIGITS
+    if not plain or (len(user_id) > 1 and user_id[0] == "0"):
+        raise UntrustedCursor(f"{where}: user_id {user_id[:40]!r} is not a plain integer")
     return int(user_id)
+
+
+def resume_after(after_key: str) -> int | None:
+    """The id a checkpoint's cursor stands for, when it is a plain integer (else None)."""
+    try:
+        return user_id_number(after_key, where="checkpoint")
+    except UntrustedCursor:
+        return None
 
 
 def check_page(records: Sequence[ScoreRecord], *, after: int | None, cursor: str | None, where: str) -> list[int]:

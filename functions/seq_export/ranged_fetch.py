@@ -31,6 +31,10 @@ from seq_export.models import ScoreRecord, validate_page
 from seq_export.s3_sink import S3Sink
 from seq_export.seq_client import SeqClient
 
+#: Staged chunks a continuation may carry: each is a key of about 100 bytes in the message, whose
+#: limit is SQS's 256 KB; past it the day is fetched in order instead.
+MAX_STAGED_CHUNKS = 1_000
+
 #: Called with each checked page's kept records, how long its fetch took and whether the day
 #: ended with it, from the fetching threads.
 OnPage = Callable[[list[ScoreRecord], float, bool], None]
@@ -85,8 +89,10 @@ class RangedDay:
                     )
         into.seek(end)
 
-    def chunks(self) -> list[str]:
-        return [chunk for key_range in self.ranges for chunk in key_range.chunks]
+    @property
+    def staged_chunks(self) -> int:
+        """How many staged chunks the ranges point at (each a key in the continuation message)."""
+        return sum(len(key_range.chunks) for key_range in self.ranges)
 
     def close(self) -> None:
         for spool in self.spools.values():
@@ -96,10 +102,18 @@ class RangedDay:
 class RangedFetch:
     """Fetches the unfinished ranges of a day, ``workers`` at a time."""
 
-    def __init__(self, client: SeqClient, *, workers: int, spool_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        client: SeqClient,
+        *,
+        workers: int,
+        spool_dir: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self.workers = workers
         self._spool_dir = spool_dir
+        self._monotonic = monotonic
 
     def fetch(
         self,
@@ -113,7 +127,14 @@ class RangedFetch:
         """Fetch until every range is done or ``out_of_time()`` says to stop (checked before every
         page but the invocation's first few, so each invocation moves the day on)."""
         run = _Run(
-            self._client, job, ranges, exported_at, on_page=on_page, out_of_time=out_of_time, spool_dir=self._spool_dir
+            self._client,
+            job,
+            ranges,
+            exported_at,
+            on_page=on_page,
+            out_of_time=out_of_time,
+            spool_dir=self._spool_dir,
+            monotonic=self._monotonic,
         )
         todo = [key_range.index for key_range in ranges if not key_range.done]
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo))), thread_name_prefix="range") as pool:
@@ -139,6 +160,7 @@ class _Run:
         on_page: OnPage,
         out_of_time: Callable[[], bool],
         spool_dir: str | None,
+        monotonic: Callable[[], float],
     ) -> None:
         self._client = client
         self._job = job
@@ -146,6 +168,7 @@ class _Run:
         self._on_page = on_page
         self._out_of_time = out_of_time
         self._spool_dir = spool_dir
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._pages = 0
         self.states = {key_range.index: key_range for key_range in ranges}
@@ -173,9 +196,9 @@ class _Run:
             number = key_range.pages + 1
             what = f"{job.id} range {index}"
             where = f"{what} page {number}"
-            asked = time.monotonic()
+            asked = self._monotonic()
             page = self._client.page(job.date, after_key=key_range.after_key, number=number, where=where)
-            fetch_seconds = time.monotonic() - asked
+            fetch_seconds = self._monotonic() - asked
             with self._lock:
                 self._pages += 1
             records = validate_page(page, source=job.source, day=job.date, what=what)

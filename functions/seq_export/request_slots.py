@@ -22,8 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+#: No hold lasts longer than the longest wait ``seq_client`` allows for a rate limit, so a reset
+#: announced hours away cannot stall the other threads past an invocation's time limit.
+LONGEST_HOLD_SECONDS = 60.0
+
 
 class RequestSlots:
+    """The requests one ``SeqClient`` has in flight, for every thread fetching with it: its
+    ``slot()`` is taken around each request (see the module docstring for how the limit moves)."""
+
     def __init__(self, ceiling: int = 1, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         if ceiling < 1:
             raise ValueError(f"at least one request must be allowed in flight, got {ceiling}")
@@ -85,6 +92,7 @@ class RequestSlots:
         self._calm_answers = 0
 
     def _hold(self, seconds: float) -> None:
+        seconds = min(seconds, LONGEST_HOLD_SECONDS)
         self._held_until = max(self._held_until, self._monotonic() + seconds)
         self._holder = threading.get_ident()
 

@@ -156,7 +156,7 @@ class S3Sink:
         try:
             body = self._call("GetObject", key, Bucket=self._bucket, Key=key)["Body"].read()
             return tuple(int(number) for number in json.loads(body)["user_ids"])
-        except StorageError as exc:  # none yet (404, or 403 where listing is not allowed)
+        except (StorageError, BotoCoreError, OSError) as exc:  # none yet (404, or 403 unlisted), or cut off
             logger.info("No split points to read; the day is fetched in order", problem=str(exc))
             return ()
         except (ValueError, KeyError, TypeError) as exc:

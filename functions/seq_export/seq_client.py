@@ -195,9 +195,11 @@ class SeqClient:
     def _pace(self, response: requests.Response) -> None:
         """Tell the slots what is left of the rate limit; with nothing left, wait for its reset."""
         reset_in = _rate_limit_delay(response.headers, self._clock())
+        if reset_in is not None:  # a reset hours away (a daily window, milliseconds) waits no longer than a 429
+            reset_in = min(reset_in, self._max_rate_limit_wait)
         pause = self.slots.answered(_remaining(response.headers), reset_in)
         if pause:
-            self._sleep(min(pause, self._max_rate_limit_wait))
+            self._sleep(pause)
 
     def _wait_for_rate_limit(self, response: requests.Response, attempt: int, where: str) -> None:
         delay = _rate_limit_delay(response.headers, self._clock())

@@ -109,7 +109,9 @@ def build_dependencies(
             read_timeout=settings.read_timeout_seconds,
             sleep=sleep,
         )
-        ranges = RangedFetch(client, workers=settings.max_in_flight) if settings.key_ranges else None
+        ranged_fetch = (
+            RangedFetch(client, workers=settings.max_in_flight, monotonic=monotonic) if settings.key_ranges else None
+        )
         subusers = SubuserDayExport(
             client,
             sinks[SUBUSERS],
@@ -119,7 +121,7 @@ def build_dependencies(
             score_changes=score_changes,
             monotonic=monotonic,
             progress=progress,
-            ranges=ranges,
+            ranged_fetch=ranged_fetch,
             clock=clock or (lambda: datetime.now(UTC)),
         )
         account = AccountDayExport(client, sinks[ACCOUNT], not_ready) if ACCOUNT in sinks else None

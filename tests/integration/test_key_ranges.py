@@ -177,6 +177,26 @@ def test_records_past_a_stop_that_are_not_the_next_ranges_are_caught_and_the_day
     assert fell_back == in_order_export(stack, DAY)
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [Fault(page=0, status=400), Fault(page=0, kind="status", status=200, body='{"result": "not a list"}')],
+    ids=["400 to its after_key", "a body that does not parse"],
+)
+def test_a_range_sendgrid_refuses_gives_way_to_the_in_order_fetch_which_exports_the_day(
+    stack: Stack, refusal: Fault
+) -> None:
+    splits = trusted_split_day(stack, Scenario(subusers=2_500))
+    aimed = Fault(**{**vars(refusal), "after_key": str(splits[3])})
+    stack.simulator.reset(Scenario(subusers=2_500, faults=[aimed]))
+
+    result = export(stack, DAY)
+
+    assert (result["status"], result["key_ranges"], result["records"]) == ("exported", 0, 2_500)
+    assert "range 4 page 1" in result["key_ranges_abandoned"]
+    assert len(stack.quarantined()) == (1 if refusal.status == 200 else 0)  # a bad answer is kept, as ever
+    assert day_object(stack, DAY) == in_order_export(stack, DAY)
+
+
 def test_a_202_on_one_range_reschedules_the_day_which_then_completes_in_ranges(stack: Stack) -> None:
     splits = trusted_split_day(stack, Scenario(subusers=2_500))
     not_ready = Fault(page=0, status=202, after_key=str(splits[7]))

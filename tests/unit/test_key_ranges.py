@@ -13,13 +13,16 @@ import pytest
 from seq_export.errors import InvalidEventError
 from seq_export.job_message import Checkpoint, Job, JobId
 from seq_export.key_ranges import (
+    MAX_ID_DIGITS,
     SPLIT_POINTS,
     KeyRange,
     SplitSampler,
     UntrustedCursor,
     check_page,
     plan,
+    resume_after,
     take_page,
+    user_id_number,
 )
 from seq_export.layout import DEFAULT_SOURCE
 from seq_export.models import SUBUSERS, ScoreRecord
@@ -438,3 +441,16 @@ def test_watching_a_page_that_breaks_the_rule_loses_trust_for_the_day_and_says_w
 
     assert (sample.trusted, sample.split_points()) == (False, ())
     assert "page 2: user_id 4 does not come after 5" in sample.distrust_reason
+
+
+@pytest.mark.parametrize("user_id", ["1" * (MAX_ID_DIGITS + 1), "9" * 5000])
+def test_an_id_longer_than_any_64_bit_number_is_not_a_plain_integer(user_id: str) -> None:
+    with pytest.raises(UntrustedCursor, match="is not a plain integer"):
+        user_id_number(user_id, where=WHERE)
+
+
+@pytest.mark.parametrize(("after_key", "after"), [("101000", 101000), ("", None), ("abc", None), ("²", None)])
+def test_a_checkpoints_cursor_resumes_after_its_id_only_when_it_is_a_plain_integer(
+    after_key: str, after: int | None
+) -> None:
+    assert resume_after(after_key) == after

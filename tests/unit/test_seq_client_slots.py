@@ -129,3 +129,16 @@ def test_calm_answers_let_the_limit_grow_back() -> None:
         limits.append(h.client.slots.limit)
 
     assert limits == [2, 2, 3]
+
+
+@pytest.mark.parametrize(("reset_after", "waited"), [(10, 10.25), (6 * 3600, 60.0)], ids=["soon", "hours away: capped"])
+def test_an_answer_with_nothing_left_waits_for_the_reset_at_most_as_long_as_a_rate_limit(
+    reset_after: int, waited: float
+) -> None:
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(START) + reset_after)}
+    h = harness(with_headers(ok(), **spent), max_in_flight=8)
+
+    h.client.page(DAY, after_key=None, number=1)
+
+    assert h.sleeps == [waited]
+    assert h.client.slots.limit == 1

@@ -129,52 +129,48 @@ def test_the_dev_extra_is_run_plus_the_test_and_lint_tools(metadata: dict[str, l
     assert {"pytest", "ruff", "mypy", "cfn-lint"} <= dev
 
 
-def test_the_cli_imports_from_the_wheel_without_the_local_stack_or_the_tooling(wheel: Path, tmp_path: Path) -> None:
+def cli_from_the_wheel(
+    wheel: Path, tmp_path: Path, args: list[str], *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``seq-export ARGS`` run from the unpacked wheel alone, as a plain ``pip install`` has it.
+
+    -I: no current directory (so no local/ of the checkout), no PYTHONPATH; the wheel first on
+    the path; every package the plain install leaves out made unimportable. The first line of
+    standard output is the CLI module's file."""
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(unpacked)
-    # -I: no current directory (so no local/ of the checkout), no PYTHONPATH; the wheel first on
-    # the path; every package the plain install leaves out made unimportable
     script = (
         "import sys; "
         f"sys.path.insert(0, {str(unpacked)!r}); "
         f"sys.modules.update(dict.fromkeys({NOT_FOR_THE_CLI!r})); "
         "import seq_export_cli.main; "
         "print(seq_export_cli.main.__file__); "
-        "sys.exit(seq_export_cli.main.main(['--help']))"
+        f"sys.exit(seq_export_cli.main.main({args!r}))"
     )
-
-    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-I", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(str(unpacked / "seq_export_cli"))
-    assert "Usage: seq-export" in result.stdout
-
-
-def test_local_mode_from_the_wheel_alone_says_what_it_needs_instead_of_a_traceback(wheel: Path, tmp_path: Path) -> None:
-    unpacked = tmp_path / "site"
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(unpacked)
-    script = (
-        "import sys; "
-        f"sys.path.insert(0, {str(unpacked)!r}); "
-        f"sys.modules.update(dict.fromkeys({NOT_FOR_THE_CLI!r})); "
-        "import seq_export_cli.main; "
-        "sys.exit(seq_export_cli.main.main(['run', '--local']))"
-    )
-    variables = {"SCORES_BUCKET": "lake", "SCORES_PREFIX": "seq/subuser_scores", "LATEST_TABLE": "latest"}
-
-    result = subprocess.run(  # noqa: S603 - this interpreter, our own code
+    return subprocess.run(  # noqa: S603 - this interpreter, our own code
         [sys.executable, "-I", "-c", script],
         cwd=tmp_path,
-        env={**os.environ, **variables},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_cli_imports_from_the_wheel_without_the_local_stack_or_the_tooling(wheel: Path, tmp_path: Path) -> None:
+    result = cli_from_the_wheel(wheel, tmp_path, ["--help"])
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(str(tmp_path / "site" / "seq_export_cli"))
+    assert "Usage: seq-export" in result.stdout
+
+
+def test_local_mode_from_the_wheel_alone_says_what_it_needs_instead_of_a_traceback(wheel: Path, tmp_path: Path) -> None:
+    variables = {"SCORES_BUCKET": "lake", "SCORES_PREFIX": "seq/subuser_scores", "LATEST_TABLE": "latest"}
+
+    result = cli_from_the_wheel(wheel, tmp_path, ["run", "--local"], env={**os.environ, **variables})
 
     assert result.returncode == EXIT_CONFIG, result.stderr
     assert "Traceback" not in result.stderr

@@ -272,9 +272,9 @@ class SubuserDayExport:
                 ranged.join(self._sink, spool)
             finally:
                 ranged.close()
-            size = spool.tell()
-            spool.seek(0)
-            key = self._sink.publish(day, spool, size=size, records=counts.records, exported_at=state.exported_at)
+            # nothing was uploaded: the joined spool is the whole day, put as one object
+            whole_day = SavedLines()
+            key, size = whole_day.publish(self._sink, day, spool, records=counts.records, exported_at=state.exported_at)
         self._delete_chunks(state.ranges)
         exported = self._exported(job, counts + _written(writer, sent.moves), (key, size), sample=sample, sent=sent)
         return replace(exported, key_ranges=len(state.ranges))
